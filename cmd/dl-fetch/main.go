@@ -1,0 +1,64 @@
+// Command dl-fetch downloads tasks from the Redis queue, from task lines on
+// stdin (-), or the URLs given as arguments, many at once.
+package main
+
+import (
+	"os"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/dlkit/dl/internal/config"
+	"github.com/dlkit/dl/internal/fetch"
+	"github.com/dlkit/dl/internal/tool"
+	"github.com/dlkit/dl/internal/worker"
+)
+
+func main() {
+	flags := append(config.FetchFlags(),
+		&cli.StringFlag{Name: "mode", EnvVars: []string{"DL_MODE"}, Value: "forever", Usage: "queue mode: forever (until the exit flag or a signal), once (one task) or batch (until the queue is empty)"},
+		&cli.DurationFlag{Name: "poll", EnvVars: []string{"DL_POLL"}, Value: time.Second, Usage: "longest wait on an empty queue before the exit flag is looked at again"},
+		config.MySQLFlag(), config.TableFlag())
+	flags = append(append(flags, config.RedisFlags()...), config.LeaseFlags()...)
+	os.Exit(tool.Run(&cli.App{
+		Name:  "dl-fetch",
+		Usage: "download tasks from the queue, from stdin (-) or the URLs given, many at once",
+		UsageText: "dl-fetch [options]            # tasks from the Redis queue\n   dl-fetch [options] -          # task lines or bare URLs on stdin\n   dl-fetch [options] URL...     # these URLs; needs neither MySQL nor Redis\n\n" +
+			"Example:\n   dl-fetch --concurrency 32 | dl-mark\n   dl-fetch --dir . https://example.org/file.iso",
+		Flags: flags,
+		Action: func(c *cli.Context) error {
+			fo, err := config.FetchOptions(c)
+			if err != nil {
+				return err
+			}
+			f, err := fetch.New(fo)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			wo := worker.Options{Concurrency: max(c.Int("concurrency"), 1), StatsEvery: c.Duration("stats-every")}
+			switch args := c.Args().Slice(); {
+			case len(args) == 1 && args[0] == "-":
+				return worker.RunLines(c.Context, f, os.Stdin, wo, os.Stdout)
+			case len(args) > 0:
+				return worker.RunURLs(c.Context, f, args, wo, os.Stdout)
+			}
+			mode, err := worker.ParseMode(c.String("mode"))
+			if err != nil {
+				return err
+			}
+			st, err := config.OpenStore(c)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			q, err := config.OpenQueue(c)
+			if err != nil {
+				return err
+			}
+			defer q.Close()
+			return worker.RunQueue(c.Context, f, st, q, worker.QueueOptions{Options: wo, Mode: mode,
+				Lease: c.Duration(config.FlagLease), Worker: config.Hostname(), Poll: c.Duration("poll")}, os.Stdout)
+		},
+	}))
+}

@@ -1,0 +1,79 @@
+// Package config declares the command-line flags that several tools share,
+// each with its environment variable and a default that works against a local
+// MariaDB and Redis. The names are a contract: scripts, systemd units and
+// users' environment files rely on them, so they are defined once, here.
+package config
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/urfave/cli/v2"
+)
+
+// Defaults that work against the MariaDB and Redis of a Debian machine.
+const (
+	DefaultMySQL  = "root@unix(/run/mysqld/mysqld.sock)/downloads"
+	DefaultRedis  = "redis://127.0.0.1:6379/0"
+	DefaultTable  = "files"
+	DefaultQueue  = "download_queue"
+	DefaultPrefix = "download_"
+)
+
+// Flag names, used by the tools to read the values back.
+const (
+	FlagMySQL     = "mysql"
+	FlagRedis     = "redis"
+	FlagTable     = "table"
+	FlagQueue     = "queue"
+	FlagPrefix    = "key-prefix"
+	FlagLease     = "lease"
+	FlagQueueWait = "queue-lease"
+)
+
+// MySQLFlag is the go-sql-driver DSN, database included.
+func MySQLFlag() cli.Flag {
+	return &cli.StringFlag{Name: FlagMySQL, EnvVars: []string{"DL_MYSQL_DSN"}, Value: DefaultMySQL,
+		Usage: "MySQL `DSN` (go-sql-driver form, database included)"}
+}
+
+// TableFlag names the table of files.
+func TableFlag() cli.Flag {
+	return &cli.StringFlag{Name: FlagTable, EnvVars: []string{"DL_TABLE"}, Value: DefaultTable,
+		Usage: "`name` of the table of files"}
+}
+
+// RedisFlags are the Redis URL and the key names.
+func RedisFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: FlagRedis, EnvVars: []string{"DL_REDIS_URL"}, Value: DefaultRedis,
+			Usage: "Redis `URL` (redis://[:password@]host:port/db)"},
+		&cli.StringFlag{Name: FlagQueue, EnvVars: []string{"DL_QUEUE"}, Value: DefaultQueue,
+			Usage: "Redis `list` that carries the tasks"},
+		&cli.StringFlag{Name: FlagPrefix, EnvVars: []string{"DL_KEY_PREFIX"}, Value: DefaultPrefix,
+			Usage: "`prefix` of the other Redis keys (<prefix>exit_flag, <prefix>result:<id>)"},
+	}
+}
+
+// LeaseFlags set how long a claimed row may go without news before it is
+// handed out again: lease while a worker holds it (renewed while it works),
+// queue-lease while it waits in the Redis queue.
+func LeaseFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.DurationFlag{Name: FlagLease, EnvVars: []string{"DL_LEASE"}, Value: 60 * time.Second,
+			Usage: "a worker's hold on a task; renewed every third of it while the task is in progress"},
+		&cli.DurationFlag{Name: FlagQueueWait, EnvVars: []string{"DL_QUEUE_LEASE"}, Value: 30 * time.Minute,
+			Usage: "how long a claimed task may wait in the queue before it is claimable again (covers a lost Redis)"},
+	}
+}
+
+// Hostname names this process in the rows it holds, for dl-stat and for
+// operators reading the table.
+func Hostname() string {
+	h, err := os.Hostname()
+	if err != nil {
+		h = "unknown"
+	}
+	return fmt.Sprintf("%s:%d", h, os.Getpid())
+}

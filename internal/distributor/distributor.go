@@ -1,0 +1,106 @@
+// Package distributor is the task distributor's two halves: Select streams
+// due rows as task lines (dl-select) and Enqueue claims task lines in MySQL
+// and pushes them onto the Redis queue (dl-enqueue).
+package distributor
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/dlkit/dl/internal/batch"
+	"github.com/dlkit/dl/internal/outage"
+	"github.com/dlkit/dl/internal/queue"
+	"github.com/dlkit/dl/internal/record"
+	"github.com/dlkit/dl/internal/store"
+)
+
+// Select writes one task line per due row to out, as the rows stream in.
+func Select(ctx context.Context, st *store.Store, o store.SelectOptions, out io.Writer) error {
+	lines := make(chan record.Task, 256)
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return record.WriteLines(out, lines) })
+	g.Go(func() error {
+		defer close(lines)
+		return st.SelectDue(ctx, o, func(t record.Task) error {
+			select {
+			case lines <- t:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+	})
+	return g.Wait()
+}
+
+// EnqueueOptions tune Enqueue.
+type EnqueueOptions struct {
+	Claim store.ClaimOptions
+	Batch int // most rows per claim and per push
+}
+
+// Enqueue reads task lines from in, claims their rows in batches and pushes
+// the claimed tasks onto the queue, then echoes them to out. A row that is no
+// longer claimable (taken by another distributor, already done) is skipped.
+// Bad lines are reported with their number and skipped; their count is the
+// error at the end. When ctx is done it finishes the batch in hand and stops.
+func Enqueue(ctx context.Context, st *store.Store, q *queue.Queue, o EnqueueOptions, in io.Reader, out io.Writer) error {
+	tasks := make(chan record.Task, o.Batch)
+	echo := make(chan record.Task, o.Batch)
+	bad := 0
+	// Batches finish under a context a first signal does not cancel, so a
+	// claimed batch is always pushed.
+	work := context.WithoutCancel(ctx)
+	g, gctx := errgroup.WithContext(work)
+	g.Go(func() error { return record.WriteLines(out, echo) })
+	g.Go(func() error {
+		defer close(tasks)
+		err := record.ReadAll(ctx, in, record.ParseTask, tasks, func(b record.BadLine) {
+			bad++
+			slog.Error("skipping bad task line", "line", b.Line, "err", b.Err)
+		})
+		if ctx.Err() != nil {
+			return nil // stopped by a signal: what was read is still enqueued
+		}
+		return err
+	})
+	g.Go(func() error {
+		defer close(echo)
+		return batch.Run(gctx, tasks, o.Batch, func(b []record.Task) error {
+			var claimed []record.Task
+			err := outage.Retry(gctx, "mysql", store.IsUnavailable, func() (err error) {
+				claimed, err = st.Claim(gctx, b, o.Claim)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			// Claimed rows that never reach the queue come back when their
+			// queue lease runs out, so a crash here loses nothing.
+			err = outage.Retry(gctx, "redis", queue.IsUnavailable, func() error { return q.Push(gctx, claimed) })
+			if err != nil {
+				return err
+			}
+			slog.Debug("enqueued", "read", len(b), "claimed", len(claimed))
+			for _, t := range claimed {
+				select {
+				case echo <- t:
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+			}
+			return nil
+		})
+	})
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	if bad > 0 {
+		return fmt.Errorf("%d bad task lines skipped", bad)
+	}
+	return nil
+}

@@ -1,0 +1,88 @@
+// Package mark records results (dl-mark): the outcome into MySQL, many rows
+// per transaction, then a result key per row into Redis, then the line to
+// stdout. A line is echoed only once its row is committed, so a crash of
+// dl-mark loses nothing: the rows it had not committed are still held under a
+// lease and come back.
+package mark
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/dlkit/dl/internal/batch"
+	"github.com/dlkit/dl/internal/outage"
+	"github.com/dlkit/dl/internal/queue"
+	"github.com/dlkit/dl/internal/record"
+	"github.com/dlkit/dl/internal/store"
+)
+
+// Options tune Run.
+type Options struct {
+	Retry store.RetryPolicy
+	Batch int // most rows per transaction
+}
+
+// Run reads result lines from in until it ends and records them. It keeps
+// going through a first SIGINT/SIGTERM, since its input ends when the workers
+// upstream have finished; only the hard context (a second signal) stops it.
+// MySQL and Redis outages are waited out with the lines kept in hand.
+func Run(ctx context.Context, st *store.Store, q *queue.Queue, o Options, in io.Reader, out io.Writer) error {
+	results := make(chan record.Result, o.Batch)
+	echo := make(chan record.Result, o.Batch)
+	bad := 0
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return record.WriteLines(out, echo) })
+	g.Go(func() error {
+		defer close(results)
+		return record.ReadAll(gctx, in, record.ParseResult, results, func(b record.BadLine) {
+			bad++
+			slog.Error("skipping bad result line", "line", b.Line, "err", b.Err)
+		})
+	})
+	g.Go(func() error {
+		defer close(echo)
+		return batch.Run(gctx, results, o.Batch, func(b []record.Result) error {
+			var marked []store.Marked
+			err := outage.Retry(gctx, "mysql", store.IsUnavailable, func() (err error) {
+				marked, err = st.Mark(gctx, b, o.Retry)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			names := make([]string, len(marked))
+			for i, m := range marked {
+				names[i] = m.String()
+				if m == store.MarkedDuplicate {
+					slog.Warn("result for a row no longer held under its token; recorded in redis only",
+						"id", b[i].ID, "outcome", b[i].Outcome)
+				}
+			}
+			// The row is committed; the Redis key is a courtesy copy, so a
+			// Redis outage is waited out but cannot undo the commit.
+			err = outage.Retry(gctx, "redis", queue.IsUnavailable, func() error { return q.SetResults(gctx, b, names) })
+			if err != nil {
+				return err
+			}
+			for _, r := range b {
+				select {
+				case echo <- r:
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+			}
+			return nil
+		})
+	})
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	if bad > 0 {
+		return fmt.Errorf("%d bad result lines skipped", bad)
+	}
+	return nil
+}

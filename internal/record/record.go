@@ -1,0 +1,205 @@
+// Package record defines the two lines that flow between the dl tools — the
+// task line (what to download) and the result line (what happened) — and the
+// one way to read and write them as JSON lines.
+//
+// A task line is the seed's queue payload {"id": ..., "url": ...}; every other
+// field is optional so that the original Python distributor's payloads decode
+// and the original worker can consume ours.
+package record
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// Task is one file to download. ID and URL are the seed's payload; Token is
+// the claim token that fences a late worker (empty for tasks pushed by the
+// original distributor); Attempt counts failed attempts so far (it lives in
+// the row, so retries are counted across workers and restarts).
+type Task struct {
+	ID      string `json:"id"`
+	URL     string `json:"url"`
+	Token   string `json:"token,omitempty"`
+	Attempt int    `json:"attempt,omitempty"`
+	// SHA256 is an expected checksum (hex); a mismatch fails the task.
+	SHA256 string `json:"sha256,omitempty"`
+	// Name overrides the file name taken from the URL.
+	Name string `json:"name,omitempty"`
+}
+
+// Outcome is what became of a task.
+type Outcome string
+
+// The outcomes a result line can carry.
+const (
+	Done   Outcome = "done"
+	Failed Outcome = "failed"
+)
+
+// Result is one task's outcome, written by dl-fetch and recorded by dl-mark.
+type Result struct {
+	ID       string  `json:"id"`
+	URL      string  `json:"url"`
+	Outcome  Outcome `json:"outcome"`
+	Path     string  `json:"path,omitempty"`
+	Bytes    int64   `json:"bytes"`
+	SHA256   string  `json:"sha256,omitempty"`
+	HTTP     int     `json:"http_status,omitempty"`
+	Duration float64 `json:"duration"` // seconds
+	Attempt  int     `json:"attempt"`  // failed attempts before this result, plus this one if it failed
+	Error    string  `json:"error,omitempty"`
+	// Retryable marks a failure worth another attempt later (5xx, timeouts,
+	// resets); dl-mark puts such a row back to pending until attempts run out.
+	Retryable bool   `json:"retryable,omitempty"`
+	Token     string `json:"token,omitempty"`
+}
+
+// MaxLine is the longest line any tool accepts; longer lines are rejected
+// with a message rather than buffered without bound.
+const MaxLine = 64 << 10
+
+// MaxURL bounds a task's URL (browsers and servers rarely accept more).
+const MaxURL = 16 << 10
+
+// ErrEmpty reports a blank line, which readers skip silently.
+var ErrEmpty = errors.New("empty line")
+
+// ParseTask decodes one task line. A line that is not a JSON object but a bare
+// http(s) URL is accepted too (for `dl-fetch -` fed by `cat urls.txt`); its id
+// is the URL itself.
+func ParseTask(line []byte) (Task, error) {
+	line = bytes.TrimSpace(line)
+	if len(line) == 0 {
+		return Task{}, ErrEmpty
+	}
+	var t Task
+	if line[0] != '{' {
+		t = Task{ID: string(line), URL: string(line)}
+	} else {
+		var raw struct {
+			ID      json.RawMessage `json:"id"`
+			URL     *string         `json:"url"`
+			Token   string          `json:"token"`
+			Attempt int             `json:"attempt"`
+			SHA256  string          `json:"sha256"`
+			Name    string          `json:"name"`
+		}
+		if err := json.Unmarshal(line, &raw); err != nil {
+			return Task{}, fmt.Errorf("not a JSON task line: %w", err)
+		}
+		id, err := parseID(raw.ID)
+		if err != nil {
+			return Task{}, err
+		}
+		if raw.URL == nil {
+			return Task{}, errors.New(`task line has no "url"`)
+		}
+		t = Task{ID: id, URL: *raw.URL, Token: raw.Token, Attempt: raw.Attempt, SHA256: strings.ToLower(raw.SHA256), Name: raw.Name}
+	}
+	if err := CheckURL(t.URL); err != nil {
+		return Task{}, err
+	}
+	if t.SHA256 != "" && !isHex(t.SHA256, 64) {
+		return Task{}, fmt.Errorf("task %q: sha256 %q is not 64 hex digits", t.ID, t.SHA256)
+	}
+	if t.Attempt < 0 {
+		return Task{}, fmt.Errorf("task %q: negative attempt %d", t.ID, t.Attempt)
+	}
+	return t, nil
+}
+
+// parseID accepts a string or an integer id: the seed's column is VARCHAR, but
+// hand-written lines often carry numbers.
+func parseID(raw json.RawMessage) (string, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return "", errors.New(`task line has no "id"`)
+	}
+	var s string
+	if raw[0] == '"' {
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return "", fmt.Errorf("bad id: %w", err)
+		}
+	} else {
+		n, err := strconv.ParseInt(string(raw), 10, 64)
+		if err != nil {
+			return "", fmt.Errorf("id %s is neither a string nor an integer", raw)
+		}
+		s = strconv.FormatInt(n, 10)
+	}
+	if s == "" {
+		return "", errors.New(`task line has an empty "id"`)
+	}
+	if len(s) > 255 {
+		return "", errors.New("id longer than 255 bytes (the column is VARCHAR(255))")
+	}
+	return s, nil
+}
+
+// CheckURL accepts only absolute http and https URLs with a host.
+func CheckURL(raw string) error {
+	if raw == "" {
+		return errors.New("empty url")
+	}
+	if len(raw) > MaxURL {
+		return fmt.Errorf("url longer than %d bytes", MaxURL)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("bad url: %w", err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("url %q: scheme must be http or https", truncate(raw, 200))
+	}
+	if u.Host == "" {
+		return fmt.Errorf("url %q has no host", truncate(raw, 200))
+	}
+	return nil
+}
+
+// ParseResult decodes one result line.
+func ParseResult(line []byte) (Result, error) {
+	line = bytes.TrimSpace(line)
+	if len(line) == 0 {
+		return Result{}, ErrEmpty
+	}
+	var r Result
+	if err := json.Unmarshal(line, &r); err != nil {
+		return Result{}, fmt.Errorf("not a JSON result line: %w", err)
+	}
+	if r.ID == "" {
+		return Result{}, errors.New(`result line has no "id"`)
+	}
+	switch r.Outcome {
+	case Done, Failed:
+	default:
+		return Result{}, fmt.Errorf("result %q: outcome %q is neither %q nor %q", r.ID, r.Outcome, Done, Failed)
+	}
+	if r.Outcome == Done && r.Path == "" {
+		return Result{}, fmt.Errorf("result %q: done without a path", r.ID)
+	}
+	return r, nil
+}
+
+func isHex(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

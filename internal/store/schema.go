@@ -1,0 +1,124 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/go-sql-driver/mysql"
+)
+
+// seedTable is the original design's table, unchanged, so that a table made by
+// the seed and one made by us start from the same definition.
+const seedTable = `CREATE TABLE IF NOT EXISTS %s (
+    id VARCHAR(255) PRIMARY KEY,
+    url TEXT NOT NULL,
+    status TINYINT NOT NULL DEFAULT 0,
+    file_path TEXT,
+    download_time FLOAT,
+    error_message TEXT,
+    created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+    updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`
+
+// column is one column dl adds to the seed's table: nullable or defaulted, so
+// adding it never touches existing values and the seed's code keeps working.
+type column struct{ name, def string }
+
+// addedColumns are added in place, in this order, to a seed table.
+var addedColumns = []column{
+	{"attempts", "INT NOT NULL DEFAULT 0"},   // failed download attempts (retry budget)
+	{"deliveries", "INT NOT NULL DEFAULT 0"}, // times the row was handed to a worker
+	{"claim_token", "VARCHAR(32) NULL"},      // fences a worker whose claim was given away
+	{"lease_until", "DATETIME(3) NULL"},      // a processing row is reclaimable after this
+	{"next_attempt_at", "DATETIME(3) NULL"},  // a pending row waits for its retry backoff
+	{"worker", "VARCHAR(255) NULL"},          // who holds (or last held) the row
+	{"bytes", "BIGINT NULL"},                 // size of the done file
+	{"sha256", "CHAR(64) NULL"},              // checksum of the done file
+	{"http_status", "SMALLINT NULL"},         // last HTTP status seen
+	{"finished_at", "DATETIME(3) NULL"},      // when the row reached done or failed
+}
+
+// index is one secondary index dl needs; created if missing.
+type index struct{ name, cols string }
+
+var addedIndexes = []index{
+	{"idx_status", "(status)"}, // the seed's own
+	{"idx_dl_due", "(status, next_attempt_at)"},
+	{"idx_dl_lease", "(status, lease_until)"},
+}
+
+// Ensure creates the table if it is absent and upgrades a seed table in place.
+// It is idempotent and safe when many processes start at once: a named lock
+// serialises them, and a column or index that another process added in the
+// meantime is not an error.
+func (s *Store) Ensure(ctx context.Context) error {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("ensure schema: %w", err)
+	}
+	defer conn.Close()
+	lock := "dl_schema_" + s.table
+	var got sql.NullInt64
+	if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK(?, 60)", lock).Scan(&got); err != nil {
+		return fmt.Errorf("ensure schema: lock: %w", err)
+	}
+	if !got.Valid || got.Int64 != 1 {
+		return errors.New("ensure schema: another process held the schema lock for 60s")
+	}
+	defer conn.ExecContext(context.WithoutCancel(ctx), "SELECT RELEASE_LOCK(?)", lock) //nolint:errcheck // released with the connection anyway
+
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf(seedTable, s.quoted)); err != nil {
+		return fmt.Errorf("create table %s: %w", s.table, err)
+	}
+	have, err := s.existing(ctx, conn, "SELECT column_name FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ?")
+	if err != nil {
+		return fmt.Errorf("ensure schema: columns: %w", err)
+	}
+	for _, c := range addedColumns {
+		if have[c.name] {
+			continue
+		}
+		_, err := conn.ExecContext(ctx, fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", s.quoted, c.name, c.def))
+		if err != nil && !isMySQLError(err, 1060) { // duplicate column: someone else added it
+			return fmt.Errorf("add column %s.%s: %w", s.table, c.name, err)
+		}
+	}
+	have, err = s.existing(ctx, conn, "SELECT DISTINCT index_name FROM information_schema.statistics WHERE table_schema = DATABASE() AND table_name = ?")
+	if err != nil {
+		return fmt.Errorf("ensure schema: indexes: %w", err)
+	}
+	for _, ix := range addedIndexes {
+		if have[ix.name] {
+			continue
+		}
+		_, err := conn.ExecContext(ctx, fmt.Sprintf("CREATE INDEX %s ON %s %s", ix.name, s.quoted, ix.cols))
+		if err != nil && !isMySQLError(err, 1061) { // duplicate key name
+			return fmt.Errorf("create index %s on %s: %w", ix.name, s.table, err)
+		}
+	}
+	return nil
+}
+
+func (s *Store) existing(ctx context.Context, conn *sql.Conn, q string) (map[string]bool, error) {
+	rows, err := conn.QueryContext(ctx, q, s.table)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	have := map[string]bool{}
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, err
+		}
+		have[n] = true
+	}
+	return have, rows.Err()
+}
+
+func isMySQLError(err error, number uint16) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && me.Number == number
+}

@@ -1,0 +1,135 @@
+// Package store is all of dl's MySQL I/O: the schema and every statement on
+// the table of files. MySQL is the source of truth; a row's status says where
+// its file is:
+//
+//	0 pending ──claim──▶ 2 processing ──mark──▶ 1 done
+//	   ▲                      │  └─────mark──▶ -1 failed
+//	   └── retry (backoff) ───┘ lease expired: claimable again
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+)
+
+// Status is the seed's status column.
+type Status int
+
+// The seed's four states.
+const (
+	Pending    Status = 0
+	Processing Status = 2
+	Done       Status = 1
+	Failed     Status = -1
+)
+
+// Store is one table of files in one MySQL database.
+type Store struct {
+	db     *sql.DB
+	table  string // as given
+	quoted string // backquoted for SQL
+}
+
+var identRE = regexp.MustCompile(`^[A-Za-z0-9_$]{1,64}$`)
+
+// Open connects to the database named by dsn and checks that it answers. The
+// DSN is never put in an error with its password.
+func Open(ctx context.Context, dsn, table string) (*Store, error) {
+	if !identRE.MatchString(table) {
+		return nil, fmt.Errorf("table name %q: use letters, digits, _ or $ (at most 64)", table)
+	}
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("mysql DSN %q: %w", Redact(dsn), err)
+	}
+	if cfg.DBName == "" {
+		return nil, fmt.Errorf("mysql DSN %q names no database (add /dbname)", Redact(dsn))
+	}
+	// Bound every dial: an unreachable server must give an error, not a hang.
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	cfg.InterpolateParams = true // one round trip per statement, no prepare
+	cfg.ClientFoundRows = true   // RowsAffected counts matched rows: fencing relies on it
+	cfg.ParseTime = true
+	if cfg.Params == nil {
+		cfg.Params = map[string]string{}
+	}
+	cfg.Params["time_zone"] = "'+00:00'"
+	conn, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("mysql %s: %w", Redact(dsn), err)
+	}
+	db := sql.OpenDB(conn)
+	db.SetMaxOpenConns(16)
+	db.SetMaxIdleConns(16)
+	db.SetConnMaxLifetime(5 * time.Minute)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("mysql at %s: %w", where(cfg), err)
+	}
+	return &Store{db: db, table: table, quoted: "`" + table + "`"}, nil
+}
+
+// Close releases the connections.
+func (s *Store) Close() error { return s.db.Close() }
+
+// DB exposes the pool for tests and dl-stat's read-only queries.
+func (s *Store) DB() *sql.DB { return s.db }
+
+// Table is the table's name.
+func (s *Store) Table() string { return s.table }
+
+// Redact returns dsn with any password replaced, for messages.
+func Redact(dsn string) string {
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		// Unparseable: cut anything that looks like user:password@.
+		if i := strings.LastIndex(dsn, "@"); i >= 0 {
+			return "***@" + dsn[i+1:]
+		}
+		return dsn
+	}
+	if cfg.Passwd != "" {
+		cfg.Passwd = "xxxxx"
+	}
+	return cfg.FormatDSN()
+}
+
+func where(cfg *mysql.Config) string {
+	return fmt.Sprintf("%s(%s)/%s", cfg.Net, cfg.Addr, cfg.DBName)
+}
+
+// placeholders returns "?, ?, ?" for n values.
+func placeholders(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return strings.Repeat("?, ", n-1) + "?"
+}
+
+func micros(d time.Duration) int64 { return d.Microseconds() }
+
+// IsUnavailable tells whether err means MySQL could not be reached or dropped
+// the connection (worth waiting for), as opposed to a bad statement.
+func IsUnavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		switch me.Number {
+		case 1040, 1053, 1205, 1213, 2002, 2003, 2006, 2013: // too many conns, shutdown, lock wait, deadlock, gone
+			return true
+		}
+		return false
+	}
+	return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+}

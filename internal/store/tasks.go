@@ -1,0 +1,242 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/dlkit/dl/internal/record"
+)
+
+// Every statement on the table is built here, once. %[1]s is the table.
+const (
+	// A pending row is due once its retry backoff has passed.
+	condDue = `status = 0 AND (next_attempt_at IS NULL OR next_attempt_at <= NOW(3))`
+	// A processing row is reclaimable when its lease ran out; a row the
+	// original distributor set to 2 has no lease, so its age stands in for one.
+	condExpired = `status = 2 AND (lease_until < NOW(3) OR (lease_until IS NULL AND updated_at < NOW(3) - INTERVAL ? MICROSECOND))`
+
+	sqlSelectDue     = `SELECT id, url, attempts FROM %[1]s WHERE ` + condDue + ` LIMIT ?`
+	sqlSelectExpired = `SELECT id, url, attempts FROM %[1]s WHERE ` + condExpired + ` LIMIT ?`
+
+	// A task that keeps killing its worker is failed at its next claim.
+	sqlFailPoison = `UPDATE %[1]s SET status = -1, claim_token = NULL, lease_until = NULL, finished_at = NOW(3),
+	error_message = CONCAT('gave up: ', deliveries - attempts, ' deliveries ended without a result (does the task crash its worker?)')
+	WHERE id IN (%[2]s) AND ` + condExpired + ` AND deliveries - attempts >= ?`
+	sqlClaim = `UPDATE %[1]s SET status = 2, claim_token = ?, lease_until = NOW(3) + INTERVAL ? MICROSECOND, worker = NULL
+	WHERE id IN (%[2]s) AND ((` + condDue + `) OR (` + condExpired + `))`
+	sqlClaimed = `SELECT id, url, attempts FROM %[1]s WHERE id IN (%[2]s) AND claim_token = ?`
+
+	// A worker takes what it popped (counting a delivery) and renews while it works.
+	sqlTake = `UPDATE %[1]s SET lease_until = NOW(3) + INTERVAL ? MICROSECOND, worker = ?, deliveries = deliveries + 1
+	WHERE id IN (%[2]s) AND status = 2 AND claim_token IN (%[3]s)`
+	// A task from the original distributor carries no token: take it over.
+	sqlTakeSeed = `UPDATE %[1]s SET status = 2, claim_token = ?, lease_until = NOW(3) + INTERVAL ? MICROSECOND, worker = ?, deliveries = deliveries + 1
+	WHERE id IN (%[2]s) AND status IN (0, 2) AND claim_token IS NULL`
+	sqlRenew = `UPDATE %[1]s SET lease_until = NOW(3) + INTERVAL ? MICROSECOND
+	WHERE id IN (%[2]s) AND status = 2 AND claim_token IN (%[3]s)`
+)
+
+func (s *Store) q(stmt string, lists ...int) string {
+	args := []any{s.quoted}
+	for _, n := range lists {
+		args = append(args, placeholders(n))
+	}
+	return fmt.Sprintf(stmt, args...)
+}
+
+// SelectOptions choose which rows SelectDue streams.
+type SelectOptions struct {
+	Limit   int           // 0: all
+	Expired bool          // also processing rows whose lease ran out
+	Stale   time.Duration // age after which a lease-less processing row counts as expired
+}
+
+// SelectDue streams due rows to fn, expired ones first, without holding them
+// in memory; it stops at the first error fn returns.
+func (s *Store) SelectDue(ctx context.Context, o SelectOptions, fn func(record.Task) error) error {
+	limit := int64(o.Limit)
+	if limit <= 0 {
+		limit = 1<<63 - 1
+	}
+	if o.Expired {
+		n, err := s.stream(ctx, s.q(sqlSelectExpired), fn, micros(o.Stale), limit)
+		if err != nil {
+			return fmt.Errorf("select expired rows: %w", err)
+		}
+		limit -= n
+		if limit <= 0 {
+			return nil
+		}
+	}
+	if _, err := s.stream(ctx, s.q(sqlSelectDue), fn, limit); err != nil {
+		return fmt.Errorf("select pending rows: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) stream(ctx context.Context, query string, fn func(record.Task) error, args ...any) (int64, error) {
+	rows, err := s.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	var n int64
+	for rows.Next() {
+		var t record.Task
+		if err := rows.Scan(&t.ID, &t.URL, &t.Attempt); err != nil {
+			return n, err
+		}
+		n++
+		if err := fn(t); err != nil {
+			return n, err
+		}
+	}
+	return n, rows.Err()
+}
+
+// ClaimOptions bound a claim.
+type ClaimOptions struct {
+	QueueLease    time.Duration // how long a claimed row may wait in the queue
+	Stale         time.Duration // see SelectOptions.Stale
+	MaxDeliveries int           // lost deliveries after which a row fails; 0: never
+}
+
+// Claim moves the rows of tasks that are still claimable to processing under
+// a new token, and returns those tasks (with token and attempt count from the
+// row) in their input order. A row claimed by someone else in the meantime is
+// left out, so two claimers never both get a row. Three statements per batch.
+func (s *Store) Claim(ctx context.Context, tasks []record.Task, o ClaimOptions) ([]record.Task, error) {
+	if len(tasks) == 0 {
+		return nil, nil
+	}
+	ids := make([]any, len(tasks))
+	for i, t := range tasks {
+		ids[i] = t.ID
+	}
+	if o.MaxDeliveries > 0 {
+		args := append(append([]any{}, ids...), micros(o.Stale), o.MaxDeliveries)
+		if _, err := s.db.ExecContext(ctx, s.q(sqlFailPoison, len(ids)), args...); err != nil {
+			return nil, fmt.Errorf("fail poison rows: %w", err)
+		}
+	}
+	token := NewToken()
+	args := append(append([]any{token, micros(o.QueueLease)}, ids...), micros(o.Stale))
+	if _, err := s.db.ExecContext(ctx, s.q(sqlClaim, len(ids)), args...); err != nil {
+		return nil, fmt.Errorf("claim %d rows: %w", len(ids), err)
+	}
+	got, err := s.tokenRows(ctx, s.q(sqlClaimed, len(ids)), append(ids, token))
+	if err != nil {
+		return nil, fmt.Errorf("read claimed rows: %w", err)
+	}
+	var out []record.Task
+	for _, t := range tasks {
+		row, ok := got[t.ID]
+		if !ok {
+			continue
+		}
+		delete(got, t.ID) // a duplicate line in one batch is claimed once
+		t.URL, t.Attempt, t.Token = row.url, row.attempts, token
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+type claimedRow struct {
+	url      string
+	attempts int
+}
+
+func (s *Store) tokenRows(ctx context.Context, query string, args []any) (map[string]claimedRow, error) {
+	rows, err := s.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	got := map[string]claimedRow{}
+	for rows.Next() {
+		var id string
+		var r claimedRow
+		if err := rows.Scan(&id, &r.url, &r.attempts); err != nil {
+			return nil, err
+		}
+		got[id] = r
+	}
+	return got, rows.Err()
+}
+
+// Take records that worker has popped tasks: it counts a delivery and
+// shortens each lease from the queue's to a worker's. Tasks without a token
+// (pushed by the original distributor) are claimed here and get one. It
+// returns the tasks the worker should work on; a task whose claim was given
+// to another is still returned (it is fenced when marked) so nothing is lost
+// if the row's state is only late.
+func (s *Store) Take(ctx context.Context, tasks []record.Task, lease time.Duration, worker string) ([]record.Task, error) {
+	var tokened, seed []record.Task
+	for _, t := range tasks {
+		if t.Token == "" {
+			seed = append(seed, t)
+		} else {
+			tokened = append(tokened, t)
+		}
+	}
+	if len(tokened) > 0 {
+		ids, tokens := idsAndTokens(tokened)
+		args := append(append([]any{micros(lease), worker}, ids...), tokens...)
+		if _, err := s.db.ExecContext(ctx, s.q(sqlTake, len(ids), len(tokens)), args...); err != nil {
+			return nil, fmt.Errorf("take %d tasks: %w", len(ids), err)
+		}
+	}
+	if len(seed) > 0 {
+		ids, _ := idsAndTokens(seed)
+		token := NewToken()
+		args := append([]any{token, micros(lease), worker}, ids...)
+		if _, err := s.db.ExecContext(ctx, s.q(sqlTakeSeed, len(ids)), args...); err != nil {
+			return nil, fmt.Errorf("take %d tasks of the original distributor: %w", len(ids), err)
+		}
+		got, err := s.tokenRows(ctx, s.q(sqlClaimed, len(ids)), append(ids, token))
+		if err != nil {
+			return nil, fmt.Errorf("read taken rows: %w", err)
+		}
+		for i := range seed {
+			if row, ok := got[seed[i].ID]; ok {
+				seed[i].Token, seed[i].Attempt = token, row.attempts
+			}
+		}
+	}
+	return append(tokened, seed...), nil
+}
+
+// Renew extends the leases of tasks a worker still holds. One statement for
+// all of them.
+func (s *Store) Renew(ctx context.Context, tasks []record.Task, lease time.Duration) error {
+	var held []record.Task
+	for _, t := range tasks {
+		if t.Token != "" {
+			held = append(held, t)
+		}
+	}
+	if len(held) == 0 {
+		return nil
+	}
+	ids, tokens := idsAndTokens(held)
+	args := append(append([]any{micros(lease)}, ids...), tokens...)
+	if _, err := s.db.ExecContext(ctx, s.q(sqlRenew, len(ids), len(tokens)), args...); err != nil {
+		return fmt.Errorf("renew %d leases: %w", len(ids), err)
+	}
+	return nil
+}
+
+// idsAndTokens returns the ids and the distinct tokens of tasks; tokens are
+// per claim batch, so there are few.
+func idsAndTokens(tasks []record.Task) (ids, tokens []any) {
+	seen := map[string]bool{}
+	for _, t := range tasks {
+		ids = append(ids, t.ID)
+		if !seen[t.Token] {
+			seen[t.Token] = true
+			tokens = append(tokens, t.Token)
+		}
+	}
+	return ids, tokens
+}

@@ -1,0 +1,110 @@
+// Package tool runs one dl command: it wires signals to contexts, sets up the
+// stderr logger, and turns the command's error into one line and an exit code.
+// Only main calls os.Exit, with the code Run returns.
+package tool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+)
+
+// Version and Commit are set at build time with -ldflags -X.
+var (
+	Version = "dev"
+	Commit  = "unknown"
+)
+
+type hardKey struct{}
+
+// Hard returns the context that is cancelled only by a second SIGINT/SIGTERM:
+// work in flight runs under it, so a first signal stops taking new work (the
+// command's own context) and lets the current work finish.
+func Hard(ctx context.Context) context.Context {
+	if h, ok := ctx.Value(hardKey{}).(context.Context); ok {
+		return h
+	}
+	return ctx
+}
+
+// Run runs app with the process's arguments and returns the exit code.
+func Run(app *cli.App) int {
+	return run(app, os.Args, os.Stderr)
+}
+
+func run(app *cli.App, args []string, stderr io.Writer) int {
+	hard, abort := context.WithCancel(context.Background())
+	defer abort()
+	soft, stop := context.WithCancel(context.WithValue(hard, hardKey{}, hard))
+	defer stop()
+
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-done:
+				return
+			case s := <-sigs:
+				n++
+				if n == 1 {
+					slog.Info("stopping: finishing work in flight (signal again to abandon it)", "signal", s.String())
+					stop()
+				} else {
+					slog.Warn("abandoning work in flight", "signal", s.String())
+					abort()
+					return
+				}
+			}
+		}
+	}()
+
+	app.Version = fmt.Sprintf("%s (commit %s)", Version, Commit)
+	app.Writer = os.Stdout
+	app.ErrWriter = stderr
+	app.Flags = append(app.Flags, &cli.StringFlag{Name: "log-level", EnvVars: []string{"DL_LOG_LEVEL"}, Value: "info",
+		Usage: "log `level`: debug, info, warn, error"})
+	before := app.Before
+	app.Before = func(c *cli.Context) error {
+		var lvl slog.Level
+		if err := lvl.UnmarshalText([]byte(c.String("log-level"))); err != nil {
+			return fmt.Errorf("--log-level: %w", err)
+		}
+		slog.SetDefault(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl})).With("tool", app.Name))
+		if before != nil {
+			return before(c)
+		}
+		return nil
+	}
+	app.ExitErrHandler = func(*cli.Context, error) {} // we print and exit ourselves
+	err := app.RunContext(soft, args)
+	if err == nil {
+		return 0
+	}
+	code := 1
+	var ec cli.ExitCoder
+	if errors.As(err, &ec) {
+		code = ec.ExitCode()
+	}
+	if msg := strings.TrimSpace(err.Error()); msg != "" {
+		fmt.Fprintf(stderr, "%s: %s\n", app.Name, oneLine(msg))
+	}
+	return code
+}
+
+// oneLine keeps an error to the one line the operator reads.
+func oneLine(s string) string {
+	return strings.ReplaceAll(s, "\n", "; ")
+}

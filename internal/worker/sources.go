@@ -1,0 +1,270 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/dlkit/dl/internal/outage"
+	"github.com/dlkit/dl/internal/queue"
+	"github.com/dlkit/dl/internal/record"
+	"github.com/dlkit/dl/internal/store"
+)
+
+// Mode is how long a queue worker runs, as in the original design.
+type Mode string
+
+// The original design's modes.
+const (
+	Forever Mode = "forever" // until the exit flag or a signal
+	Once    Mode = "once"    // one task (waiting up to one poll for it)
+	Batch   Mode = "batch"   // until the queue is empty
+)
+
+// ParseMode accepts forever, once or batch.
+func ParseMode(s string) (Mode, error) {
+	switch m := Mode(s); m {
+	case Forever, Once, Batch:
+		return m, nil
+	}
+	return "", fmt.Errorf("mode %q: want forever, once or batch", s)
+}
+
+// QueueOptions tune RunQueue.
+type QueueOptions struct {
+	Options
+	Mode   Mode
+	Lease  time.Duration // a worker's hold on a task, renewed every third of it
+	Worker string        // names this process in the rows it holds
+	Poll   time.Duration // longest wait on an empty queue before looking at the exit flag again
+}
+
+// RunQueue works on tasks popped from the Redis queue until the mode says
+// stop, the exit flag is set, or ctx is done. Popped tasks are taken in MySQL
+// (a delivery is counted and the lease shortened to a worker's) and their
+// leases renewed while they are in progress.
+func RunQueue(ctx context.Context, f Fetcher, st *store.Store, q *queue.Queue, o QueueOptions, out io.Writer) error {
+	held := &heldTasks{m: map[string]record.Task{}}
+	renewCtx, stopRenew := context.WithCancel(context.WithoutCancel(ctx))
+	var renewer sync.WaitGroup
+	renewer.Add(1)
+	go func() {
+		defer renewer.Done()
+		held.renew(renewCtx, st, o.Lease)
+	}()
+	defer func() { stopRenew(); renewer.Wait() }()
+
+	src := func(ctx context.Context, s *slots, tasks chan<- record.Task) error {
+		var lastFlagCheck time.Time
+		for {
+			if time.Since(lastFlagCheck) >= o.Poll {
+				var set bool
+				err := outage.Retry(ctx, "redis", queue.IsUnavailable, func() (err error) { set, err = q.ExitFlag(ctx); return err })
+				if err != nil {
+					return err
+				}
+				if set {
+					slog.Info("exit flag is set: finishing the transfers in flight", "flag", q.Keys().ExitFlag)
+					return nil
+				}
+				lastFlagCheck = time.Now()
+			}
+			want := o.Concurrency
+			if o.Mode == Once {
+				want = 1
+			}
+			n, err := s.acquire(ctx, want)
+			if err != nil {
+				return err
+			}
+			var got []record.Task
+			var bad []error
+			err = outage.Retry(ctx, "redis", queue.IsUnavailable, func() (err error) { got, bad, err = q.Pop(ctx, n); return err })
+			if err != nil {
+				s.release(n)
+				return err
+			}
+			if len(got) == 0 && len(bad) == 0 && o.Mode != Batch {
+				s.release(n - 1)
+				n = 1
+				err = outage.Retry(ctx, "redis", queue.IsUnavailable, func() (err error) { got, bad, err = q.Wait(ctx, o.Poll); return err })
+				if err != nil {
+					s.release(1)
+					return err
+				}
+			}
+			for _, e := range bad {
+				slog.Error("dropping a queue entry that is not a task", "queue", q.Keys().Queue, "err", e)
+			}
+			if len(got) == 0 && (o.Mode != Forever) && len(bad) == 0 {
+				s.release(n)
+				return nil // batch: the queue is empty; once: nothing came
+			}
+			if len(got) < n {
+				s.release(n - len(got))
+			}
+			if len(got) == 0 {
+				continue
+			}
+			// Popped tasks are taken even if a signal arrives now: they are
+			// ours, and the transfers are about to run them.
+			wctx := context.WithoutCancel(ctx)
+			err = outage.Retry(wctx, "mysql", store.IsUnavailable, func() (err error) {
+				got, err = st.Take(wctx, got, o.Lease, o.Worker)
+				return err
+			})
+			if err != nil {
+				s.release(len(got))
+				return err
+			}
+			held.add(got)
+			for _, t := range got {
+				// A slot was acquired for t, so a transfer is idle unless the
+				// engine is failing; then the lease brings t back.
+				select {
+				case tasks <- t:
+				case <-s.failed:
+					return nil
+				}
+			}
+			if o.Mode == Once {
+				return nil
+			}
+		}
+	}
+	_, err := run(ctx, f, o.Options, out, src, held.remove)
+	return err
+}
+
+// heldTasks are the tasks this process holds leases on.
+type heldTasks struct {
+	mu sync.Mutex
+	m  map[string]record.Task
+}
+
+func (h *heldTasks) add(ts []record.Task) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, t := range ts {
+		h.m[t.ID] = t
+	}
+}
+
+func (h *heldTasks) remove(t record.Task) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.m, t.ID)
+}
+
+func (h *heldTasks) snapshot() []record.Task {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]record.Task, 0, len(h.m))
+	for _, t := range h.m {
+		out = append(out, t)
+	}
+	return out
+}
+
+// renew extends the leases of held tasks every third of a lease, so a long
+// download is never handed to another worker while this one is alive.
+func (h *heldTasks) renew(ctx context.Context, st *store.Store, lease time.Duration) {
+	t := time.NewTicker(lease / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := st.Renew(ctx, h.snapshot(), lease); err != nil && ctx.Err() == nil {
+				slog.Warn("could not renew leases; retrying at the next tick", "err", err)
+			}
+		}
+	}
+}
+
+// RunLines works on task lines (or bare URLs) read from in until it ends.
+// Bad lines are reported and skipped; the error at the end counts them and
+// any failed downloads.
+func RunLines(ctx context.Context, f Fetcher, in io.Reader, o Options, out io.Writer) error {
+	bad := 0
+	src := func(ctx context.Context, s *slots, tasks chan<- record.Task) error {
+		lines := make(chan record.Task)
+		readErr := make(chan error, 1)
+		// The reader is not waited for when ctx ends: it may be blocked in a
+		// read of a terminal, and the process is about to exit anyway.
+		go func() {
+			defer close(lines)
+			readErr <- record.ReadAll(ctx, in, record.ParseTask, lines, func(b record.BadLine) {
+				bad++
+				slog.Error("skipping bad task line", "line", b.Line, "err", b.Err)
+			})
+		}()
+		for t := range lines {
+			if _, err := s.acquire(ctx, 1); err != nil {
+				return err
+			}
+			select {
+			case tasks <- t:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return <-readErr
+	}
+	st, err := run(ctx, f, o, out, src, nil)
+	return summary(st, err, bad)
+}
+
+// RunURLs downloads the given URLs.
+func RunURLs(ctx context.Context, f Fetcher, urls []string, o Options, out io.Writer) error {
+	var tasks []record.Task
+	for _, u := range urls {
+		t, err := record.ParseTask([]byte(u))
+		if err != nil {
+			return fmt.Errorf("argument %q: %w", u, err)
+		}
+		tasks = append(tasks, t)
+	}
+	src := func(ctx context.Context, s *slots, out chan<- record.Task) error {
+		for _, t := range tasks {
+			if _, err := s.acquire(ctx, 1); err != nil {
+				return err
+			}
+			select {
+			case out <- t:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	}
+	st, err := run(ctx, f, o, out, src, nil)
+	return summary(st, err, 0)
+}
+
+// summary turns a run of a line or URL source into the exit status: like
+// curl and wget, a failed download makes the command fail.
+func summary(st *stats, err error, bad int) error {
+	if err != nil {
+		return err
+	}
+	var msg string
+	if n := st.failed.Load(); n > 0 {
+		msg = fmt.Sprintf("%d of %d downloads failed", n, n+st.done.Load())
+	}
+	if bad > 0 {
+		if msg != "" {
+			msg += "; "
+		}
+		msg += fmt.Sprintf("%d bad task lines skipped", bad)
+	}
+	if msg != "" {
+		return errors.New(msg)
+	}
+	return nil
+}

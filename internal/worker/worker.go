@@ -1,0 +1,183 @@
+// Package worker is dl-fetch's engine: it feeds tasks from one source (the
+// Redis queue, task lines on stdin, or URL arguments) to a fixed number of
+// concurrent transfers and writes one result line per task from a single
+// goroutine that owns stdout.
+//
+// Shutdown order: a first SIGINT/SIGTERM or the exit flag stops the feed;
+// transfers in flight finish and their results are written; then stdout is
+// flushed and Run returns. A second signal cancels the transfers: their
+// results are not written, so their rows stay held and come back when the
+// lease runs out.
+package worker
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/dlkit/dl/internal/record"
+	"github.com/dlkit/dl/internal/tool"
+)
+
+// Fetcher downloads one task; it always returns a result.
+type Fetcher interface {
+	Fetch(ctx context.Context, t record.Task) record.Result
+}
+
+// Options tune Run.
+type Options struct {
+	Concurrency int
+	// StatsEvery is how often a statistics line is logged; 0: never.
+	StatsEvery time.Duration
+}
+
+// feed sends tasks to the transfers. It must acquire a slot for every task it
+// sends and stop when ctx is done. It returns nil when its source is spent.
+type feed func(ctx context.Context, s *slots, tasks chan<- record.Task) error
+
+// run is the engine shared by every source. onResult is called after a
+// result is handed to the writer (to drop the task's lease); it may be nil.
+func run(ctx context.Context, f Fetcher, o Options, out io.Writer, src feed, onResult func(record.Task)) (*stats, error) {
+	hard := tool.Hard(ctx)
+	g, gctx := errgroup.WithContext(hard)
+	// The feed stops on the first signal (ctx) or on any failure (gctx).
+	feedCtx, stopFeed := context.WithCancel(gctx)
+	defer stopFeed()
+	defer context.AfterFunc(ctx, stopFeed)()
+
+	tasks := make(chan record.Task)
+	results := make(chan record.Result, o.Concurrency)
+	sl := newSlots(o.Concurrency, gctx.Done())
+	st := &stats{begin: time.Now()}
+
+	g.Go(func() error { return record.WriteLines(out, results) })
+	g.Go(func() error {
+		defer close(tasks)
+		err := src(feedCtx, sl, tasks)
+		if feedCtx.Err() != nil && gctx.Err() == nil {
+			return nil // stopped by a signal or the exit flag: not an error
+		}
+		return err
+	})
+	var transfers sync.WaitGroup
+	for i := 0; i < o.Concurrency; i++ {
+		transfers.Add(1)
+		go func() {
+			defer transfers.Done()
+			for t := range tasks {
+				st.started.Add(1)
+				r := f.Fetch(hard, t)
+				sl.release(1)
+				if hard.Err() != nil {
+					slog.Warn("abandoned in flight; its row comes back when its lease runs out", "id", t.ID)
+					continue
+				}
+				st.add(r)
+				select {
+				case results <- r:
+				case <-gctx.Done():
+					return
+				}
+				if onResult != nil {
+					onResult(t)
+				}
+			}
+		}()
+	}
+	g.Go(func() error {
+		transfers.Wait()
+		close(results)
+		return nil
+	})
+	if o.StatsEvery > 0 {
+		statsDone := make(chan struct{})
+		defer close(statsDone)
+		go st.log(o.StatsEvery, statsDone)
+	}
+	err := g.Wait()
+	st.logLine("finished")
+	return st, err
+}
+
+// slots counts idle transfers, so a feed can pop as many tasks at once as
+// there are transfers to take them.
+type slots struct {
+	idle   chan struct{}
+	failed <-chan struct{} // closed when the engine fails and no transfer will take a task
+}
+
+func newSlots(n int, failed <-chan struct{}) *slots {
+	s := &slots{idle: make(chan struct{}, n), failed: failed}
+	s.release(n)
+	return s
+}
+
+// acquire waits for one idle transfer and takes up to max-1 more that are
+// idle too; it returns how many it took.
+func (s *slots) acquire(ctx context.Context, max int) (int, error) {
+	select {
+	case <-s.idle:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	n := 1
+	for n < max {
+		select {
+		case <-s.idle:
+			n++
+		default:
+			return n, nil
+		}
+	}
+	return n, nil
+}
+
+func (s *slots) release(n int) {
+	for i := 0; i < n; i++ {
+		s.idle <- struct{}{}
+	}
+}
+
+// stats counts what the engine did, for the periodic line and the exit code.
+type stats struct {
+	started, done, failed, bytes atomic.Int64
+	begin                        time.Time
+}
+
+func (s *stats) add(r record.Result) {
+	if r.Outcome == record.Done {
+		s.done.Add(1)
+		s.bytes.Add(r.Bytes)
+	} else {
+		s.failed.Add(1)
+	}
+}
+
+func (s *stats) log(every time.Duration, done <-chan struct{}) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+			s.logLine("progress")
+		}
+	}
+}
+
+func (s *stats) logLine(msg string) {
+	if s.started.Load() == 0 {
+		return
+	}
+	secs := time.Since(s.begin).Seconds()
+	slog.Info(msg, "done", s.done.Load(), "failed", s.failed.Load(), "in_flight", s.started.Load()-s.done.Load()-s.failed.Load(),
+		"bytes", s.bytes.Load(), "files_per_s", fmt.Sprintf("%.1f", float64(s.done.Load())/secs),
+		"mb_per_s", fmt.Sprintf("%.1f", float64(s.bytes.Load())/secs/1e6))
+}

@@ -1,0 +1,376 @@
+package store_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dlkit/dl/internal/record"
+	"github.com/dlkit/dl/internal/store"
+	"github.com/dlkit/dl/internal/testenv"
+)
+
+// seedSchema is the table exactly as the original Python script creates it.
+const seedSchema = `CREATE TABLE IF NOT EXISTS files (
+    id VARCHAR(255) PRIMARY KEY, url TEXT NOT NULL, status TINYINT NOT NULL DEFAULT 0,
+    file_path TEXT, download_time FLOAT, error_message TEXT,
+    created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+    updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP
+) ENGINE=InnoDB DEFAULT CHARSET=UTF8mb4`
+
+func open(t *testing.T) (*store.Store, *sql.DB) {
+	t.Helper()
+	dsn, db := testenv.MySQL(t)
+	st, err := store.Open(context.Background(), dsn, "files")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st, db
+}
+
+func ensure(t *testing.T, st *store.Store) {
+	t.Helper()
+	if err := st.Ensure(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func exec(t *testing.T, db *sql.DB, q string, args ...any) {
+	t.Helper()
+	if _, err := db.Exec(q, args...); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+}
+
+func insert(t *testing.T, db *sql.DB, n int) []record.Task {
+	t.Helper()
+	var tasks []record.Task
+	for i := 1; i <= n; i++ {
+		tk := record.Task{ID: fmt.Sprint(i), URL: fmt.Sprintf("http://127.0.0.1:9/f/%d", i)}
+		exec(t, db, "INSERT INTO files (id, url) VALUES (?, ?)", tk.ID, tk.URL)
+		tasks = append(tasks, tk)
+	}
+	return tasks
+}
+
+func statuses(t *testing.T, db *sql.DB) map[string]int {
+	t.Helper()
+	rows, err := db.Query("SELECT id, status FROM files")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	m := map[string]int{}
+	for rows.Next() {
+		var id string
+		var s int
+		if err := rows.Scan(&id, &s); err != nil {
+			t.Fatal(err)
+		}
+		m[id] = s
+	}
+	return m
+}
+
+func TestEnsureUpgradesSeedTableInPlace(t *testing.T) {
+	st, db := open(t)
+	exec(t, db, seedSchema)
+	exec(t, db, `INSERT INTO files (id, url, status, file_path, download_time, error_message) VALUES
+		('a', 'http://h/a', 0, NULL, NULL, NULL), ('b', 'http://h/b', 2, NULL, NULL, NULL),
+		('c', 'http://h/c', 1, 'downloads/c', 1.5, NULL), ('d', 'http://h/d', -1, NULL, 0.2, '下载失败: boom')`)
+	before := dump(t, db, "id, url, status, file_path, download_time, error_message, created_at, updated_at")
+	// Many processes start at once: all must succeed and agree.
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs <- st.Ensure(context.Background()) }()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	ensure(t, st) // and again: idempotent
+	if after := dump(t, db, "id, url, status, file_path, download_time, error_message, created_at, updated_at"); after != before {
+		t.Fatalf("upgrade changed existing values:\nbefore %s\nafter  %s", before, after)
+	}
+	if got := dump(t, db, "attempts, deliveries, claim_token"); got != "0|0|<nil>;0|0|<nil>;0|0|<nil>;0|0|<nil>" {
+		t.Fatalf("new columns: %s", got)
+	}
+}
+
+func TestSchemaFileMatchesEnsure(t *testing.T) {
+	st, db := open(t)
+	ensure(t, st)
+	_, db2 := testenv.MySQL(t)
+	sqlText, err := os.ReadFile(filepath.Join("..", "..", "scripts", "schema.sql"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec(t, db2, string(sqlText))
+	if a, b := createTable(t, db), createTable(t, db2); a != b {
+		t.Fatalf("scripts/schema.sql differs from the schema the tools create:\n%s\n---\n%s", b, a)
+	}
+}
+
+func createTable(t *testing.T, db *sql.DB) string {
+	var name, def string
+	if err := db.QueryRow("SHOW CREATE TABLE files").Scan(&name, &def); err != nil {
+		t.Fatal(err)
+	}
+	return def
+}
+
+func dump(t *testing.T, db *sql.DB, cols string) string {
+	t.Helper()
+	rows, err := db.Query("SELECT " + cols + " FROM files ORDER BY id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	n := len(strings.Split(cols, ","))
+	var out []string
+	for rows.Next() {
+		vals := make([]any, n)
+		ptrs := make([]any, n)
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			t.Fatal(err)
+		}
+		var parts []string
+		for _, v := range vals {
+			if b, ok := v.([]byte); ok {
+				v = string(b)
+			}
+			parts = append(parts, fmt.Sprint(v))
+		}
+		out = append(out, strings.Join(parts, "|"))
+	}
+	return strings.Join(out, ";")
+}
+
+func selectAll(t *testing.T, st *store.Store, o store.SelectOptions) []string {
+	t.Helper()
+	var ids []string
+	if err := st.SelectDue(context.Background(), o, func(tk record.Task) error { ids = append(ids, tk.ID); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+func TestSelectDue(t *testing.T) {
+	st, db := open(t)
+	ensure(t, st)
+	insert(t, db, 6)
+	exec(t, db, "UPDATE files SET status = 1 WHERE id = '1'")
+	exec(t, db, "UPDATE files SET status = -1 WHERE id = '2'")
+	exec(t, db, "UPDATE files SET next_attempt_at = NOW(3) + INTERVAL 1 HOUR WHERE id = '3'")          // backing off
+	exec(t, db, "UPDATE files SET status = 2, lease_until = NOW(3) - INTERVAL 1 SECOND WHERE id = '4'") // expired
+	exec(t, db, "UPDATE files SET status = 2, lease_until = NOW(3) + INTERVAL 1 HOUR WHERE id = '5'")   // held
+	tests := []struct {
+		name string
+		o    store.SelectOptions
+		want string
+	}{
+		{"pending only", store.SelectOptions{}, "6"},
+		{"with expired", store.SelectOptions{Expired: true, Stale: time.Hour}, "4,6"},
+		{"limit", store.SelectOptions{Expired: true, Limit: 1, Stale: time.Hour}, "4"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := strings.Join(selectAll(t, st, tc.o), ","); got != tc.want {
+				t.Fatalf("selected %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestSelectUsesIndex(t *testing.T) {
+	st, db := open(t)
+	ensure(t, st)
+	insert(t, db, 50)
+	rows, err := db.Query("EXPLAIN SELECT id, url, attempts FROM files WHERE status = 0 AND (next_attempt_at IS NULL OR next_attempt_at <= NOW(3)) LIMIT 10")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	cols, _ := rows.Columns()
+	for rows.Next() {
+		vals := make([]sql.NullString, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			t.Fatal(err)
+		}
+		for i, c := range cols {
+			if c == "key" && !strings.HasPrefix(vals[i].String, "idx_") {
+				t.Fatalf("select of due rows uses key %q, want an idx_ index", vals[i].String)
+			}
+		}
+	}
+}
+
+func TestClaimIsExclusive(t *testing.T) {
+	st, db := open(t)
+	ensure(t, st)
+	tasks := insert(t, db, 300)
+	var mu sync.Mutex
+	got := map[string]int{}
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < len(tasks); i += 50 {
+				claimed, err := st.Claim(context.Background(), tasks[i:i+50], store.ClaimOptions{QueueLease: time.Hour, Stale: time.Hour})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				for _, c := range claimed {
+					got[c.ID]++
+					if c.Token == "" {
+						t.Errorf("claimed %s without a token", c.ID)
+					}
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(got) != len(tasks) {
+		t.Fatalf("%d rows claimed, want %d", len(got), len(tasks))
+	}
+	for id, n := range got {
+		if n != 1 {
+			t.Fatalf("row %s claimed %d times", id, n)
+		}
+	}
+	for id, s := range statuses(t, db) {
+		if s != 2 {
+			t.Fatalf("row %s status %d after claim, want 2", id, s)
+		}
+	}
+}
+
+func TestClaimReclaimsExpiredAndFailsPoison(t *testing.T) {
+	st, db := open(t)
+	ensure(t, st)
+	tasks := insert(t, db, 3)
+	exec(t, db, "UPDATE files SET status = 2, claim_token = 'old', lease_until = NOW(3) - INTERVAL 1 SECOND, deliveries = 1 WHERE id = '1'")
+	exec(t, db, "UPDATE files SET status = 2, claim_token = 'old', lease_until = NOW(3) - INTERVAL 1 SECOND, deliveries = 3 WHERE id = '2'")
+	exec(t, db, "UPDATE files SET status = 2, claim_token = 'live', lease_until = NOW(3) + INTERVAL 1 HOUR WHERE id = '3'")
+	claimed, err := st.Claim(context.Background(), tasks, store.ClaimOptions{QueueLease: time.Hour, Stale: time.Hour, MaxDeliveries: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(claimed) != 1 || claimed[0].ID != "1" || claimed[0].Token == "old" {
+		t.Fatalf("claimed %+v, want row 1 under a new token", claimed)
+	}
+	if s := statuses(t, db); s["2"] != -1 || s["3"] != 2 {
+		t.Fatalf("statuses %v: want 2 failed as poison, 3 still held", s)
+	}
+	var msg string
+	if err := db.QueryRow("SELECT error_message FROM files WHERE id = '2'").Scan(&msg); err != nil || !strings.Contains(msg, "3 deliveries") {
+		t.Fatalf("poison message %q (%v)", msg, err)
+	}
+}
+
+func TestMark(t *testing.T) {
+	st, db := open(t)
+	ensure(t, st)
+	tasks := insert(t, db, 5)
+	claimed, err := st.Claim(context.Background(), tasks[:4], store.ClaimOptions{QueueLease: time.Hour, Stale: time.Hour})
+	if err != nil || len(claimed) != 4 {
+		t.Fatalf("claim: %v %v", claimed, err)
+	}
+	tok := claimed[0].Token
+	p := store.RetryPolicy{MaxAttempts: 3, Base: time.Minute, Max: time.Hour}
+	results := []record.Result{
+		{ID: "1", Outcome: record.Done, Path: "d/1", Bytes: 10, SHA256: strings.Repeat("a", 64), HTTP: 200, Token: tok},
+		{ID: "2", Outcome: record.Failed, Error: "status 503", Retryable: true, Attempt: 1, HTTP: 503, Token: tok},
+		{ID: "3", Outcome: record.Failed, Error: "status 503", Retryable: true, Attempt: 3, HTTP: 503, Token: tok},
+		{ID: "4", Outcome: record.Done, Path: "d/4", Token: "someone-else"},
+		{ID: "5", Outcome: record.Failed, Error: "status 404", HTTP: 404, Attempt: 1}, // unclaimed, tokenless
+	}
+	marked, err := st.Mark(context.Background(), results, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []store.Marked{store.MarkedDone, store.MarkedRetry, store.MarkedFailed, store.MarkedDuplicate, store.MarkedFailed}
+	for i := range want {
+		if marked[i] != want[i] {
+			t.Errorf("result %s marked %s, want %s", results[i].ID, marked[i], want[i])
+		}
+	}
+	if got := dump(t, db, "id, status, bytes, attempts, http_status"); got !=
+		"1|1|10|0|200;2|0|<nil>|1|503;3|-1|<nil>|3|503;4|2|<nil>|0|<nil>;5|-1|<nil>|1|404" {
+		t.Fatalf("rows: %s", got)
+	}
+	var waits bool
+	if err := db.QueryRow("SELECT next_attempt_at > NOW(3) + INTERVAL 20 SECOND FROM files WHERE id = '2'").Scan(&waits); err != nil || !waits {
+		t.Fatalf("retried row does not back off (%v)", err)
+	}
+	// A second, late result for a done row is a duplicate and changes nothing.
+	marked, err = st.Mark(context.Background(), results[:1], p)
+	if err != nil || marked[0] != store.MarkedDuplicate {
+		t.Fatalf("late result marked %v (%v), want duplicate", marked, err)
+	}
+}
+
+func TestTakeAndRenew(t *testing.T) {
+	st, db := open(t)
+	ensure(t, st)
+	tasks := insert(t, db, 2)
+	claimed, err := st.Claim(context.Background(), tasks[:1], store.ClaimOptions{QueueLease: time.Hour, Stale: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Row 2 comes from the original distributor: no token, status set to 2.
+	exec(t, db, "UPDATE files SET status = 2 WHERE id = '2'")
+	taken, err := st.Take(context.Background(), append(claimed, tasks[1]), 30*time.Second, "host:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tk := range taken {
+		if tk.Token == "" {
+			t.Fatalf("task %s taken without a token", tk.ID)
+		}
+	}
+	if got := dump(t, db, "id, status, deliveries, worker, lease_until < NOW(3) + INTERVAL 31 SECOND"); got != "1|2|1|host:1|1;2|2|1|host:1|1" {
+		t.Fatalf("after take: %s", got)
+	}
+	if err := st.Renew(context.Background(), taken, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if got := dump(t, db, "lease_until > NOW(3) + INTERVAL 59 MINUTE"); got != "1;1" {
+		t.Fatalf("after renew: %s", got)
+	}
+}
+
+func TestOpenErrorsNameTheServerWithoutPassword(t *testing.T) {
+	_, err := store.Open(context.Background(), "root:s3cret@tcp(127.0.0.1:1)/x", "files")
+	if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "127.0.0.1:1") {
+		t.Fatalf("error %v: want the address and no password", err)
+	}
+	if _, err := store.Open(context.Background(), "root@tcp(127.0.0.1:3306)/x", "bad-name;"); err == nil {
+		t.Fatal("bad table name accepted")
+	}
+}

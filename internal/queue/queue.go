@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strings"
 	"time"
@@ -61,6 +62,9 @@ func Open(ctx context.Context, rawURL string, keys Keys) (*Queue, error) {
 	// Reads block no longer than our own timeouts: BLPOP sets its own.
 	opt.ReadTimeout = 10 * time.Second
 	opt.MaxRetries = 1
+	opt.DialerRetries = 2
+	// go-redis logs dial failures itself; our callers report them once.
+	redis.SetLogger(quietLogger{})
 	rdb := redis.NewClient(opt)
 	q := &Queue{rdb: rdb, keys: keys, addr: Redact(rawURL)}
 	if err := rdb.Ping(ctx).Err(); err != nil {
@@ -237,4 +241,12 @@ func IsUnavailable(err error) bool {
 		}
 	}
 	return false
+}
+
+// quietLogger sends go-redis's own log lines to slog at debug level, so an
+// outage is reported once by the caller, not once per dial by the library.
+type quietLogger struct{}
+
+func (quietLogger) Printf(_ context.Context, format string, v ...any) {
+	slog.Debug(fmt.Sprintf(format, v...), "component", "go-redis")
 }

@@ -1,0 +1,392 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/dlkit/dl/internal/origin"
+	"github.com/dlkit/dl/internal/record"
+	"github.com/dlkit/dl/internal/testenv"
+)
+
+var bg = context.Background()
+
+// The original design end to end: distributor round, then two workers in
+// batch mode, every row done or failed, every file right, results in Redis.
+func TestPipelineEndToEnd(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	files := manyFiles(300, 4096)
+	files = append(files,
+		file{id: "gone", name: "gone.bin", size: 10, knobs: []string{"status=404"}},
+		file{id: "short", name: "short.bin", size: 5000, knobs: []string{"short=100"}},
+		file{id: "big", name: "big.iso", size: 8 << 20, wantOK: true})
+	e.insert(files)
+
+	r := testenv.Pipeline(t, bg, nil, e.proc("dl-select", "--limit", "0"), e.proc("dl-enqueue"))
+	if !r.OK() {
+		t.Fatalf("distributor round failed:\n%s", r)
+	}
+	if n := len(lines(r.Stdout)); n != len(files) {
+		t.Fatalf("enqueued %d, want %d", n, len(files))
+	}
+	if n := e.countStatus(2); n != len(files) {
+		t.Fatalf("%d rows processing after the round, want %d", n, len(files))
+	}
+	if n, _ := e.rdb.LLen(bg, e.queue()).Result(); n != int64(len(files)) {
+		t.Fatalf("queue holds %d, want %d", n, len(files))
+	}
+
+	var wg sync.WaitGroup
+	results := make([]testenv.Result, 2)
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = testenv.Pipeline(t, bg, nil,
+				e.proc("dl-fetch", "--mode", "batch", "--concurrency", "8", "--retries", "0"), e.proc("dl-mark", "--max-attempts", "1"))
+		}()
+	}
+	wg.Wait()
+	total := 0
+	for _, r := range results {
+		if !r.OK() {
+			t.Fatalf("worker failed:\n%s", r)
+		}
+		total += len(lines(r.Stdout))
+	}
+	if total != len(files) {
+		t.Fatalf("workers recorded %d results, want %d", total, len(files))
+	}
+	e.checkRows(files)
+	e.noPartials()
+	if e.countStatus(2) != 0 || e.countStatus(0) != 0 {
+		t.Fatal("rows left pending or processing")
+	}
+	// The original design's result key, kept 24 h.
+	raw, err := e.rdb.Get(bg, e.prefix+"download_result:1").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v map[string]any
+	if err := json.Unmarshal([]byte(raw), &v); err != nil || v["success"] != true || v["id"] != "1" {
+		t.Fatalf("result key %s", raw)
+	}
+	if ttl, _ := e.rdb.TTL(bg, e.prefix+"download_result:1").Result(); ttl < 23*time.Hour {
+		t.Fatalf("result key TTL %v", ttl)
+	}
+}
+
+// One machine, no queue: dl-select | dl-fetch - | dl-mark.
+func TestSelectFetchMarkWithoutQueue(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	files := e.insert(manyFiles(50, 1000))
+	r := testenv.Pipeline(t, bg, nil, e.proc("dl-select", "--limit", "50"), e.proc("dl-fetch", "-"), e.proc("dl-mark"))
+	if !r.OK() {
+		t.Fatalf("pipeline failed:\n%s", r)
+	}
+	e.checkRows(files)
+	if n, _ := e.rdb.LLen(bg, e.queue()).Result(); n != 0 {
+		t.Fatalf("queue used: %d entries", n)
+	}
+}
+
+// One file, nothing else: no MySQL or Redis reachable.
+func TestFetchURLNeedsNoServices(t *testing.T) {
+	t.Parallel()
+	o, base := testenv.StartOrigin(t)
+	_ = o
+	dir := t.TempDir()
+	u := origin.URL(base, "one/file.iso", 123456)
+	stdout, stderr, err := testenv.Run(t, bg, filepath.Join(testenv.Binaries(t), "dl-fetch"),
+		[]string{"DL_MYSQL_DSN=root@tcp(127.0.0.1:1)/none", "DL_REDIS_URL=redis://127.0.0.1:1/0"}, nil, "--dir", dir, u)
+	if err != nil {
+		t.Fatalf("dl-fetch URL: %v\n%s", err, stderr)
+	}
+	var res record.Result
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+		t.Fatalf("result line %q: %v", stdout, err)
+	}
+	if res.Outcome != record.Done || res.Bytes != 123456 || res.SHA256 != origin.Sum("one/file.iso", 123456) || res.HTTP != 200 {
+		t.Fatalf("result %+v", res)
+	}
+	if got := sumFile(t, res.Path); got != res.SHA256 {
+		t.Fatalf("file %s sha256 %s", res.Path, got)
+	}
+	if rel, err := filepath.Rel(dir, res.Path); err != nil || strings.HasPrefix(rel, "..") {
+		t.Fatalf("file %s outside %s", res.Path, dir)
+	}
+	// A failed download fails the command, as with curl and wget.
+	_, stderr, err = testenv.Run(t, bg, filepath.Join(testenv.Binaries(t), "dl-fetch"), nil, nil,
+		"--dir", dir, "--retries", "0", origin.URL(base, "missing", 1, "status=404"))
+	if err == nil || !strings.Contains(stderr, "1 of 1 downloads failed") {
+		t.Fatalf("404 exit %v, stderr %s", err, stderr)
+	}
+}
+
+// Two URLs with the same base name never share a file, and names cannot
+// escape the download directory.
+func TestNamesNeverCollideOrEscape(t *testing.T) {
+	t.Parallel()
+	_, base := testenv.StartOrigin(t)
+	dir := t.TempDir()
+	urls := []string{
+		origin.URL(base, "a/same.bin", 100), origin.URL(base, "b/same.bin", 200),
+		base + "/files/..%2F..%2Fescape.bin?size=10", base + "/files/%2e%2e/x?size=10",
+	}
+	in := strings.Join(urls, "\n") + "\n"
+	stdout, stderr, err := testenv.Run(t, bg, filepath.Join(testenv.Binaries(t), "dl-fetch"), nil, strings.NewReader(in), "--dir", dir, "-")
+	if err != nil {
+		t.Fatalf("dl-fetch -: %v\n%s", err, stderr)
+	}
+	seen := map[string]bool{}
+	for _, l := range lines(stdout) {
+		var r record.Result
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatal(err)
+		}
+		if r.Outcome != record.Done {
+			continue // the origin may refuse the odd paths; what matters is where files land
+		}
+		abs, _ := filepath.Abs(r.Path)
+		if rel, err := filepath.Rel(dir, abs); err != nil || strings.HasPrefix(rel, "..") {
+			t.Fatalf("%s escaped %s", r.Path, dir)
+		}
+		if seen[r.Path] {
+			t.Fatalf("two URLs downloaded to %s", r.Path)
+		}
+		seen[r.Path] = true
+	}
+	if len(seen) < 2 {
+		t.Fatalf("only %d files done:\n%s", len(seen), stdout)
+	}
+}
+
+// Two dl-enqueue fed the same lines at the same moment never enqueue a row twice.
+func TestConcurrentEnqueueClaimsOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	files := e.insert(manyFiles(2000, 10))
+	sel, stderr, err := testenv.Run(t, bg, e.tool("dl-select"), e.vars, nil, "--limit", "0")
+	if err != nil {
+		t.Fatalf("dl-select: %v\n%s", err, stderr)
+	}
+	var wg sync.WaitGroup
+	outs := make([]string, 3)
+	for i := range outs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out, stderr, err := testenv.Run(t, bg, e.tool("dl-enqueue"), e.vars, strings.NewReader(sel), "--batch", "100")
+			if err != nil {
+				t.Errorf("dl-enqueue: %v\n%s", err, stderr)
+			}
+			outs[i] = out
+		}()
+	}
+	wg.Wait()
+	queued, err := e.rdb.LRange(bg, e.queue(), 0, -1).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for _, q := range queued {
+		var tk record.Task
+		if err := json.Unmarshal([]byte(q), &tk); err != nil {
+			t.Fatal(err)
+		}
+		seen[tk.ID]++
+	}
+	if len(queued) != len(files) || len(seen) != len(files) {
+		t.Fatalf("queue holds %d entries for %d rows, want %d each", len(queued), len(seen), len(files))
+	}
+	echoed := 0
+	for _, o := range outs {
+		echoed += len(lines(o))
+	}
+	if echoed != len(files) {
+		t.Fatalf("echoed %d lines, want %d", echoed, len(files))
+	}
+}
+
+// Bad lines: one message each with its line number, the rest goes on, the
+// exit status says so.
+func TestBadInputLines(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.insert([]file{{id: "1", name: "a", size: 1}, {id: "2", name: "b", size: 1}})
+	in := strings.Join([]string{
+		`{"id":"1","url":"` + origin.URL(e.base, "a", 1) + `"}`,
+		`not json at all`,
+		`{"id":"3"}`,
+		`{"id":"4","url":"ftp://h/x"}`,
+		strings.Repeat("x", record.MaxLine+5),
+		`{"id":"2","url":"` + origin.URL(e.base, "b", 1) + `"}`,
+	}, "\n") + "\n"
+	out, stderr, err := testenv.Run(t, bg, e.tool("dl-enqueue"), e.vars, strings.NewReader(in))
+	if err == nil {
+		t.Fatal("dl-enqueue exited 0 after bad lines")
+	}
+	if n := len(lines(out)); n != 2 {
+		t.Fatalf("enqueued %d good lines, want 2:\n%s", n, stderr)
+	}
+	for _, want := range []string{"line=2", "line=3", "line=4", "line=5", "4 bad task lines skipped"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+	if strings.Contains(stderr, "goroutine ") {
+		t.Fatalf("stack trace on bad input:\n%s", stderr)
+	}
+}
+
+// A missing service: one clear line naming which and where, no password.
+func TestMissingServicesGiveOneClearLine(t *testing.T) {
+	t.Parallel()
+	bin := testenv.Binaries(t)
+	tests := []struct {
+		tool string
+		env  []string
+		args []string
+		want string
+	}{
+		{"dl-select", []string{"DL_MYSQL_DSN=dl:hunter2@tcp(127.0.0.1:1)/downloads"}, nil, "mysql at tcp(127.0.0.1:1)/downloads"},
+		{"dl-flag", []string{"DL_REDIS_URL=redis://:hunter2@127.0.0.1:1/0"}, []string{"set"}, "redis at redis://:xxxxx@127.0.0.1:1/0"},
+		{"dl-select", []string{"DL_MYSQL_DSN=not a dsn"}, nil, "mysql DSN"},
+	}
+	for _, tc := range tests {
+		_, stderr, err := testenv.Run(t, bg, filepath.Join(bin, tc.tool), tc.env, nil, tc.args...)
+		if err == nil {
+			t.Errorf("%s exited 0 without its service", tc.tool)
+		}
+		if !strings.Contains(stderr, tc.want) || strings.Contains(stderr, "hunter2") || len(lines(stderr)) != 1 {
+			t.Errorf("%s stderr, want one line with %q and no password:\n%s", tc.tool, tc.want, stderr)
+		}
+	}
+}
+
+func TestFlagStatusExitCodes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	run := func(args ...string) error {
+		_, stderr, err := testenv.Run(t, bg, e.tool("dl-flag"), e.vars, nil, args...)
+		if err != nil && !strings.Contains(fmt.Sprint(err), "exit status 1") {
+			t.Fatalf("dl-flag %v: %v %s", args, err, stderr)
+		}
+		return err
+	}
+	if run("status") == nil {
+		t.Fatal("status exit 0 while clear")
+	}
+	run("set")
+	if run("status") != nil {
+		t.Fatal("status exit 1 while set")
+	}
+	if v, _ := e.rdb.Get(bg, e.prefix+"download_exit_flag").Result(); v != "1" {
+		t.Fatalf("flag value %q", v)
+	}
+	run("clear")
+	if run("status") == nil {
+		t.Fatal("status exit 0 after clear")
+	}
+}
+
+// forever mode: the exit flag stops a worker, which finishes what it has and exits 0.
+func TestExitFlagStopsForeverWorker(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	files := manyFiles(20, 100)
+	for i := range files {
+		files[i].knobs = []string{"delay=300ms"}
+	}
+	e.insert(files)
+	if r := testenv.Pipeline(t, bg, nil, e.proc("dl-select"), e.proc("dl-enqueue")); !r.OK() {
+		t.Fatalf("enqueue:\n%s", r)
+	}
+	w := testenv.Start(t, bg, nil, e.proc("dl-fetch", "--concurrency", "4"), e.proc("dl-mark"))
+	testenv.Eventually(t, 60*time.Second, 50*time.Millisecond, func() bool { return e.countStatus(1) >= 4 }, "first downloads done")
+	if _, stderr, err := testenv.Run(t, bg, e.tool("dl-flag"), e.vars, nil, "set"); err != nil {
+		t.Fatalf("dl-flag set: %v %s", err, stderr)
+	}
+	r := w.Wait()
+	if !r.OK() {
+		t.Fatalf("worker did not exit 0 on the flag:\n%s", r)
+	}
+	// Whatever it had taken it finished: no row is held by it.
+	if n := e.countStatus(2); n != len(files)-e.countStatus(1) {
+		t.Fatalf("processing %d + done %d != %d", n, e.countStatus(1), len(files))
+	}
+	var held int
+	e.db.QueryRow("SELECT COUNT(*) FROM files WHERE status = 2 AND worker IS NOT NULL").Scan(&held)
+	if held != 0 {
+		t.Fatalf("%d rows still taken by the stopped worker", held)
+	}
+}
+
+// SIGTERM: stop taking tasks, finish the transfers in flight, record them, exit 0.
+func TestSIGTERMFinishesInFlight(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	files := manyFiles(12, 100)
+	for i := range files {
+		files[i].knobs = []string{"delay=1500ms"}
+	}
+	e.insert(files)
+	if r := testenv.Pipeline(t, bg, nil, e.proc("dl-select"), e.proc("dl-enqueue")); !r.OK() {
+		t.Fatalf("enqueue:\n%s", r)
+	}
+	w := testenv.Start(t, bg, nil, e.proc("dl-fetch", "--concurrency", "4"), e.proc("dl-mark"))
+	testenv.Eventually(t, 60*time.Second, 20*time.Millisecond, func() bool {
+		var n int
+		e.db.QueryRow("SELECT COUNT(*) FROM files WHERE worker IS NOT NULL").Scan(&n)
+		return n >= 4
+	}, "four tasks taken")
+	w.Signal(syscall.SIGTERM) // as systemd does: to every process of the unit
+	r := w.Wait()
+	if !r.OK() {
+		t.Fatalf("worker did not exit 0 on SIGTERM:\n%s", r)
+	}
+	done := e.countStatus(1)
+	if done < 4 || done == len(files) {
+		t.Fatalf("%d done after SIGTERM: want the 4 in flight finished and the rest left", done)
+	}
+	var taken int
+	e.db.QueryRow("SELECT COUNT(*) FROM files WHERE status = 2 AND worker IS NOT NULL").Scan(&taken)
+	if taken != 0 {
+		t.Fatalf("%d taken rows left unfinished", taken)
+	}
+}
+
+// The shell scripts: the distributor loop and two workers run until every
+// row is done, and all exit 0 on the exit flag.
+func TestScriptsDistributorAndWorkers(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	files := e.insert(manyFiles(200, 2048))
+	fast := []string{"DL_INTERVAL=200ms", "DL_LIMIT=50"}
+	d := testenv.Start(t, bg, nil, e.script("dl-distributor", fast))
+	w1 := testenv.Start(t, bg, nil, e.script("dl-worker", nil, "--concurrency", "4"))
+	w2 := testenv.Start(t, bg, nil, e.script("dl-worker", nil, "--concurrency", "4"))
+	testenv.Eventually(t, 90*time.Second, 100*time.Millisecond, func() bool { return e.countStatus(1) == len(files) }, "all rows done")
+	if _, stderr, err := testenv.Run(t, bg, e.tool("dl-flag"), e.vars, nil, "set"); err != nil {
+		t.Fatalf("dl-flag set: %v %s", err, stderr)
+	}
+	for name, p := range map[string]*testenv.Running{"distributor": d, "worker 1": w1, "worker 2": w2} {
+		if r := p.Wait(); !r.OK() {
+			t.Fatalf("%s did not exit 0 on the flag:\n%s", name, r)
+		}
+	}
+	e.checkRows(files)
+	if _, err := os.Stat(e.dir); err != nil {
+		t.Fatal(err)
+	}
+}

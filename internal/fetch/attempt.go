@@ -1,0 +1,331 @@
+package fetch
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/dlkit/dl/internal/layout"
+	"github.com/dlkit/dl/internal/record"
+)
+
+// maxDrain is how much of an unwanted body is read so the connection can be
+// reused; past it, closing the connection is cheaper.
+const maxDrain = 64 << 10
+
+// attempt makes one try at the task: it recognises a finished file, locks and
+// prepares the part file, and transfers.
+func (f *Fetcher) attempt(ctx context.Context, t record.Task, ps paths) outcome {
+	bufp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bufp)
+	buf := *bufp
+
+	if o, ok := f.complete(ps.final, t, buf); ok {
+		return o
+	}
+	p, err := f.openPart(ps)
+	if err != nil {
+		return failure(true, fmt.Errorf("%s: %w", ps.part, err))
+	}
+	defer p.close()
+	// Another transfer of the task may have finished between the check
+	// above and the lock; the part file we hold is then a new, empty one.
+	if o, ok := f.complete(ps.final, t, buf); ok {
+		p.remove()
+		return o
+	}
+	if err := p.prepare(t, buf); err != nil {
+		p.remove()
+		return failure(true, err)
+	}
+	if p.size > 0 {
+		f.log.Debug("resuming", "id", t.ID, "path", ps.part, "from", p.size)
+	}
+	o, restart := f.transfer(ctx, t, ps, p, buf)
+	if restart {
+		f.log.Info("resume refused; starting over", "id", t.ID, "error", o.err)
+		o, _ = f.transfer(ctx, t, ps, p, buf)
+	}
+	// Keep the bytes only for a failure that a later attempt may resume.
+	if o.err != nil && (!o.retryable || !p.resumable(t)) {
+		p.remove()
+	}
+	return o
+}
+
+// openPart opens the task's part file, creating its directory the first
+// time; the Fetcher remembers directories it made so that a small file costs
+// no extra stat. A directory removed behind its back is made again.
+func (f *Fetcher) openPart(ps paths) (*part, error) {
+	dir := filepath.Dir(ps.part)
+	for try := 0; ; try++ {
+		if _, ok := f.dirs.Load(dir); !ok {
+			if err := ensureDir(dir, f.o.Fsync); err != nil {
+				return nil, err
+			}
+			f.dirs.Store(dir, struct{}{})
+		}
+		p, err := openPart(ps.part, ps.meta)
+		if errors.Is(err, fs.ErrNotExist) && try == 0 {
+			f.dirs.Delete(dir)
+			continue
+		}
+		return p, err
+	}
+}
+
+// complete recognises a file already at its final path. Only our rename
+// puts a file there, after all checks, so it is complete by construction and
+// only needs hashing for the result. When the task expects another checksum
+// the file is removed and downloaded again (the origin or the expectation
+// changed since). ok is false when there is nothing to report.
+func (f *Fetcher) complete(final string, t record.Task, buf []byte) (o outcome, ok bool) {
+	fi, err := os.Stat(final)
+	if errors.Is(err, fs.ErrNotExist) {
+		return outcome{}, false
+	}
+	if err != nil {
+		return failure(true, fmt.Errorf("stat existing file: %w", err)), true
+	}
+	if !fi.Mode().IsRegular() {
+		return failure(false, fmt.Errorf("%s exists and is not a regular file", final)), true
+	}
+	sum, n, err := hashFile(final, buf)
+	if err != nil {
+		return failure(true, err), true
+	}
+	if t.SHA256 != "" && !strings.EqualFold(sum, t.SHA256) {
+		f.log.Warn("existing file does not match the expected sha256; downloading it again",
+			"id", t.ID, "path", final, "sha256", sum, "expected", t.SHA256)
+		if err := os.Remove(final); err != nil {
+			return failure(true, fmt.Errorf("remove mismatching file: %w", err)), true
+		}
+		return outcome{}, false
+	}
+	return outcome{path: final, bytes: n, sum: sum}, true
+}
+
+// transfer sends one request and streams its body into the part file.
+// restart asks the caller for one more request from byte 0: the server
+// answered a resume in a way that voids the bytes we had.
+func (f *Fetcher) transfer(ctx context.Context, t record.Task, ps paths, p *part, buf []byte) (o outcome, restart bool) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stall := watchStall(f.o.StallTimeout, cancel)
+	defer stall.stop()
+
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.URL, nil)
+	if err != nil {
+		return failure(false, fmt.Errorf("bad url: %w", err)), false
+	}
+	f.setHeaders(req, p)
+	resp, err := f.client.Do(req)
+	if err != nil {
+		o := f.transportFailure(ctx, stall, t.URL, err)
+		if resp != nil { // a redirect the policy refused
+			o.status = resp.StatusCode
+		}
+		return o, false
+	}
+	defer resp.Body.Close()
+	defer func() {
+		if o.status == 0 {
+			o.status = resp.StatusCode
+		}
+	}()
+	stall.r = resp.Body
+	body := stall
+	where := "GET " + redact(t.URL)
+
+	from := p.size
+	expect := resp.ContentLength // body bytes to come, -1 if not announced
+	total := expect              // the whole file's size, -1 if not known
+	switch code := resp.StatusCode; {
+	case code == http.StatusPartialContent:
+		first, last, tot, err := contentRange(resp.Header.Get("Content-Range"))
+		switch {
+		case err != nil || first != from:
+			drain(body)
+			if from == 0 {
+				return failure(true, fmt.Errorf("%s: partial content %q for a request of the whole file", where, resp.Header.Get("Content-Range"))), false
+			}
+			if err := p.reset(); err != nil {
+				return failure(true, err), false
+			}
+			return failure(true, fmt.Errorf("%s: asked to resume at byte %d, got %q", where, from, resp.Header.Get("Content-Range"))), true
+		case from == 0 && (tot < 0 || last+1 != tot):
+			drain(body)
+			return failure(true, fmt.Errorf("%s: partial content %q for a request of the whole file", where, resp.Header.Get("Content-Range"))), false
+		case expect >= 0 && expect != last-first+1:
+			drain(body)
+			return failure(true, fmt.Errorf("%s: content-length %d does not match content-range %q", where, expect, resp.Header.Get("Content-Range"))), false
+		}
+		expect, total = last-first+1, tot
+		if from == 0 {
+			if err := p.begin(metaFrom(t.URL, resp.Header, total)); err != nil {
+				return failure(true, err), false
+			}
+		}
+	case code >= 200 && code < 300:
+		if from > 0 {
+			// The whole file came back: the server ignores ranges, or the
+			// file changed and If-Range said so.
+			if err := p.reset(); err != nil {
+				return failure(true, err), false
+			}
+			from = 0
+		}
+		if tooBig(f.o.MaxSize, total) {
+			return failure(false, fmt.Errorf("%s: size %d exceeds max size %d", where, total, f.o.MaxSize)), false
+		}
+		if err := p.begin(metaFrom(t.URL, resp.Header, total)); err != nil {
+			return failure(true, err), false
+		}
+	case code == http.StatusRequestedRangeNotSatisfiable && from > 0:
+		drain(body)
+		// Nothing left to send means the part file already holds the whole
+		// file (we died between its last byte and the rename). It is the
+		// same version, or the server would have ignored the range because
+		// of If-Range and sent it all; prepare resumes without a validator
+		// only when the expected sha256 checks the result.
+		if _, _, tot, err := contentRange(resp.Header.Get("Content-Range")); err == nil && tot == from {
+			return f.finish(t, ps.final, p), false
+		}
+		if err := p.reset(); err != nil {
+			return failure(true, err), false
+		}
+		return statusFailure(t.URL, resp), true
+	default:
+		drain(body)
+		return statusFailure(t.URL, resp), false
+	}
+	size := total
+	if expect >= 0 {
+		size = max(size, from+expect)
+	}
+	if tooBig(f.o.MaxSize, size) {
+		return failure(false, fmt.Errorf("%s: size %d exceeds max size %d", where, size, f.o.MaxSize)), false
+	}
+
+	final := ps.final
+	if name := f.dispositionName(t, resp); name != "" {
+		named := t
+		named.Name = name
+		final = filepath.Join(f.o.Dir, f.o.Layout.Path(named))
+		if o, ok := f.complete(final, t, buf); ok {
+			if o.err == nil {
+				p.remove()
+			}
+			return o, false
+		}
+	}
+
+	limit := int64(-1)
+	if f.o.MaxSize > 0 {
+		limit = f.o.MaxSize
+	}
+	err = p.write(body, limit, expect, buf)
+	got := p.size - from
+	var local *localError
+	switch {
+	case errors.Is(err, errTooBig):
+		return failure(false, fmt.Errorf("%s: body exceeds max size %d", where, f.o.MaxSize)), false
+	case errors.As(err, &local):
+		return failure(true, err), false
+	case errors.Is(err, io.ErrUnexpectedEOF) && expect >= 0:
+		return failure(true, fmt.Errorf("%s: short body: got %d of %d bytes", where, got, expect)), false
+	case err != nil:
+		return f.transportFailure(ctx, stall, t.URL, fmt.Errorf("read body after %d bytes: %w", got, err)), false
+	case expect >= 0 && got != expect:
+		return failure(true, fmt.Errorf("%s: short body: got %d of %d bytes", where, got, expect)), false
+	case total >= 0 && p.size != total:
+		return failure(true, fmt.Errorf("%s: partial content ended at byte %d of %d", where, p.size, total)), false
+	}
+	return f.finish(t, final, p), false
+}
+
+// setHeaders builds the request's headers: the configured ones, then ours,
+// which must win. Accept-Encoding is fixed to identity because the file must
+// hold the resource's bytes, not a compressed transfer of them.
+func (f *Fetcher) setHeaders(req *http.Request, p *part) {
+	for k, v := range f.o.Header {
+		req.Header[k] = append([]string(nil), v...)
+	}
+	if req.Header.Get("User-Agent") == "" {
+		req.Header.Set("User-Agent", f.o.UserAgent)
+	}
+	req.Header.Set("Accept-Encoding", "identity")
+	req.Header.Del("Range")
+	req.Header.Del("If-Range")
+	if p.size > 0 {
+		req.Header.Set("Range", "bytes="+strconv.FormatInt(p.size, 10)+"-")
+		if v := p.meta.validator(); v != "" {
+			req.Header.Set("If-Range", v)
+		}
+	}
+}
+
+// dispositionName is the server's suggested name, used only when neither the
+// task nor the URL names the file.
+func (f *Fetcher) dispositionName(t record.Task, resp *http.Response) string {
+	if t.Name != "" || layout.URLName(t.URL) != "" {
+		return ""
+	}
+	return layout.DispositionName(resp.Header.Get("Content-Disposition"))
+}
+
+// finish checks and publishes a complete part file: sync, compare the
+// expected checksum, rename into place (still holding the lock, so no other
+// transfer can touch the bytes in between), sync the directory.
+func (f *Fetcher) finish(t record.Task, final string, p *part) outcome {
+	if f.o.Fsync {
+		if err := p.f.Sync(); err != nil {
+			return failure(true, fmt.Errorf("sync part file: %w", err))
+		}
+	}
+	sum := hex.EncodeToString(p.h.Sum(nil))
+	if t.SHA256 != "" && !strings.EqualFold(sum, t.SHA256) {
+		return failure(false, fmt.Errorf("GET %s: sha256 %s does not match the expected %s", redact(t.URL), sum, t.SHA256))
+	}
+	// The sidecar goes first: a crash after the rename must not leave it
+	// next to a finished file forever.
+	if p.sidecar {
+		if err := os.Remove(p.metaPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return failure(true, fmt.Errorf("remove part meta: %w", err))
+		}
+	}
+	if err := os.Rename(p.path, final); err != nil {
+		return failure(true, fmt.Errorf("rename part file: %w", err))
+	}
+	// The part file is gone; nothing may remove p.path from here on, it
+	// could be a new transfer's.
+	p.path = ""
+	err := p.f.Close()
+	p.f = nil
+	if err != nil {
+		os.Remove(final)
+		return failure(true, fmt.Errorf("close %s: %w", final, err))
+	}
+	if f.o.Fsync {
+		if err := syncDir(filepath.Dir(final)); err != nil {
+			return failure(true, err)
+		}
+	}
+	return outcome{path: final, bytes: p.size, sum: sum}
+}
+
+func tooBig(limit, n int64) bool {
+	return limit > 0 && n > limit
+}
+
+func drain(r io.Reader) {
+	io.CopyN(io.Discard, r, maxDrain)
+}

@@ -1,0 +1,143 @@
+package fetch
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// outcome is what one attempt came to: a complete file (err nil) or a
+// failure with its class.
+type outcome struct {
+	path   string
+	bytes  int64
+	sum    string
+	status int // last HTTP status seen, 0 for none
+
+	err        error
+	retryable  bool
+	retryAfter time.Duration // the server's Retry-After, on 429 and 503
+}
+
+// Causes a request's context is cancelled with, so that a failed read can
+// say which limit ended it rather than "context canceled".
+var (
+	errStalled = errors.New("stalled")
+	errMaxTime = errors.New("max time exceeded")
+)
+
+// Errors the redirect policy stops a request with; neither is worth a retry.
+var (
+	errRedirects = errors.New("too many redirects")
+	errScheme    = errors.New("scheme must be http or https")
+)
+
+func failure(retryable bool, err error) outcome {
+	return outcome{err: err, retryable: retryable}
+}
+
+// transportFailure classifies an error from sending the request or reading
+// the body. ctx is the request's context, whose cause names a stall or the
+// max time; stall tells how slow the stall was. Only what certainly repeats is final: a redirect the policy
+// refused and a certificate that does not verify. Everything else on the
+// network — refused connections, resets, timeouts, DNS — passes, so it is
+// retryable.
+func (f *Fetcher) transportFailure(ctx context.Context, stall *stallWatch, rawURL string, err error) outcome {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	if ctx.Err() != nil {
+		switch cause := context.Cause(ctx); {
+		case errors.Is(cause, errStalled):
+			err = fmt.Errorf("stalled: %d bytes in %s", stall.got.Load(), f.o.StallTimeout)
+		case errors.Is(cause, errMaxTime):
+			err = fmt.Errorf("max time %s exceeded", f.o.MaxTime)
+		case errors.Is(cause, context.Canceled):
+			err = errors.New("canceled")
+		}
+	}
+	retryable := true
+	var (
+		certErr    *tls.CertificateVerificationError
+		unknownCA  x509.UnknownAuthorityError
+		hostErr    x509.HostnameError
+		invalidErr x509.CertificateInvalidError
+	)
+	if errors.Is(err, errRedirects) || errors.Is(err, errScheme) ||
+		errors.As(err, &certErr) || errors.As(err, &unknownCA) ||
+		errors.As(err, &hostErr) || errors.As(err, &invalidErr) {
+		retryable = false
+	}
+	return failure(retryable, fmt.Errorf("GET %s: %w", redact(rawURL), err))
+}
+
+// statusFailure classifies an HTTP error status: the server may do better
+// later on 5xx, 408 (it timed out waiting for us) and 429 (rate limit);
+// other statuses describe the resource and will not change by asking again.
+func statusFailure(rawURL string, resp *http.Response) outcome {
+	code := resp.StatusCode
+	o := failure(code >= 500 || code == http.StatusRequestTimeout || code == http.StatusTooManyRequests,
+		fmt.Errorf("GET %s: status %s", redact(rawURL), statusText(code)))
+	o.status = code
+	if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
+		o.retryAfter = retryAfter(resp.Header.Get("Retry-After"), time.Now())
+		if o.retryAfter > maxRetryAfter {
+			o.err = fmt.Errorf("%w (retry after %s)", o.err, o.retryAfter)
+		}
+	}
+	return o
+}
+
+// statusText uses Go's reason phrase, not the server's, which is untrusted
+// text that would end up in the database.
+func statusText(code int) string {
+	if t := http.StatusText(code); t != "" {
+		return strconv.Itoa(code) + " " + t
+	}
+	return strconv.Itoa(code)
+}
+
+// retryAfter reads a Retry-After header: seconds or an HTTP date. Garbage
+// and past dates mean no wait beyond the backoff.
+func retryAfter(h string, now time.Time) time.Duration {
+	h = strings.TrimSpace(h)
+	if h == "" {
+		return 0
+	}
+	if s, err := strconv.ParseInt(h, 10, 64); err == nil {
+		if s <= 0 {
+			return 0
+		}
+		// Cap before multiplying so a huge value cannot overflow into a
+		// negative duration.
+		return time.Duration(min(s, int64(24*time.Hour/time.Second))) * time.Second
+	}
+	if t, err := http.ParseTime(h); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+// redact hides a password in a URL: error lines end up in the database and
+// in logs.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	return u.Redacted()
+}
+
+// oneLine keeps a result's error to a single line whatever an error's text
+// holds.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}

@@ -1,0 +1,97 @@
+package fetch
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+)
+
+// maxHeaderBytes bounds a response's headers; a hostile origin could
+// otherwise make every worker hold megabytes of them.
+const maxHeaderBytes = 256 << 10
+
+// newTransport tunes one transport for many concurrent transfers, mostly to
+// one host.
+//
+// HTTP/2 is left off on purpose (a custom dialer disables it unless forced):
+// with HTTP/1.1 each transfer has its own TCP connection, so one slow or
+// reset stream does not stall or kill the others, and throughput scales with
+// connections as it does for curl.
+func newTransport(o Options) *http.Transport {
+	d := &net.Dialer{Timeout: o.ConnectTimeout, KeepAlive: 30 * time.Second}
+	return &http.Transport{
+		Proxy:                  http.ProxyFromEnvironment,
+		DialContext:            d.DialContext,
+		TLSHandshakeTimeout:    o.ConnectTimeout,
+		ExpectContinueTimeout:  time.Second,
+		MaxIdleConns:           1024,
+		MaxIdleConnsPerHost:    256, // the default of 2 would reconnect for almost every small file
+		IdleConnTimeout:        90 * time.Second,
+		DisableCompression:     true, // a gzip body must reach the file as the server sent it
+		MaxResponseHeaderBytes: maxHeaderBytes,
+		ReadBufferSize:         64 << 10,
+	}
+}
+
+// checkRedirect follows at most limit redirects (none when limit < 0), and only
+// to http and https: a redirect must not turn a download into a request for
+// a local file or another protocol.
+func checkRedirect(limit int) func(*http.Request, []*http.Request) error {
+	return func(req *http.Request, via []*http.Request) error {
+		if req.URL.Scheme != "http" && req.URL.Scheme != "https" {
+			return fmt.Errorf("redirect to %s: %w", req.URL.Redacted(), errScheme)
+		}
+		if len(via) > limit {
+			return fmt.Errorf("%w (limit %d)", errRedirects, max(limit, 0))
+		}
+		return nil
+	}
+}
+
+// stallMinBytes is the least a transfer must receive in each StallTimeout
+// window. Checking for "no byte at all" would let an origin that trickles a
+// byte a second hold a worker slot forever.
+const stallMinBytes = 1024
+
+// stallWatch cancels a request that receives fewer than stallMinBytes in a
+// StallTimeout window, counting from the start, so a server that accepts the
+// connection and never answers (or trickles its headers) is cut too.
+type stallWatch struct {
+	r      io.Reader
+	n      atomic.Int64 // body bytes read so far
+	last   atomic.Int64 // n at the previous check
+	got    atomic.Int64 // bytes in the window that was too slow
+	d      time.Duration
+	timer  *time.Timer
+	cancel context.CancelCauseFunc
+}
+
+func watchStall(d time.Duration, cancel context.CancelCauseFunc) *stallWatch {
+	w := &stallWatch{d: d, cancel: cancel}
+	w.timer = time.AfterFunc(d, w.check)
+	return w
+}
+
+func (w *stallWatch) check() {
+	n := w.n.Load()
+	if got := n - w.last.Load(); got < stallMinBytes {
+		w.got.Store(got)
+		w.cancel(errStalled)
+		return
+	}
+	w.last.Store(n)
+	w.timer.Reset(w.d)
+}
+
+func (w *stallWatch) stop() { w.timer.Stop() }
+
+// Read reads the body, counting bytes for check.
+func (w *stallWatch) Read(p []byte) (int, error) {
+	n, err := w.r.Read(p)
+	w.n.Add(int64(n))
+	return n, err
+}

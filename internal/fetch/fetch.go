@@ -1,0 +1,219 @@
+// Package fetch downloads one task's URL into the download directory, for
+// dl-fetch.
+//
+// A result of "done" means the file at Result.Path is complete and its bytes
+// hash to Result.SHA256: bytes go to "<final>.part" first and reach the final
+// name only by a rename after the byte count matched the announced length
+// (and the expected checksum, when the task has one), so a crash or a cut
+// connection can never leave a short file under the final name — the seed's
+// worst bug. That is also why a file already at the final path is trusted as
+// complete. A transfer that failed for a passing reason leaves its .part file
+// (with the server's validators in "<final>.part.meta") for the next attempt
+// to resume with a Range request.
+//
+// One Fetcher is shared by all of a process's concurrent transfers: its
+// single HTTP client keeps connections to the origin alive between tasks.
+package fetch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+
+	"github.com/dlkit/dl/internal/layout"
+	"github.com/dlkit/dl/internal/record"
+)
+
+// Options configure a Fetcher. Zero durations and counts take the defaults
+// named below, except where zero is said to mean "none".
+type Options struct {
+	Dir    string        // download directory; default "."
+	Layout layout.Layout // how files are arranged in Dir
+	// Fsync makes a done result durable: the file is synced before its
+	// rename and the directory after it. The CLI turns it on by default.
+	Fsync bool
+
+	UserAgent string      // default UserAgent("")
+	Header    http.Header // extra request headers, sent with every request
+
+	ConnectTimeout time.Duration // TCP connect and TLS handshake; default 30s
+	// StallTimeout cuts a transfer that receives less than 1 KiB in any
+	// window this long, from the first connect on: a silent server and one
+	// that trickles a byte a second alike. Default 60s.
+	StallTimeout time.Duration
+	MaxTime      time.Duration // whole Fetch call, retries included; 0 = none
+
+	MaxSize      int64 // largest file accepted, in bytes; 0 = no limit
+	MaxRedirects int   // default 10; negative = follow none
+
+	// Retries is how many times a transient failure is retried in process,
+	// after an exponential backoff with jitter (first retry within a
+	// second), or after the server's Retry-After when that is at most a
+	// minute. 0 = none: the failure goes back to the queue as retryable.
+	Retries int
+
+	Logger *slog.Logger // default: discard
+}
+
+const (
+	defaultConnectTimeout = 30 * time.Second
+	defaultStallTimeout   = 60 * time.Second
+	defaultMaxRedirects   = 10
+	// maxRetryAfter bounds how long a worker slot waits for a server that
+	// asked for patience; longer requests give the task back to the queue
+	// instead, where another worker (or a later round) picks it up.
+	maxRetryAfter = time.Minute
+)
+
+// Fetcher downloads tasks. It is safe for concurrent use.
+type Fetcher struct {
+	o         Options
+	client    *http.Client
+	transport *http.Transport
+	log       *slog.Logger
+	// firstBackoff is the mean delay before the first retry; tests shorten it.
+	firstBackoff time.Duration
+	dirs         sync.Map // directories known to exist
+}
+
+// New checks o and builds the Fetcher and its HTTP client.
+func New(o Options) (*Fetcher, error) {
+	switch {
+	case o.ConnectTimeout < 0, o.StallTimeout < 0, o.MaxTime < 0:
+		return nil, errors.New("timeouts must not be negative")
+	case o.MaxSize < 0:
+		return nil, errors.New("max size must not be negative")
+	case o.Retries < 0:
+		return nil, errors.New("retries must not be negative")
+	case o.Layout != layout.Sharded && o.Layout != layout.Flat:
+		return nil, fmt.Errorf("unknown layout %d", int(o.Layout))
+	}
+	if o.Dir == "" {
+		o.Dir = "."
+	}
+	if o.UserAgent == "" {
+		o.UserAgent = UserAgent("")
+	}
+	if o.ConnectTimeout == 0 {
+		o.ConnectTimeout = defaultConnectTimeout
+	}
+	if o.StallTimeout == 0 {
+		o.StallTimeout = defaultStallTimeout
+	}
+	if o.MaxRedirects == 0 {
+		o.MaxRedirects = defaultMaxRedirects
+	}
+	o.Header = o.Header.Clone()
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	tr := newTransport(o)
+	return &Fetcher{
+		o:            o,
+		client:       &http.Client{Transport: tr, CheckRedirect: checkRedirect(o.MaxRedirects)},
+		transport:    tr,
+		log:          o.Logger,
+		firstBackoff: 500 * time.Millisecond,
+	}, nil
+}
+
+// Close releases idle connections. Fetches in flight are not affected.
+func (f *Fetcher) Close() {
+	f.transport.CloseIdleConnections()
+}
+
+// UserAgent is the default User-Agent header: it names the tool honestly so
+// an origin's operator can see who is downloading and find the project. An
+// empty version is taken from the build.
+func UserAgent(version string) string {
+	if version == "" {
+		version = "devel"
+		if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			version = bi.Main.Version
+		}
+	}
+	return "dl/" + version + " (+https://github.com/dlkit/dl)"
+}
+
+// paths are the files of one task.
+type paths struct {
+	final string // where the complete file goes
+	part  string // the bytes so far
+	meta  string // the validators of those bytes, for resuming
+}
+
+func (f *Fetcher) paths(t record.Task) paths {
+	final := filepath.Join(f.o.Dir, f.o.Layout.Path(t))
+	return paths{final: final, part: final + ".part", meta: final + ".part.meta"}
+}
+
+// Fetch downloads t and reports what happened. It never panics and always
+// returns a result: done with the file's path, size and sha256, or failed
+// with one line of error and whether trying again later may help. Transient
+// failures are retried in process up to Options.Retries times first.
+func (f *Fetcher) Fetch(ctx context.Context, t record.Task) (res record.Result) {
+	start := time.Now()
+	res = record.Result{ID: t.ID, URL: t.URL, Token: t.Token, Outcome: record.Failed, Attempt: t.Attempt}
+	defer func() {
+		if p := recover(); p != nil {
+			f.log.Error("fetch panicked", "id", t.ID, "panic", p, "stack", string(debug.Stack()))
+			res = record.Result{ID: t.ID, URL: t.URL, Token: t.Token, Outcome: record.Failed,
+				Attempt: t.Attempt + 1, Error: oneLine(fmt.Sprintf("internal error: %v", p)), Retryable: true}
+		}
+		res.Duration = time.Since(start).Seconds()
+	}()
+
+	if err := record.CheckURL(t.URL); err != nil {
+		res.Attempt++
+		res.Error = oneLine(err.Error())
+		return res
+	}
+	if f.o.MaxTime > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, f.o.MaxTime, errMaxTime)
+		defer cancel()
+	}
+	p := f.paths(t)
+	bo := backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(f.firstBackoff),
+		backoff.WithMultiplier(2),
+		backoff.WithMaxInterval(30*time.Second),
+		backoff.WithMaxElapsedTime(0),
+	)
+	for failures := 0; ; {
+		o := f.attempt(ctx, t, p)
+		res.HTTP = o.status
+		if o.err == nil {
+			res.Outcome, res.Path, res.Bytes, res.SHA256 = record.Done, o.path, o.bytes, o.sum
+			res.Error, res.Retryable = "", false
+			res.Attempt = t.Attempt + failures
+			return res
+		}
+		failures++
+		res.Attempt = t.Attempt + failures
+		res.Error, res.Retryable = oneLine(o.err.Error()), o.retryable
+		if !o.retryable || failures > f.o.Retries || ctx.Err() != nil || o.retryAfter > maxRetryAfter {
+			return res
+		}
+		wait := max(bo.NextBackOff(), o.retryAfter)
+		if d, ok := ctx.Deadline(); ok && time.Until(d) < wait {
+			return res
+		}
+		f.log.Info("retrying", "id", t.ID, "url", redact(t.URL), "error", res.Error, "after", wait, "failures", failures)
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return res
+		case <-timer.C:
+		}
+	}
+}

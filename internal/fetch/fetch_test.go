@@ -1,0 +1,408 @@
+package fetch
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dlkit/dl/internal/layout"
+	"github.com/dlkit/dl/internal/record"
+)
+
+func TestFetchDone(t *testing.T) {
+	body := content(1<<20+12345, 1) // crosses copy-buffer boundaries
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(body[:5000])
+	zw.Close()
+
+	serve := func(b []byte) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) { w.Write(b) }
+	}
+	tests := []struct {
+		name    string
+		handler http.HandlerFunc
+		path    string // request path on the server
+		task    record.Task
+		opts    Options
+		want    []byte
+		file    string                          // expected basename suffix of the result path
+		check   func(*testing.T, *http.Request) // the last request
+	}{
+		{name: "content-length", path: "/data/file.bin", want: body, file: "-file.bin",
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+				w.Write(body)
+			}},
+		{name: "chunked", path: "/c.bin", want: body, file: "-c.bin", handler: func(w http.ResponseWriter, r *http.Request) {
+			w.Write(body[:1000])
+			w.(http.Flusher).Flush()
+			w.Write(body[1000:])
+		}},
+		{name: "empty", path: "/empty", want: []byte{}, file: "-empty", handler: serve(nil)},
+		{name: "gzip stored as sent", path: "/x.gz", want: gz.Bytes(), file: "-x.gz",
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Encoding", "gzip")
+				w.Write(gz.Bytes())
+			},
+			check: func(t *testing.T, r *http.Request) {
+				if got := r.Header.Get("Accept-Encoding"); got != "identity" {
+					t.Errorf("Accept-Encoding %q", got)
+				}
+			}},
+		{name: "redirect followed", path: "/old", want: body[:100], file: "-old",
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/old" {
+					http.Redirect(w, r, "/new/real.bin", http.StatusFound)
+					return
+				}
+				w.Write(body[:100])
+			}},
+		{name: "expected sha256", path: "/s", task: record.Task{SHA256: sha(body)}, want: body, file: "-s", handler: serve(body)},
+		{name: "expected sha256 upper case", path: "/s", task: record.Task{SHA256: strings.ToUpper(sha(body))}, want: body, file: "-s", handler: serve(body)},
+		{name: "task name", path: "/x", task: record.Task{Name: "../nice.iso"}, want: body[:10], file: "-_nice.iso", handler: serve(body[:10])},
+		{name: "content-disposition without url name", path: "/", want: body[:10], file: "-report.pdf",
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Disposition", `attachment; filename="../report.pdf"`)
+				w.Write(body[:10])
+			}},
+		{name: "content-disposition ignored when url names the file", path: "/a.txt", want: body[:10], file: "-a.txt",
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Disposition", `attachment; filename="report.pdf"`)
+				w.Write(body[:10])
+			}},
+		{name: "no name at all", path: "/dir/", task: record.Task{ID: "77"}, want: body[:10], file: "-file_77", handler: serve(body[:10])},
+		{name: "user agent and headers", path: "/h", want: body[:10], file: "-h",
+			opts:    Options{Header: http.Header{"Authorization": {"Bearer x"}, "Range": {"bytes=5-"}}},
+			handler: serve(body[:10]),
+			check: func(t *testing.T, r *http.Request) {
+				if ua := r.Header.Get("User-Agent"); !strings.HasPrefix(ua, "dl/") || !strings.Contains(ua, "github.com/dlkit/dl") {
+					t.Errorf("User-Agent %q", ua)
+				}
+				if r.Header.Get("Authorization") != "Bearer x" {
+					t.Errorf("configured header not sent")
+				}
+				if r.Header.Get("Range") != "" {
+					t.Errorf("configured Range header sent on a fresh transfer")
+				}
+			}},
+		{name: "custom user agent", path: "/h", want: body[:10], file: "-h", opts: Options{UserAgent: "me/1"}, handler: serve(body[:10]),
+			check: func(t *testing.T, r *http.Request) {
+				if ua := r.Header.Get("User-Agent"); ua != "me/1" {
+					t.Errorf("User-Agent %q", ua)
+				}
+			}},
+		{name: "fsync off", path: "/n", opts: Options{Fsync: false}, want: body, file: "-n", handler: serve(body)},
+		{name: "flat", path: "/flat.bin", opts: Options{Layout: layout.Flat}, want: body[:10], file: "-flat.bin", handler: serve(body[:10])},
+		{name: "max size not reached", path: "/m", opts: Options{MaxSize: int64(len(body))}, want: body, file: "-m", handler: serve(body)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var c counter
+			srv := httptest.NewServer(c.wrap(tt.handler))
+			defer srv.Close()
+			o := tt.opts
+			if tt.name != "fsync off" {
+				o.Fsync = true
+			}
+			f := newFetcher(t, o)
+			task := tt.task
+			if task.ID == "" {
+				task.ID = "1"
+			}
+			task.URL = srv.URL + tt.path
+			task.Token, task.Attempt = "tok", 2
+			res := f.Fetch(context.Background(), task)
+			checkDone(t, res, tt.want)
+			if res.ID != task.ID || res.URL != task.URL || res.Token != "tok" || res.Attempt != 2 || res.HTTP != 200 {
+				t.Errorf("result %+v does not carry the task's fields", res)
+			}
+			rel := f.o.Layout.Path(record.Task{ID: task.ID, URL: task.URL, Name: task.Name})
+			if tt.file == "-report.pdf" {
+				rel = f.o.Layout.Path(record.Task{ID: task.ID, URL: task.URL, Name: "report.pdf"})
+			}
+			if want := filepath.Join(f.o.Dir, rel); res.Path != want {
+				t.Errorf("path %q, want %q", res.Path, want)
+			}
+			if !strings.HasSuffix(res.Path, tt.file) || !strings.HasPrefix(filepath.Base(res.Path), layout.Key(task)) {
+				t.Errorf("path %q does not end in %q", res.Path, tt.file)
+			}
+			if got := files(t, f.o.Dir); len(got) != 1 {
+				t.Errorf("download directory holds %v, want just the file", got)
+			}
+			if tt.check != nil {
+				tt.check(t, c.last())
+			}
+		})
+	}
+}
+
+// TestFetchExisting: a file at the final path is complete by construction
+// and is not downloaded again, unless the task expects another checksum.
+func TestFetchExisting(t *testing.T) {
+	body := content(70000, 2)
+	old := content(500, 3)
+	tests := []struct {
+		name     string
+		onDisk   []byte
+		expect   string
+		want     []byte
+		requests int
+	}{
+		{"no expectation", old, "", old, 0},
+		{"matching expectation", old, sha(old), old, 0},
+		{"mismatch downloads again", old, sha(body), body, 1},
+		{"empty file", []byte{}, "", []byte{}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var c counter
+			srv := httptest.NewServer(c.wrap(func(w http.ResponseWriter, r *http.Request) { w.Write(body) }))
+			defer srv.Close()
+			f := newFetcher(t, Options{Fsync: true})
+			task := record.Task{ID: "9", URL: srv.URL + "/f", SHA256: tt.expect, Attempt: 1}
+			final := filepath.Join(f.o.Dir, f.o.Layout.Path(task))
+			os.MkdirAll(filepath.Dir(final), 0o755)
+			if err := os.WriteFile(final, tt.onDisk, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			res := f.Fetch(context.Background(), task)
+			checkDone(t, res, tt.want)
+			if c.n() != tt.requests {
+				t.Errorf("%d requests, want %d", c.n(), tt.requests)
+			}
+			if res.Attempt != 1 {
+				t.Errorf("attempt %d, want 1", res.Attempt)
+			}
+		})
+	}
+}
+
+// TestFetchSameTaskTwice: a task delivered twice at once (a re-queued row
+// whose first worker is still busy) must not have two writers on one file.
+func TestFetchSameTaskTwice(t *testing.T) {
+	body := content(100000, 4)
+	started := make(chan struct{}, 1)
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		w.Write(body[:1000])
+		w.(http.Flusher).Flush()
+		select {
+		case started <- struct{}{}:
+		default:
+		}
+		<-release
+		w.Write(body[1000:])
+	}))
+	defer srv.Close()
+	f := newFetcher(t, Options{})
+	task := record.Task{ID: "1", URL: srv.URL + "/same"}
+
+	first := make(chan record.Result)
+	go func() { first <- f.Fetch(context.Background(), task) }()
+	<-started
+	second := f.Fetch(context.Background(), task)
+	if second.Outcome != record.Failed || !second.Retryable || !strings.Contains(second.Error, "in progress") {
+		t.Errorf("second transfer: %+v; want a retryable 'in progress' failure", second)
+	}
+	close(release)
+	checkDone(t, <-first, body)
+
+	// Once the first is done, the same task is simply recognised.
+	again := f.Fetch(context.Background(), task)
+	checkDone(t, again, body)
+}
+
+// TestFetchConcurrent runs many transfers through one Fetcher, as dl-fetch
+// does, and checks every file (run with -race).
+func TestFetchConcurrent(t *testing.T) {
+	bodies := make([][]byte, 64)
+	for i := range bodies {
+		bodies[i] = content(1000*i+1, uint64(i))
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		i, _ := strconv.Atoi(strings.TrimPrefix(r.URL.Path, "/"))
+		if i%7 == 3 && r.URL.Query().Get("try") == "" {
+			http.Redirect(w, r, r.URL.Path+"?try=1", http.StatusFound)
+			return
+		}
+		w.Write(bodies[i])
+	}))
+	defer srv.Close()
+	f := newFetcher(t, Options{Fsync: true, Retries: 1})
+	var wg sync.WaitGroup
+	results := make([]record.Result, len(bodies))
+	sem := make(chan struct{}, 16)
+	for i := range bodies {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			results[i] = f.Fetch(context.Background(), record.Task{ID: strconv.Itoa(i), URL: fmt.Sprintf("%s/%d", srv.URL, i)})
+		})
+	}
+	wg.Wait()
+	for i, res := range results {
+		checkDone(t, res, bodies[i])
+	}
+	if got := files(t, f.o.Dir); len(got) != len(bodies) {
+		t.Errorf("%d files, want %d", len(got), len(bodies))
+	}
+}
+
+// TestFetchSameNameDifferentURLs is the seed's bug: two URLs ending in the
+// same file name must both be downloaded, each into its own file.
+func TestFetchSameNameDifferentURLs(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, r.URL.Path)
+	}))
+	defer srv.Close()
+	f := newFetcher(t, Options{Layout: layout.Flat})
+	a := f.Fetch(context.Background(), record.Task{ID: "1", URL: srv.URL + "/a/index.html"})
+	b := f.Fetch(context.Background(), record.Task{ID: "2", URL: srv.URL + "/b/index.html"})
+	checkDone(t, a, []byte("/a/index.html"))
+	checkDone(t, b, []byte("/b/index.html"))
+}
+
+func TestFetchHTTPS(t *testing.T) {
+	body := content(3000, 5)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(body) }))
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the untrusted case's handshake error
+	srv.StartTLS()
+	defer srv.Close()
+
+	t.Run("trusted", func(t *testing.T) {
+		f := newFetcher(t, Options{})
+		f.transport.TLSClientConfig = srv.Client().Transport.(*http.Transport).TLSClientConfig
+		checkDone(t, f.Fetch(context.Background(), record.Task{ID: "1", URL: srv.URL + "/s"}), body)
+	})
+	t.Run("untrusted certificate is final", func(t *testing.T) {
+		f := newFetcher(t, Options{Retries: 3})
+		res := f.Fetch(context.Background(), record.Task{ID: "1", URL: srv.URL + "/s"})
+		if res.Outcome != record.Failed || res.Retryable || !strings.Contains(res.Error, "certificate") {
+			t.Errorf("got %+v; want a final certificate failure", res)
+		}
+		if res.Attempt != 1 {
+			t.Errorf("attempt %d; a final failure is not retried", res.Attempt)
+		}
+	})
+}
+
+func TestNew(t *testing.T) {
+	tests := []struct {
+		name string
+		o    Options
+		ok   bool
+	}{
+		{"zero", Options{}, true},
+		{"negative timeout", Options{StallTimeout: -time.Second}, false},
+		{"negative max size", Options{MaxSize: -1}, false},
+		{"negative retries", Options{Retries: -1}, false},
+		{"unknown layout", Options{Layout: layout.Layout(9)}, false},
+	}
+	for _, tt := range tests {
+		f, err := New(tt.o)
+		if (err == nil) != tt.ok {
+			t.Errorf("%s: New error %v", tt.name, err)
+		}
+		if err == nil {
+			if f.o.Dir != "." || f.o.StallTimeout != defaultStallTimeout || f.o.ConnectTimeout != defaultConnectTimeout || f.o.MaxRedirects != defaultMaxRedirects {
+				t.Errorf("%s: defaults not applied: %+v", tt.name, f.o)
+			}
+		}
+	}
+}
+
+func TestUserAgent(t *testing.T) {
+	if got, want := UserAgent("1.2.3"), "dl/1.2.3 (+https://github.com/dlkit/dl)"; got != want {
+		t.Errorf("UserAgent = %q, want %q", got, want)
+	}
+	if got := UserAgent(""); !strings.HasPrefix(got, "dl/") {
+		t.Errorf("UserAgent(\"\") = %q", got)
+	}
+}
+
+// TestFetchDispositionNameKnown: a task whose file got its name from
+// Content-Disposition is recognised on its next delivery, although its name
+// could not be known before asking the server.
+func TestFetchDispositionNameKnown(t *testing.T) {
+	body := content(3000, 13)
+	var c counter
+	srv := httptest.NewServer(c.wrap(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Disposition", `attachment; filename="named.bin"`)
+		w.Write(body)
+	}))
+	defer srv.Close()
+	f := newFetcher(t, Options{})
+	task := record.Task{ID: "1", URL: srv.URL + "/"}
+	first := f.Fetch(context.Background(), task)
+	checkDone(t, first, body)
+	second := f.Fetch(context.Background(), task)
+	checkDone(t, second, body)
+	if second.Path != first.Path || !strings.HasSuffix(first.Path, "-named.bin") {
+		t.Errorf("paths %q then %q", first.Path, second.Path)
+	}
+	if got := files(t, f.o.Dir); len(got) != 1 {
+		t.Errorf("download directory holds %v", got)
+	}
+}
+
+// TestFetchLocalFailures: trouble with our own disk is never the URL's
+// fault, so it is retryable, except a final path that cannot be a file.
+func TestFetchLocalFailures(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("x")) }))
+	defer srv.Close()
+	task := record.Task{ID: "1", URL: srv.URL + "/f"}
+	tests := []struct {
+		name      string
+		setup     func(t *testing.T, dir string, f *Fetcher)
+		retryable bool
+		errWant   string
+	}{
+		{"download dir is a file", func(t *testing.T, dir string, f *Fetcher) {
+			os.Remove(dir)
+			os.WriteFile(dir, nil, 0o644)
+		}, true, "not a directory"},
+		{"final path is a directory", func(t *testing.T, dir string, f *Fetcher) {
+			os.MkdirAll(filepath.Join(dir, f.o.Layout.Path(task)), 0o755)
+		}, false, "is not a regular file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "dl")
+			os.Mkdir(dir, 0o755)
+			f := newFetcher(t, Options{Dir: dir})
+			tt.setup(t, dir, f)
+			res := f.Fetch(context.Background(), task)
+			if res.Outcome != record.Failed || res.Retryable != tt.retryable || !strings.Contains(res.Error, tt.errWant) {
+				t.Errorf("got %+v; want failure %q, retryable %v", res, tt.errWant, tt.retryable)
+			}
+		})
+	}
+}
+
+// TestFetchDirectoryRemoved: the Fetcher remembers directories it made, and
+// makes them again when they disappear behind its back.
+func TestFetchDirectoryRemoved(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("x")) }))
+	defer srv.Close()
+	f := newFetcher(t, Options{Fsync: true})
+	task := record.Task{ID: "1", URL: srv.URL + "/f"}
+	checkDone(t, f.Fetch(context.Background(), task), []byte("x"))
+	if err := os.RemoveAll(f.o.Dir); err != nil {
+		t.Fatal(err)
+	}
+	checkDone(t, f.Fetch(context.Background(), task), []byte("x"))
+}

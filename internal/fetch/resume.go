@@ -1,0 +1,266 @@
+package fetch
+
+import (
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/dlkit/dl/internal/record"
+)
+
+// errBusy reports a .part file locked by another transfer of the same task,
+// in this process or another: a re-delivered task whose first worker is
+// still at it.
+var errBusy = errors.New("another transfer of this file is in progress")
+
+// meta is the .part.meta sidecar: what the server said about the bytes in
+// the .part file, so a resume can ask for "the rest of that same file"
+// (If-Range) instead of splicing two versions together. A JSON file rather
+// than an xattr because it works on every filesystem and a person can read
+// it.
+type meta struct {
+	URL          string `json:"url"`
+	ETag         string `json:"etag,omitempty"` // strong ETags only
+	LastModified string `json:"last_modified,omitempty"`
+	Size         int64  `json:"size"` // the whole file's size, -1 if not announced
+}
+
+// validator is the If-Range value that makes a resume safe, or "".
+func (m meta) validator() string {
+	if m.ETag != "" {
+		return m.ETag
+	}
+	return m.LastModified
+}
+
+// metaFrom keeps the validators of a response. A weak ETag cannot go in
+// If-Range (RFC 9110, 13.1.5), so it is dropped.
+func metaFrom(rawURL string, h http.Header, size int64) meta {
+	m := meta{URL: rawURL, LastModified: h.Get("Last-Modified"), Size: size}
+	if et := h.Get("ETag"); strings.HasPrefix(et, `"`) {
+		m.ETag = et
+	}
+	return m
+}
+
+// resumeMin is the smallest file worth a sidecar: below it, restarting a
+// cut transfer costs less than writing and removing a sidecar for every
+// file, which is most of the work when files are small.
+const resumeMin = 1 << 20
+
+// part is a locked .part file and the sha256 of the bytes in it.
+type part struct {
+	path, metaPath string
+	f              *os.File
+	info           os.FileInfo // as opened
+	h              hash.Hash
+	size           int64
+	meta           meta // what the bytes in the file are a prefix of
+	sidecar        bool // meta is on disk
+}
+
+// openPart opens and locks the part file, creating it if needed. The lock
+// (flock, which also excludes other opens in this process) keeps two
+// transfers of the same task from writing one file.
+func openPart(path, metaPath string) (*part, error) {
+	for range 3 {
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+		if err != nil {
+			return nil, fmt.Errorf("open part file: %w", err)
+		}
+		if err := flock(f); err != nil {
+			f.Close()
+			return nil, err
+		}
+		// The previous holder may have renamed this very file into place
+		// between our open and our lock; then the name is free again (or
+		// taken by a newer file) and ours is the finished download.
+		fi, same, err := samePath(f, path)
+		if err != nil || !same {
+			f.Close()
+			if err != nil {
+				return nil, err
+			}
+			continue
+		}
+		return &part{path: path, metaPath: metaPath, f: f, info: fi, h: sha256.New()}, nil
+	}
+	return nil, errBusy
+}
+
+func flock(f *os.File) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("lock part file: %w", err)
+	}
+	var lerr error
+	if err := rc.Control(func(fd uintptr) {
+		lerr = syscall.Flock(int(fd), syscall.LOCK_EX|syscall.LOCK_NB)
+	}); err != nil {
+		return fmt.Errorf("lock part file: %w", err)
+	}
+	if errors.Is(lerr, syscall.EWOULDBLOCK) {
+		return errBusy
+	}
+	if lerr != nil {
+		return fmt.Errorf("lock part file: %w", lerr)
+	}
+	return nil
+}
+
+func samePath(f *os.File, path string) (os.FileInfo, bool, error) {
+	a, err := f.Stat()
+	if err != nil {
+		return nil, false, fmt.Errorf("stat part file: %w", err)
+	}
+	b, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("stat part file: %w", err)
+	}
+	return a, os.SameFile(a, b), nil
+}
+
+// prepare decides whether the bytes already in the part file can be
+// resumed: only when the sidecar names the same URL and a validator that
+// lets the server refuse to splice a changed file, or when the task's
+// expected sha256 will catch a splice at the end. Otherwise it starts over.
+// Resuming hashes the existing prefix, the one extra read a resume costs.
+func (p *part) prepare(t record.Task, buf []byte) error {
+	size := p.info.Size()
+	if size == 0 {
+		// A sidecar without bytes is a leftover of a crash: drop it.
+		if err := os.Remove(p.metaPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove part meta: %w", err)
+		}
+		return nil
+	}
+	m, err := readMeta(p.metaPath)
+	if err != nil || m.URL != t.URL || (m.validator() == "" && t.SHA256 == "") ||
+		(m.Size >= 0 && size > m.Size) {
+		p.sidecar = true // whatever is there goes
+		return p.reset()
+	}
+	if _, err := io.CopyBuffer(p.h, io.NewSectionReader(p.f, 0, size), buf); err != nil {
+		return fmt.Errorf("hash part file: %w", err)
+	}
+	if _, err := p.f.Seek(size, io.SeekStart); err != nil {
+		return fmt.Errorf("seek part file: %w", err)
+	}
+	p.size, p.meta, p.sidecar = size, m, true
+	return nil
+}
+
+// resumable tells whether the part file is worth keeping after a failure:
+// it has bytes, and a later attempt will be allowed to resume from them.
+func (p *part) resumable(t record.Task) bool {
+	return p.size > 0 && p.sidecar && p.meta.URL == t.URL && (p.meta.validator() != "" || t.SHA256 != "")
+}
+
+// reset empties the part file for a transfer from the first byte.
+func (p *part) reset() error {
+	p.h.Reset()
+	p.size, p.meta = 0, meta{}
+	if err := p.f.Truncate(0); err != nil {
+		return fmt.Errorf("truncate part file: %w", err)
+	}
+	if _, err := p.f.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("seek part file: %w", err)
+	}
+	if p.sidecar {
+		if err := os.Remove(p.metaPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove part meta: %w", err)
+		}
+		p.sidecar = false
+	}
+	return nil
+}
+
+// begin records the validators of a transfer that starts at byte 0, before
+// any body byte is written, so that bytes on disk never lack their meta. It
+// is written even without a validator: its URL and size still let a task
+// with an expected sha256 resume.
+func (p *part) begin(m meta) error {
+	p.meta = m
+	if m.Size >= 0 && m.Size < resumeMin {
+		return nil
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("encode part meta: %w", err)
+	}
+	if err := os.WriteFile(p.metaPath, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write part meta: %w", err)
+	}
+	p.sidecar = true
+	return nil
+}
+
+// remove deletes the part file and its sidecar; the lock goes with close.
+func (p *part) remove() {
+	if p.path == "" {
+		return // renamed into place
+	}
+	os.Remove(p.path)
+	os.Remove(p.metaPath)
+}
+
+// close releases the lock.
+func (p *part) close() {
+	if p.f != nil {
+		p.f.Close()
+		p.f = nil
+	}
+}
+
+func readMeta(path string) (meta, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return meta{}, err
+	}
+	var m meta
+	if err := json.Unmarshal(b, &m); err != nil {
+		return meta{}, err
+	}
+	return m, nil
+}
+
+// contentRange parses "bytes first-last/total" (total may be "*", then -1)
+// and the "bytes */total" of a 416 (first and last are then -1).
+func contentRange(h string) (first, last, total int64, err error) {
+	spec, ok := strings.CutPrefix(h, "bytes ")
+	if !ok {
+		return 0, 0, 0, fmt.Errorf("bad content-range %q", h)
+	}
+	rng, tot, ok := strings.Cut(spec, "/")
+	if !ok {
+		return 0, 0, 0, fmt.Errorf("bad content-range %q", h)
+	}
+	total = -1
+	if tot != "*" {
+		if total, err = strconv.ParseInt(tot, 10, 64); err != nil || total < 0 {
+			return 0, 0, 0, fmt.Errorf("bad content-range %q", h)
+		}
+	}
+	if rng == "*" {
+		return -1, -1, total, nil
+	}
+	a, b, ok := strings.Cut(rng, "-")
+	first, err1 := strconv.ParseInt(a, 10, 64)
+	last, err2 := strconv.ParseInt(b, 10, 64)
+	if !ok || err1 != nil || err2 != nil || first < 0 || last < first || (total >= 0 && last >= total) {
+		return 0, 0, 0, fmt.Errorf("bad content-range %q", h)
+	}
+	return first, last, total, nil
+}

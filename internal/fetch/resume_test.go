@@ -1,0 +1,274 @@
+package fetch
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dlkit/dl/internal/record"
+)
+
+func TestResume(t *testing.T) {
+	body := content(600000, 7)
+	old := content(600000, 8)
+	modTime := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+	lastMod := modTime.Format(http.TimeFormat)
+	const half = 250000
+
+	// serveFile answers like a static file server: Range, If-Range, 416.
+	serveFile := func(etag string, b []byte) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			if etag != "" {
+				w.Header().Set("ETag", etag)
+			}
+			http.ServeContent(w, r, "", modTime, bytes.NewReader(b))
+		}
+	}
+	type want struct {
+		rangeHdr, ifRange string // of the first request
+		requests          int
+		status            int
+		failed            string // error substring when the result must fail
+	}
+	tests := []struct {
+		name    string
+		part    []byte
+		meta    *meta // nil: no sidecar; URL "" means the task's
+		expect  string
+		handler http.HandlerFunc
+		want    want
+	}{
+		{name: "strong etag", part: body[:half], meta: &meta{ETag: `"v1"`, Size: int64(len(body))},
+			handler: serveFile(`"v1"`, body),
+			want:    want{rangeHdr: "bytes=250000-", ifRange: `"v1"`, requests: 1, status: 206}},
+		{name: "last-modified", part: body[:half], meta: &meta{LastModified: lastMod, Size: -1},
+			handler: serveFile("", body),
+			want:    want{rangeHdr: "bytes=250000-", ifRange: lastMod, requests: 1, status: 206}},
+		{name: "one byte left", part: body[:len(body)-1], meta: &meta{ETag: `"v1"`, Size: int64(len(body))},
+			handler: serveFile(`"v1"`, body),
+			want:    want{rangeHdr: "bytes=599999-", ifRange: `"v1"`, requests: 1, status: 206}},
+		{name: "file changed on the server", part: old[:half], meta: &meta{ETag: `"v0"`, Size: int64(len(old))},
+			handler: serveFile(`"v1"`, body),
+			want:    want{rangeHdr: "bytes=250000-", ifRange: `"v0"`, requests: 1, status: 200}},
+		{name: "no sidecar starts over", part: old[:half],
+			handler: serveFile(`"v1"`, body),
+			want:    want{requests: 1, status: 200}},
+		{name: "sidecar for another url starts over", part: old[:half], meta: &meta{URL: "http://elsewhere/x", ETag: `"v1"`, Size: -1},
+			handler: serveFile(`"v1"`, body),
+			want:    want{requests: 1, status: 200}},
+		{name: "garbage sidecar starts over", part: old[:half], meta: &meta{URL: "garbage"},
+			handler: serveFile(`"v1"`, body),
+			want:    want{requests: 1, status: 200}},
+		{name: "no validator starts over", part: old[:half], meta: &meta{Size: int64(len(body))},
+			handler: serveFile("", body),
+			want:    want{requests: 1, status: 200}},
+		{name: "no validator but expected sha256 resumes", part: body[:half], meta: &meta{Size: int64(len(body))}, expect: sha(body),
+			handler: serveFile("", body),
+			want:    want{rangeHdr: "bytes=250000-", requests: 1, status: 206}},
+		{name: "part longer than the file starts over", part: content(700000, 9), meta: &meta{ETag: `"v1"`, Size: int64(len(body))},
+			handler: serveFile(`"v1"`, body),
+			want:    want{requests: 1, status: 200}},
+		{name: "server ignores range", part: body[:half], meta: &meta{ETag: `"v1"`, Size: -1},
+			handler: func(w http.ResponseWriter, r *http.Request) { w.Write(body) },
+			want:    want{rangeHdr: "bytes=250000-", ifRange: `"v1"`, requests: 1, status: 200}},
+		{name: "wrong content-range restarts", part: body[:half], meta: &meta{ETag: `"v1"`, Size: -1},
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				if r.Header.Get("Range") != "" {
+					w.Header().Set("Content-Range", fmt.Sprintf("bytes 0-99/%d", len(body)))
+					w.WriteHeader(http.StatusPartialContent)
+					w.Write(body[:100])
+					return
+				}
+				w.Write(body)
+			},
+			want: want{rangeHdr: "bytes=250000-", ifRange: `"v1"`, requests: 2, status: 200}},
+		{name: "part already complete", part: body, meta: &meta{ETag: `"v1"`, Size: int64(len(body))},
+			handler: serveFile(`"v1"`, body),
+			want:    want{rangeHdr: "bytes=600000-", ifRange: `"v1"`, requests: 1, status: 416}},
+		{name: "416 for an incomplete part restarts", part: body[:half], meta: &meta{ETag: `"v1"`, Size: -1},
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				if r.Header.Get("Range") != "" {
+					w.Header().Set("Content-Range", "bytes */999")
+					w.WriteHeader(http.StatusRequestedRangeNotSatisfiable)
+					return
+				}
+				w.Write(body)
+			},
+			want: want{rangeHdr: "bytes=250000-", ifRange: `"v1"`, requests: 2, status: 200}},
+		{name: "bad prefix caught by expected sha256", part: old[:half], meta: &meta{ETag: `"v1"`, Size: int64(len(body))}, expect: sha(body),
+			handler: serveFile(`"v1"`, body),
+			want:    want{rangeHdr: "bytes=250000-", ifRange: `"v1"`, requests: 1, status: 206, failed: "does not match the expected"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var c counter
+			srv := httptest.NewServer(c.wrap(tt.handler))
+			defer srv.Close()
+			f := newFetcher(t, Options{Fsync: true})
+			task := record.Task{ID: "r", URL: srv.URL + "/big.bin", SHA256: tt.expect}
+			ps := f.paths(task)
+			os.MkdirAll(filepath.Dir(ps.part), 0o755)
+			if err := os.WriteFile(ps.part, tt.part, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if tt.meta != nil {
+				m := *tt.meta
+				var b []byte
+				if m.URL == "garbage" {
+					b = []byte("{not json")
+				} else {
+					if m.URL == "" {
+						m.URL = task.URL
+					}
+					b, _ = json.Marshal(m)
+				}
+				if err := os.WriteFile(ps.meta, b, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+
+			res := f.Fetch(context.Background(), task)
+
+			if c.n() != tt.want.requests {
+				t.Errorf("%d requests, want %d", c.n(), tt.want.requests)
+			}
+			first := c.reqs[0]
+			if got := first.Header.Get("Range"); got != tt.want.rangeHdr {
+				t.Errorf("Range %q, want %q", got, tt.want.rangeHdr)
+			}
+			if got := first.Header.Get("If-Range"); got != tt.want.ifRange {
+				t.Errorf("If-Range %q, want %q", got, tt.want.ifRange)
+			}
+			if res.HTTP != tt.want.status {
+				t.Errorf("status %d, want %d", res.HTTP, tt.want.status)
+			}
+			if tt.want.failed != "" {
+				if res.Outcome != record.Failed || res.Retryable || !strings.Contains(res.Error, tt.want.failed) {
+					t.Errorf("got %+v; want a final failure %q", res, tt.want.failed)
+				}
+				if got := files(t, f.o.Dir); len(got) != 0 {
+					t.Errorf("download directory holds %v; want nothing", got)
+				}
+				return
+			}
+			checkDone(t, res, body)
+		})
+	}
+}
+
+// TestResumeAfterCut is the whole story: a transfer cut mid-body leaves a
+// resumable part file, and the next attempt — a retry in the same call or a
+// later task delivery — fetches only the rest.
+func TestResumeAfterCut(t *testing.T) {
+	body := content(3<<20, 10)
+	newOrigin := func() (*httptest.Server, *counter) {
+		var c counter
+		srv := httptest.NewServer(c.wrap(func(w http.ResponseWriter, r *http.Request) {
+			if c.n() == 1 {
+				w.Header().Set("ETag", `"e"`)
+				w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+				w.Write(body[:1<<20])
+				w.(http.Flusher).Flush()
+				panic(http.ErrAbortHandler) // cut the connection mid-body
+			}
+			w.Header().Set("ETag", `"e"`)
+			http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body))
+		}))
+		return srv, &c
+	}
+
+	t.Run("next delivery", func(t *testing.T) {
+		srv, c := newOrigin()
+		defer srv.Close()
+		f := newFetcher(t, Options{})
+		task := record.Task{ID: "1", URL: srv.URL + "/cut.bin", Attempt: 2}
+		res := f.Fetch(context.Background(), task)
+		if res.Outcome != record.Failed || !res.Retryable || res.Attempt != 3 {
+			t.Fatalf("first attempt: %+v; want a retryable failure", res)
+		}
+		ps := f.paths(task)
+		if fi, err := os.Stat(ps.part); err != nil || fi.Size() == 0 || fi.Size() > 1<<20 {
+			t.Fatalf("part file after the cut: %v, %v", fi, err)
+		}
+		partSize, _ := os.Stat(ps.part)
+		task.Attempt = res.Attempt
+		res = f.Fetch(context.Background(), task)
+		checkDone(t, res, body)
+		if res.Attempt != 3 || res.HTTP != 206 {
+			t.Errorf("attempt %d, status %d; want 3, 206", res.Attempt, res.HTTP)
+		}
+		if got, want := c.last().Header.Get("Range"), fmt.Sprintf("bytes=%d-", partSize.Size()); got != want {
+			t.Errorf("Range %q, want %q", got, want)
+		}
+	})
+	t.Run("in-process retry", func(t *testing.T) {
+		srv, c := newOrigin()
+		defer srv.Close()
+		f := newFetcher(t, Options{Retries: 2, Fsync: true})
+		res := f.Fetch(context.Background(), record.Task{ID: "1", URL: srv.URL + "/cut.bin"})
+		checkDone(t, res, body)
+		if res.Attempt != 1 || c.n() != 2 || res.HTTP != 206 {
+			t.Errorf("attempt %d after %d requests, status %d; want 1, 2, 206", res.Attempt, c.n(), res.HTTP)
+		}
+	})
+}
+
+func TestMetaFrom(t *testing.T) {
+	tests := []struct {
+		etag, lastMod string
+		wantValidator string
+	}{
+		{`"abc"`, "", `"abc"`},
+		{`W/"abc"`, "", ""},
+		{`W/"abc"`, "Wed, 01 May 2024 12:00:00 GMT", "Wed, 01 May 2024 12:00:00 GMT"},
+		{`"abc"`, "Wed, 01 May 2024 12:00:00 GMT", `"abc"`},
+		{"", "", ""},
+		{"unquoted", "", ""},
+	}
+	for _, tt := range tests {
+		h := http.Header{}
+		if tt.etag != "" {
+			h.Set("ETag", tt.etag)
+		}
+		if tt.lastMod != "" {
+			h.Set("Last-Modified", tt.lastMod)
+		}
+		if got := metaFrom("u", h, 1).validator(); got != tt.wantValidator {
+			t.Errorf("etag %q last-modified %q: validator %q, want %q", tt.etag, tt.lastMod, got, tt.wantValidator)
+		}
+	}
+}
+
+func TestContentRange(t *testing.T) {
+	tests := []struct {
+		in                 string
+		first, last, total int64
+		ok                 bool
+	}{
+		{"bytes 0-99/100", 0, 99, 100, true},
+		{"bytes 100-199/*", 100, 199, -1, true},
+		{"bytes */500", -1, -1, 500, true},
+		{"bytes 5-4/100", 0, 0, 0, false},
+		{"bytes 0-100/100", 0, 0, 0, false},
+		{"bytes -1-5/10", 0, 0, 0, false},
+		{"items 0-1/2", 0, 0, 0, false},
+		{"bytes 0-1", 0, 0, 0, false},
+		{"bytes a-b/c", 0, 0, 0, false},
+		{"", 0, 0, 0, false},
+	}
+	for _, tt := range tests {
+		first, last, total, err := contentRange(tt.in)
+		if (err == nil) != tt.ok || (tt.ok && (first != tt.first || last != tt.last || total != tt.total)) {
+			t.Errorf("contentRange(%q) = %d, %d, %d, %v", tt.in, first, last, total, err)
+		}
+	}
+}

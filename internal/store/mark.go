@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	mrand "math/rand/v2"
+	"sort"
 	"time"
 
 	"github.com/dlkit/dl/internal/record"
@@ -63,14 +64,32 @@ func (m Marked) String() string {
 }
 
 // Mark writes results in one transaction and tells, per result, what it did.
+// Rows are updated in id order, the order in which claims lock them, so that
+// concurrent marks and claims rarely deadlock; when they do, the transaction
+// is retried.
 func (s *Store) Mark(ctx context.Context, results []record.Result, p RetryPolicy) ([]Marked, error) {
+	order := make([]int, len(results))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return results[order[a]].ID < results[order[b]].ID })
+	var out []Marked
+	err := retryConflicts(ctx, func() (err error) {
+		out, err = s.mark(ctx, results, order, p)
+		return err
+	})
+	return out, err
+}
+
+func (s *Store) mark(ctx context.Context, results []record.Result, order []int, p RetryPolicy) ([]Marked, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("mark: begin: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
 	out := make([]Marked, len(results))
-	for i, r := range results {
+	for _, i := range order {
+		r := results[i]
 		var stmt string
 		var args []any
 		switch {

@@ -126,10 +126,28 @@ func IsUnavailable(err error) bool {
 	var me *mysql.MySQLError
 	if errors.As(err, &me) {
 		switch me.Number {
-		case 1040, 1053, 1205, 1213, 2002, 2003, 2006, 2013: // too many conns, shutdown, lock wait, deadlock, gone
+		case 1040, 1053, 2002, 2003, 2006, 2013: // too many connections, shutdown, gone
 			return true
 		}
 		return false
 	}
 	return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+}
+
+// retryConflicts runs fn again when InnoDB chose it as a deadlock victim or
+// it waited too long for a lock: claims, takes and marks of many processes
+// touch overlapping rows, and the right answer to such a conflict is to try
+// again, not to report an outage.
+func retryConflicts(ctx context.Context, fn func() error) error {
+	for i := 0; ; i++ {
+		err := fn()
+		if err == nil || i == 9 || !(isMySQLError(err, 1213) || isMySQLError(err, 1205)) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(i+1) * 5 * time.Millisecond):
+		}
+	}
 }

@@ -116,13 +116,21 @@ func (s *Store) Claim(ctx context.Context, tasks []record.Task, o ClaimOptions) 
 	}
 	if o.MaxDeliveries > 0 {
 		args := append(append([]any{}, ids...), micros(o.Stale), o.MaxDeliveries)
-		if _, err := s.db.ExecContext(ctx, s.q(sqlFailPoison, len(ids)), args...); err != nil {
+		err := retryConflicts(ctx, func() error {
+			_, err := s.db.ExecContext(ctx, s.q(sqlFailPoison, len(ids)), args...)
+			return err
+		})
+		if err != nil {
 			return nil, fmt.Errorf("fail poison rows: %w", err)
 		}
 	}
 	token := NewToken()
 	args := append(append([]any{token, micros(o.QueueLease)}, ids...), micros(o.Stale))
-	if _, err := s.db.ExecContext(ctx, s.q(sqlClaim, len(ids)), args...); err != nil {
+	err := retryConflicts(ctx, func() error {
+		_, err := s.db.ExecContext(ctx, s.q(sqlClaim, len(ids)), args...)
+		return err
+	})
+	if err != nil {
 		return nil, fmt.Errorf("claim %d rows: %w", len(ids), err)
 	}
 	got, err := s.tokenRows(ctx, s.q(sqlClaimed, len(ids)), append(ids, token))
@@ -183,7 +191,11 @@ func (s *Store) Take(ctx context.Context, tasks []record.Task, lease time.Durati
 	if len(tokened) > 0 {
 		ids, tokens := idsAndTokens(tokened)
 		args := append(append([]any{micros(lease), worker}, ids...), tokens...)
-		if _, err := s.db.ExecContext(ctx, s.q(sqlTake, len(ids), len(tokens)), args...); err != nil {
+		err := retryConflicts(ctx, func() error {
+			_, err := s.db.ExecContext(ctx, s.q(sqlTake, len(ids), len(tokens)), args...)
+			return err
+		})
+		if err != nil {
 			return nil, fmt.Errorf("take %d tasks: %w", len(ids), err)
 		}
 	}
@@ -191,7 +203,11 @@ func (s *Store) Take(ctx context.Context, tasks []record.Task, lease time.Durati
 		ids, _ := idsAndTokens(seed)
 		token := NewToken()
 		args := append([]any{token, micros(lease), worker}, ids...)
-		if _, err := s.db.ExecContext(ctx, s.q(sqlTakeSeed, len(ids)), args...); err != nil {
+		err := retryConflicts(ctx, func() error {
+			_, err := s.db.ExecContext(ctx, s.q(sqlTakeSeed, len(ids)), args...)
+			return err
+		})
+		if err != nil {
 			return nil, fmt.Errorf("take %d tasks of the original distributor: %w", len(ids), err)
 		}
 		got, err := s.tokenRows(ctx, s.q(sqlClaimed, len(ids)), append(ids, token))
@@ -221,7 +237,11 @@ func (s *Store) Renew(ctx context.Context, tasks []record.Task, lease time.Durat
 	}
 	ids, tokens := idsAndTokens(held)
 	args := append(append([]any{micros(lease)}, ids...), tokens...)
-	if _, err := s.db.ExecContext(ctx, s.q(sqlRenew, len(ids), len(tokens)), args...); err != nil {
+	err := retryConflicts(ctx, func() error {
+		_, err := s.db.ExecContext(ctx, s.q(sqlRenew, len(ids), len(tokens)), args...)
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("renew %d leases: %w", len(ids), err)
 	}
 	return nil

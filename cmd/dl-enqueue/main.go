@@ -17,6 +17,8 @@ func main() {
 		&cli.IntFlag{Name: "batch", EnvVars: []string{"DL_BATCH"}, Value: 1000, Usage: "most rows per claim and per push"},
 		&cli.IntFlag{Name: "max-deliveries", EnvVars: []string{"DL_MAX_DELIVERIES"}, Value: 5,
 			Usage: "fail a row after `N` deliveries that ended without a result (a task that crashes its worker); 0: never"},
+		&cli.Int64Flag{Name: "renew-max", EnvVars: []string{"DL_RENEW_MAX"}, Value: 100000,
+			Usage: "renew the queue leases of at most `N` tasks still in the queue before enqueueing (0: none)"},
 	}
 	flags = append(append(flags, config.RedisFlags()...), config.LeaseFlags()...)
 	os.Exit(tool.Run(&cli.App{
@@ -36,7 +38,7 @@ func main() {
 			}
 			defer q.Close()
 			return distributor.Enqueue(c.Context, st, q, distributor.EnqueueOptions{
-				Batch: max(c.Int("batch"), 1),
+				Batch: max(c.Int("batch"), 1), RenewMax: c.Int64("renew-max"),
 				Claim: store.ClaimOptions{QueueLease: c.Duration(config.FlagQueueWait), Stale: c.Duration(config.FlagQueueWait),
 					MaxDeliveries: c.Int("max-deliveries")},
 			}, os.Stdin, os.Stdout)

@@ -2,6 +2,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"time"
 
@@ -25,6 +26,27 @@ func main() {
 		Usage:     "record result lines: status in MySQL, download_result:<id> in Redis",
 		UsageText: "dl-fetch | dl-mark\n\nExample:\n   dl-fetch --concurrency 32 | dl-mark > recorded.jsonl",
 		Flags:     append(flags, config.RedisFlags()...),
+		Commands: []*cli.Command{{
+			Name:      "requeue",
+			Usage:     "put failed rows (all, or those matching an error or age) back to pending with a fresh retry budget",
+			UsageText: "dl-mark requeue [--error PATTERN] [--older-than DURATION]\n\nExample:\n   dl-mark requeue --error '%status 503%' --older-than 1h",
+			Flags: []cli.Flag{
+				&cli.StringFlag{Name: "error", Usage: "only rows whose error_message matches this SQL LIKE `pattern`"},
+				&cli.DurationFlag{Name: "older-than", Usage: "only rows that failed at least this long ago"},
+			},
+			Action: func(c *cli.Context) error {
+				st, err := config.OpenStore(c)
+				if err != nil {
+					return err
+				}
+				defer st.Close()
+				n, err := st.Requeue(c.Context, store.RequeueFilter{ErrorLike: c.String("error"), OlderThan: c.Duration("older-than")})
+				if err == nil {
+					fmt.Fprintf(c.App.Writer, "%d failed rows put back to pending\n", n)
+				}
+				return err
+			},
+		}},
 		Action: func(c *cli.Context) error {
 			st, err := config.OpenStore(c)
 			if err != nil {

@@ -63,8 +63,8 @@ func LeaseFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.DurationFlag{Name: FlagLease, EnvVars: []string{"DL_LEASE"}, Value: 60 * time.Second,
 			Usage: "a worker's hold on a task; renewed every third of it while the task is in progress"},
-		&cli.DurationFlag{Name: FlagQueueWait, EnvVars: []string{"DL_QUEUE_LEASE"}, Value: 30 * time.Minute,
-			Usage: "how long a claimed task may wait in the queue before it is claimable again (covers a lost Redis)"},
+		&cli.DurationFlag{Name: FlagQueueWait, EnvVars: []string{"DL_QUEUE_LEASE"}, Value: 5 * time.Minute,
+			Usage: "how long a claimed task may wait in the queue before it is claimable again (covers a lost Redis); each distributor round renews it for tasks still queued, so keep it well above DL_INTERVAL"},
 	}
 }
 

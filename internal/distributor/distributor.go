@@ -41,6 +41,30 @@ func Select(ctx context.Context, st *store.Store, o store.SelectOptions, out io.
 type EnqueueOptions struct {
 	Claim store.ClaimOptions
 	Batch int // most rows per claim and per push
+	// RenewMax bounds how many queued tasks have their queue leases renewed
+	// before the new lines are read; 0 renews none.
+	RenewMax int64
+}
+
+// renewQueued extends the queue leases of the tasks still waiting in the
+// queue. Each distributor round does it, so a queue lease of a few minutes is
+// enough however long the queue, while a task that vanished from Redis
+// (FLUSHALL, a restart, a worker killed between pop and take) is claimable
+// again one queue lease later.
+func renewQueued(ctx context.Context, st *store.Store, q *queue.Queue, o EnqueueOptions) error {
+	if o.RenewMax <= 0 {
+		return nil
+	}
+	var queued []record.Task
+	err := outage.Retry(ctx, "redis", queue.IsUnavailable, func() (err error) { queued, err = q.Peek(ctx, o.RenewMax); return err })
+	if err != nil {
+		return err
+	}
+	if n, _ := q.Len(ctx); n > o.RenewMax {
+		slog.Warn("queue longer than --renew-max: the tail's queue leases are not renewed and may run out (then those rows are claimed again)",
+			"queue", n, "renew_max", o.RenewMax)
+	}
+	return outage.Retry(ctx, "mysql", store.IsUnavailable, func() error { return st.RenewQueued(ctx, queued, o.Claim.QueueLease) })
 }
 
 // Enqueue reads task lines from in, claims their rows in batches and pushes
@@ -55,6 +79,9 @@ func Enqueue(ctx context.Context, st *store.Store, q *queue.Queue, o EnqueueOpti
 	// Batches finish under a context a first signal does not cancel, so a
 	// claimed batch is always pushed.
 	work := context.WithoutCancel(ctx)
+	if err := renewQueued(work, st, q, o); err != nil {
+		return err
+	}
 	g, gctx := errgroup.WithContext(work)
 	g.Go(func() error { return record.WriteLines(out, echo) })
 	g.Go(func() error {

@@ -52,20 +52,23 @@ type Queue struct {
 	addr string // for messages, password removed
 }
 
-// Open connects to the Redis named by rawURL and checks that it answers.
+// Open connects to the Redis named by rawURL (one server, a Redis Cluster or
+// a Sentinel-monitored master: see newClient for the URL forms) and checks
+// that it answers. In cluster mode the key names are put in one hash slot
+// (see Keys.inOneSlot); Queue.Keys tells the names in use.
 func Open(ctx context.Context, rawURL string, keys Keys) (*Queue, error) {
-	opt, err := redis.ParseURL(rawURL)
+	rdb, m, err := newClient(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("redis URL %q: %w", Redact(rawURL), err)
 	}
-	opt.DialTimeout = 5 * time.Second
-	// Reads block no longer than our own timeouts: BLPOP sets its own.
-	opt.ReadTimeout = 10 * time.Second
-	opt.MaxRetries = 1
-	opt.DialerRetries = 2
+	if m == cluster {
+		if keys, err = keys.inOneSlot(); err != nil {
+			rdb.Close()
+			return nil, err
+		}
+	}
 	// go-redis logs dial failures itself; our callers report them once.
 	redis.SetLogger(quietLogger{})
-	rdb := redis.NewClient(opt)
 	q := &Queue{rdb: rdb, keys: keys, addr: Redact(rawURL)}
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		rdb.Close()
@@ -86,11 +89,19 @@ func (q *Queue) Client() redis.UniversalClient { return q.rdb }
 // Where names the server in messages.
 func (q *Queue) Where() string { return q.addr }
 
-// Redact returns a Redis URL without its password.
+// Redact returns a Redis URL without its passwords.
 func Redact(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "(unparseable URL)"
+	}
+	if q := u.Query(); q.Has("password") || q.Has("sentinel_password") {
+		for _, k := range []string{"password", "sentinel_password"} {
+			if q.Has(k) {
+				q.Set(k, "xxxxx")
+			}
+		}
+		u.RawQuery = q.Encode()
 	}
 	return u.Redacted()
 }
@@ -249,4 +260,15 @@ type quietLogger struct{}
 
 func (quietLogger) Printf(_ context.Context, format string, v ...any) {
 	slog.Debug(fmt.Sprintf(format, v...), "component", "go-redis")
+}
+
+// Peek returns up to n tasks from the head of the queue without removing
+// them; payloads that do not decode are skipped.
+func (q *Queue) Peek(ctx context.Context, n int64) ([]record.Task, error) {
+	vals, err := q.rdb.LRange(ctx, q.keys.Queue, 0, n-1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", q.keys.Queue, err)
+	}
+	tasks, _ := decode(vals)
+	return tasks, nil
 }

@@ -347,3 +347,63 @@ func TestOpenErrorsNameTheServerWithoutPassword(t *testing.T) {
 		t.Fatal("bad table name accepted")
 	}
 }
+
+func TestRequeue(t *testing.T) {
+	st, db := open(t)
+	ensure(t, st)
+	insert(t, db, 4)
+	exec(t, db, "UPDATE files SET status = -1, attempts = 5, error_message = 'GET x: status 503' WHERE id IN ('1', '2')")
+	exec(t, db, "UPDATE files SET status = -1, attempts = 1, error_message = 'GET x: status 404' WHERE id = '3'")
+	exec(t, db, "UPDATE files SET updated_at = NOW() - INTERVAL 2 HOUR WHERE id = '1'")
+	tests := []struct {
+		f    store.RequeueFilter
+		want int64
+		left string
+	}{
+		{store.RequeueFilter{ErrorLike: "%503%", OlderThan: time.Hour}, 1, "2,3"},
+		{store.RequeueFilter{ErrorLike: "%503%"}, 1, "3"},
+		{store.RequeueFilter{}, 1, ""},
+	}
+	for _, tc := range tests {
+		n, err := st.Requeue(context.Background(), tc.f)
+		if err != nil || n != tc.want {
+			t.Fatalf("requeue %+v: %d (%v), want %d", tc.f, n, err, tc.want)
+		}
+		var failed []string
+		for id, s := range statuses(t, db) {
+			if s == -1 {
+				failed = append(failed, id)
+			}
+		}
+		sort.Strings(failed)
+		if got := strings.Join(failed, ","); got != tc.left {
+			t.Fatalf("after %+v failed rows %q, want %q", tc.f, got, tc.left)
+		}
+	}
+	if got := dump(t, db, "status, attempts"); got != "0|0;0|0;0|0;0|0" {
+		t.Fatalf("requeued rows: %s", got)
+	}
+}
+
+func TestTakeDropsStaleCopies(t *testing.T) {
+	st, db := open(t)
+	ensure(t, st)
+	tasks := insert(t, db, 2)
+	first, err := st.Claim(context.Background(), tasks, store.ClaimOptions{QueueLease: time.Hour, Stale: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Row 1's queue lease runs out and it is claimed again: the first copy is stale.
+	exec(t, db, "UPDATE files SET lease_until = NOW(3) - INTERVAL 1 SECOND WHERE id = '1'")
+	again, err := st.Claim(context.Background(), tasks[:1], store.ClaimOptions{QueueLease: time.Hour, Stale: time.Hour})
+	if err != nil || len(again) != 1 {
+		t.Fatalf("reclaim: %v %v", again, err)
+	}
+	taken, err := st.Take(context.Background(), append(first, again...), time.Minute, "w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(taken) != 2 || taken[0].ID != "2" || taken[1].Token != again[0].Token {
+		t.Fatalf("taken %+v: want row 2 and the new copy of row 1 only", taken)
+	}
+}

@@ -33,8 +33,12 @@ const (
 	// A task from the original distributor carries no token: take it over.
 	sqlTakeSeed = `UPDATE %[1]s SET status = 2, claim_token = ?, lease_until = NOW(3) + INTERVAL ? MICROSECOND, worker = ?, deliveries = deliveries + 1
 	WHERE id IN (%[2]s) AND status IN (0, 2) AND claim_token IS NULL`
+	sqlHeld  = `SELECT id, claim_token, attempts FROM %[1]s WHERE id IN (%[2]s) AND status = 2 AND claim_token IS NOT NULL`
 	sqlRenew = `UPDATE %[1]s SET lease_until = NOW(3) + INTERVAL ? MICROSECOND
 	WHERE id IN (%[2]s) AND status = 2 AND claim_token IN (%[3]s)`
+	// Only rows no worker has taken: a taken row keeps its worker's lease.
+	sqlRenewQueued = `UPDATE %[1]s SET lease_until = GREATEST(COALESCE(lease_until, NOW(3)), NOW(3) + INTERVAL ? MICROSECOND)
+	WHERE id IN (%[2]s) AND status = 2 AND worker IS NULL AND claim_token IN (%[3]s)`
 )
 
 func (s *Store) q(stmt string, lists ...int) string {
@@ -176,10 +180,14 @@ func (s *Store) tokenRows(ctx context.Context, query string, args []any) (map[st
 // Take records that worker has popped tasks: it counts a delivery and
 // shortens each lease from the queue's to a worker's. Tasks without a token
 // (pushed by the original distributor) are claimed here and get one. It
-// returns the tasks the worker should work on; a task whose claim was given
-// to another is still returned (it is fenced when marked) so nothing is lost
-// if the row's state is only late.
+// returns the tasks the worker should work on, with their attempt counts: a
+// task whose row has since been claimed again under another token (a stale
+// copy left in the queue after its lease ran out) or finished is left out,
+// since the row's current claim will bring it to an end.
 func (s *Store) Take(ctx context.Context, tasks []record.Task, lease time.Duration, worker string) ([]record.Task, error) {
+	if len(tasks) == 0 {
+		return nil, nil
+	}
 	var tokened, seed []record.Task
 	for _, t := range tasks {
 		if t.Token == "" {
@@ -191,36 +199,77 @@ func (s *Store) Take(ctx context.Context, tasks []record.Task, lease time.Durati
 	if len(tokened) > 0 {
 		ids, tokens := idsAndTokens(tokened)
 		args := append(append([]any{micros(lease), worker}, ids...), tokens...)
-		err := retryConflicts(ctx, func() error {
-			_, err := s.db.ExecContext(ctx, s.q(sqlTake, len(ids), len(tokens)), args...)
-			return err
-		})
-		if err != nil {
+		if err := s.execRetry(ctx, s.q(sqlTake, len(ids), len(tokens)), args); err != nil {
 			return nil, fmt.Errorf("take %d tasks: %w", len(ids), err)
 		}
 	}
+	seedToken := NewToken()
 	if len(seed) > 0 {
 		ids, _ := idsAndTokens(seed)
-		token := NewToken()
-		args := append([]any{token, micros(lease), worker}, ids...)
-		err := retryConflicts(ctx, func() error {
-			_, err := s.db.ExecContext(ctx, s.q(sqlTakeSeed, len(ids)), args...)
-			return err
-		})
-		if err != nil {
+		args := append([]any{seedToken, micros(lease), worker}, ids...)
+		if err := s.execRetry(ctx, s.q(sqlTakeSeed, len(ids)), args); err != nil {
 			return nil, fmt.Errorf("take %d tasks of the original distributor: %w", len(ids), err)
 		}
-		got, err := s.tokenRows(ctx, s.q(sqlClaimed, len(ids)), append(ids, token))
-		if err != nil {
+	}
+	ids, _ := idsAndTokens(tasks)
+	rows, err := s.db.QueryContext(ctx, s.q(sqlHeld, len(ids)), ids...)
+	if err != nil {
+		return nil, fmt.Errorf("read taken rows: %w", err)
+	}
+	defer rows.Close()
+	type held struct {
+		token    string
+		attempts int
+	}
+	got := map[string]held{}
+	for rows.Next() {
+		var id string
+		var h held
+		if err := rows.Scan(&id, &h.token, &h.attempts); err != nil {
 			return nil, fmt.Errorf("read taken rows: %w", err)
 		}
-		for i := range seed {
-			if row, ok := got[seed[i].ID]; ok {
-				seed[i].Token, seed[i].Attempt = token, row.attempts
-			}
+		got[id] = h
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read taken rows: %w", err)
+	}
+	var out []record.Task
+	for _, t := range tasks {
+		want := t.Token
+		if want == "" {
+			want = seedToken
+		}
+		h, ok := got[t.ID]
+		if !ok || h.token != want {
+			continue
+		}
+		t.Token, t.Attempt = want, h.attempts
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// RenewQueued extends the queue leases of tasks still waiting in the queue,
+// so that a short queue lease covers a long queue while a lost queue (or a
+// task lost between pop and take) is noticed within one queue lease.
+func (s *Store) RenewQueued(ctx context.Context, tasks []record.Task, queueLease time.Duration) error {
+	for len(tasks) > 0 {
+		n := min(len(tasks), 1000)
+		ids, tokens := idsAndTokens(tasks[:n])
+		tasks = tasks[n:]
+		args := append(append([]any{micros(queueLease)}, ids...), tokens...)
+		if err := s.execRetry(ctx, s.q(sqlRenewQueued, len(ids), len(tokens)), args); err != nil {
+			return fmt.Errorf("renew %d queue leases: %w", len(ids), err)
 		}
 	}
-	return append(tokened, seed...), nil
+	return nil
+}
+
+func (s *Store) execRetry(ctx context.Context, query string, args []any) error {
+	return retryConflicts(ctx, func() error {
+		_, err := s.db.ExecContext(ctx, query, args...)
+		return err
+	})
 }
 
 // Renew extends the leases of tasks a worker still holds. One statement for

@@ -175,13 +175,22 @@ func (h *heldTasks) snapshot() []record.Task {
 func (h *heldTasks) renew(ctx context.Context, st *store.Store, lease time.Duration) {
 	t := time.NewTicker(lease / 3)
 	defer t.Stop()
+	var failingSince time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := st.Renew(ctx, h.snapshot(), lease); err != nil && ctx.Err() == nil {
-				slog.Warn("could not renew leases; retrying at the next tick", "err", err)
+			err := st.Renew(ctx, h.snapshot(), lease)
+			switch {
+			case ctx.Err() != nil:
+				return
+			case err != nil && failingSince.IsZero():
+				failingSince = time.Now()
+				slog.Warn("cannot renew leases; transfers go on, and if this lasts longer than a lease their rows may be handed to another worker", "err", err)
+			case err == nil && !failingSince.IsZero():
+				slog.Info("renewing leases again", "after", time.Since(failingSince).Round(time.Second))
+				failingSince = time.Time{}
 			}
 		}
 	}

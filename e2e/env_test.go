@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	_ "github.com/go-sql-driver/mysql"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/dlkit/dl/internal/origin"
@@ -37,10 +38,46 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	e := &env{t: t, bin: testenv.Binaries(t)}
-	e.dsn, e.db = testenv.MySQL(t)
+	e := &env{t: t}
 	var redisURL string
+	e.dsn, e.db = testenv.MySQL(t)
 	redisURL, e.prefix, e.rdb = testenv.Redis(t)
+	return e.start(redisURL)
+}
+
+// outages are the controls of a private MariaDB and Redis that a test may
+// take down (never the machine's own).
+type outages struct {
+	stopMySQL, startMySQL, stopRedis, startRedis func()
+}
+
+// newPrivateEnv is newEnv on a MariaDB and a Redis of the test's own.
+func newPrivateEnv(t *testing.T) (*env, outages) {
+	t.Helper()
+	e := &env{t: t}
+	var o outages
+	var redisURL string
+	e.dsn, o.stopMySQL, o.startMySQL = testenv.StartMariaDB(t)
+	redisURL, o.stopRedis, o.startRedis = testenv.StartRedisServer(t)
+	db, err := sql.Open("mysql", e.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	e.db = db
+	opt, err := redis.ParseURL(redisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.rdb = redis.NewClient(opt)
+	t.Cleanup(func() { e.rdb.Close() })
+	return e.start(redisURL), o
+}
+
+func (e *env) start(redisURL string) *env {
+	t := e.t
+	t.Helper()
+	e.bin = testenv.Binaries(t)
 	e.origin, e.base = testenv.StartOrigin(t)
 	e.dir = t.TempDir()
 	e.vars = []string{
@@ -55,7 +92,12 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
-func (e *env) queue() string          { return e.prefix + "download_queue" }
+// with returns e's environment plus extra variables (later ones win).
+func (e *env) with(extra ...string) []string {
+	return append(append([]string{}, e.vars...), extra...)
+}
+
+func (e *env) queue() string           { return e.prefix + "download_queue" }
 func (e *env) tool(name string) string { return filepath.Join(e.bin, name) }
 
 // proc is a tool of this env with its environment.

@@ -54,17 +54,22 @@ func Run(ctx context.Context, st *store.Store, q *queue.Queue, o Options, in io.
 			if err != nil {
 				return err
 			}
-			names := make([]string, len(marked))
+			// A duplicate (a late worker whose row was given to another) must
+			// not replace the winner's result key: it is only logged.
+			var keep []record.Result
+			var names []string
 			for i, m := range marked {
-				names[i] = m.String()
 				if m == store.MarkedDuplicate {
-					slog.Warn("result for a row no longer held under its token; recorded in redis only",
+					slog.Warn("late result for a row no longer held under its token: not recorded",
 						"id", b[i].ID, "outcome", b[i].Outcome)
+					continue
 				}
+				keep = append(keep, b[i])
+				names = append(names, m.String())
 			}
-			// The row is committed; the Redis key is a courtesy copy, so a
+			// The rows are committed; the Redis keys are a courtesy copy, so a
 			// Redis outage is waited out but cannot undo the commit.
-			err = outage.Retry(gctx, "redis", queue.IsUnavailable, func() error { return q.SetResults(gctx, b, names) })
+			err = outage.Retry(gctx, "redis", queue.IsUnavailable, func() error { return q.SetResults(gctx, keep, names) })
 			if err != nil {
 				return err
 			}

@@ -268,3 +268,11 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// SignalProc sends sig to process i of the pipeline only: a test kills
+// dl-fetch and watches what dl-mark does, or stops one with SIGSTOP.
+func (r *Running) SignalProc(i int, sig syscall.Signal) {
+	if !r.exited[i].Load() {
+		_ = signalGroup(r.cmds[i], sig)
+	}
+}

@@ -1,0 +1,327 @@
+package e2e
+
+import (
+	"fmt"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/dlkit/dl/internal/origin"
+	"github.com/dlkit/dl/internal/testenv"
+)
+
+// fast shortens every lease and pause so that recovery happens in seconds.
+var fast = []string{"DL_LEASE=2s", "DL_QUEUE_LEASE=4s", "DL_INTERVAL=300ms", "DL_LIMIT=100",
+	"DL_RETRY_BASE=200ms", "DL_RETRY_MAX=1s", "DL_STATS_EVERY=0"}
+
+func (e *env) fastProc(name string, args ...string) testenv.Proc {
+	return testenv.Proc{Bin: e.tool(name), Args: args, Env: e.with(fast...)}
+}
+
+// worker starts dl-fetch | dl-mark with the fast settings.
+func (e *env) worker(args ...string) *testenv.Running {
+	e.t.Helper()
+	return testenv.Start(e.t, bg, nil, e.fastProc("dl-fetch", args...), e.fastProc("dl-mark"))
+}
+
+func (e *env) distributorLoop(extra ...string) *testenv.Running {
+	e.t.Helper()
+	return testenv.Start(e.t, bg, nil, e.script("dl-distributor", append(append([]string{}, fast...), extra...)))
+}
+
+func (e *env) count(where string) int {
+	e.t.Helper()
+	var n int
+	if err := e.db.QueryRow("SELECT COUNT(*) FROM files WHERE " + where).Scan(&n); err != nil {
+		e.t.Fatal(err)
+	}
+	return n
+}
+
+// settle waits until no row is pending or processing, then stops every
+// process with the exit flag and checks that each exits 0.
+func (e *env) settle(timeout time.Duration, procs ...*testenv.Running) {
+	e.t.Helper()
+	testenv.Eventually(e.t, timeout, 100*time.Millisecond, func() bool { return e.count("status IN (0, 2)") == 0 },
+		"every row done or failed")
+	if _, stderr, err := testenv.Run(e.t, bg, e.tool("dl-flag"), e.vars, nil, "set"); err != nil {
+		e.t.Fatalf("dl-flag set: %v %s", err, stderr)
+	}
+	for _, p := range procs {
+		if r := p.Wait(); !r.OK() {
+			e.t.Fatalf("a process did not exit 0 on the flag:\n%s", r)
+		}
+	}
+}
+
+func slowFiles(n int, delay string) []file {
+	fs := manyFiles(n, 20000)
+	for i := range fs {
+		fs[i].knobs = []string{"delay=" + delay}
+	}
+	return fs
+}
+
+// Guarantee 1: SIGKILL of dl-fetch mid-download; its tasks are taken up again
+// by a live worker within the lease and end done.
+func TestWorkerKilledItsTasksComeBack(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	files := e.insert(slowFiles(30, "1s"))
+	d := e.distributorLoop()
+	a := e.worker("--concurrency", "8")
+	testenv.Eventually(t, 60*time.Second, 20*time.Millisecond, func() bool { return e.count("status = 2 AND worker IS NOT NULL") >= 8 },
+		"worker A holds eight tasks")
+	a.SignalProc(0, syscall.SIGKILL) // dl-fetch only; dl-mark records what it got and exits
+	a.Wait()
+	killed := time.Now()
+	b := e.worker("--concurrency", "8")
+	e.settle(60*time.Second, d, b)
+	t.Logf("all rows done %v after the kill (lease 2s)", time.Since(killed).Round(100*time.Millisecond))
+	e.checkRows(files)
+}
+
+// Guarantee 2: SIGKILL of dl-mark: results it had not committed are lost with
+// it, but their rows come back and end done.
+func TestMarkKilledNothingLost(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	files := e.insert(slowFiles(40, "200ms"))
+	d := e.distributorLoop()
+	a := e.worker("--concurrency", "4")
+	testenv.Eventually(t, 60*time.Second, 20*time.Millisecond, func() bool { return e.count("status = 1") >= 4 }, "some rows done")
+	a.SignalProc(1, syscall.SIGKILL) // dl-mark; dl-fetch then fails on its closed stdout
+	if r := a.Wait(); r.Procs[0].Code == 0 {
+		t.Fatalf("dl-fetch exited 0 after losing its reader:\n%s", r)
+	}
+	b := e.worker("--concurrency", "4")
+	e.settle(60*time.Second, d, b)
+	e.checkRows(files)
+}
+
+// Guarantee 2: SIGKILL of dl-enqueue at any moment (here: while it has
+// claimed some batches), and of the distributor loop: the rows come back.
+func TestEnqueueKilledNothingStuck(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	files := e.insert(manyFiles(3000, 100))
+	sel, stderr, err := testenv.Run(t, bg, e.tool("dl-select"), e.vars, nil, "--limit", "0")
+	if err != nil {
+		t.Fatalf("dl-select: %v %s", err, stderr)
+	}
+	// A slow reader of dl-enqueue's output stalls it mid-way: kill it then.
+	enq := testenv.Start(t, bg, strings.NewReader(sel), e.fastProc("dl-enqueue", "--batch", "50"))
+	testenv.Eventually(t, 60*time.Second, 5*time.Millisecond, func() bool { return e.count("status = 2") >= 500 }, "some claims")
+	enq.Signal(syscall.SIGKILL)
+	enq.Wait()
+	d := e.distributorLoop()
+	testenv.Eventually(t, 60*time.Second, 5*time.Millisecond, func() bool { return e.count("status = 2") > 0 }, "a round claims")
+	d.Signal(syscall.SIGKILL)
+	d.Wait()
+	d = e.distributorLoop()
+	w := e.worker("--concurrency", "16")
+	e.settle(90*time.Second, d, w)
+	e.checkRows(files[:50]) // all were checked done by settle; spot-check the files
+}
+
+// Guarantees 3 and 4: Redis goes away for 30 s and comes back empty (a
+// restart without persistence), then MySQL goes away for 30 s: the tools stay
+// up, wait, and the run completes.
+func TestOutagesOfRedisAndMySQL(t *testing.T) {
+	t.Parallel()
+	e, o := newPrivateEnv(t)
+	files := e.insert(slowFiles(200, "50ms"))
+	d := e.distributorLoop()
+	w := e.worker("--concurrency", "4")
+	testenv.Eventually(t, 60*time.Second, 20*time.Millisecond, func() bool { return e.count("status = 1") >= 20 }, "a first part done")
+	o.stopRedis()
+	time.Sleep(30 * time.Second) // the outage itself, not a wait for a condition
+	o.startRedis()
+	testenv.Eventually(t, 60*time.Second, 20*time.Millisecond, func() bool { return e.count("status = 1") >= 100 }, "progress after Redis returned")
+	o.stopMySQL()
+	time.Sleep(30 * time.Second)
+	o.startMySQL()
+	e.settle(120*time.Second, d, w)
+	e.checkRows(files)
+	stderr := w.Stderr(0) + w.Stderr(1)
+	if n := strings.Count(stderr, "unavailable; retrying"); n == 0 || n > 6 {
+		t.Errorf("%d outage lines from the worker, want one per outage and tool:\n%s", n, stderr)
+	}
+}
+
+// Guarantee 3: FLUSHALL in the middle of a run.
+func TestRedisFlushallConverges(t *testing.T) {
+	t.Parallel()
+	e, _ := newPrivateEnv(t)
+	files := e.insert(slowFiles(300, "20ms"))
+	d := e.distributorLoop()
+	w := e.worker("--concurrency", "4")
+	testenv.Eventually(t, 60*time.Second, 20*time.Millisecond, func() bool { return e.count("status = 1") >= 30 }, "a first part done")
+	if err := e.rdb.FlushAll(bg).Err(); err != nil {
+		t.Fatal(err)
+	}
+	e.settle(90*time.Second, d, w)
+	e.checkRows(files)
+}
+
+// Guarantee 5: several distributors at once; without crashes every row is
+// downloaded exactly once.
+func TestSeveralDistributorsDownloadOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	files := e.insert(manyFiles(600, 512))
+	d1, d2, d3 := e.distributorLoop(), e.distributorLoop(), e.distributorLoop()
+	w1, w2 := e.worker("--concurrency", "8"), e.worker("--concurrency", "8")
+	e.settle(90*time.Second, d1, d2, d3, w1, w2)
+	e.checkRows(files)
+	for _, f := range files {
+		if n := e.origin.Requests(origin.Path(f.name)); n != 1 {
+			t.Fatalf("%s requested %d times, want once", f.name, n)
+		}
+	}
+}
+
+// Guarantee 6: a download longer than the lease is not taken over while its
+// worker is alive.
+func TestLongDownloadNotTakenOver(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	files := e.insert([]file{{id: "long", name: "long.bin", size: 1 << 20, knobs: []string{"delay=7s"}, wantOK: true}})
+	d := e.distributorLoop()
+	w1, w2 := e.worker("--concurrency", "2"), e.worker("--concurrency", "2")
+	e.settle(60*time.Second, d, w1, w2)
+	e.checkRows(files)
+	if n := e.origin.Requests(origin.Path("long.bin")); n != 1 {
+		t.Fatalf("the long download was requested %d times, want once", n)
+	}
+}
+
+// Guarantee 7: transient failures are retried (in process, then in the row,
+// across workers) up to the attempt limit; permanent ones fail at once.
+func TestRetries(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.insert([]file{
+		{id: "flaky", name: "flaky.bin", size: 1000, knobs: []string{"fail=2"}},     // in process
+		{id: "flakier", name: "flakier.bin", size: 1000, knobs: []string{"fail=5"}}, // needs a row-level retry
+		{id: "down", name: "down.bin", size: 10, knobs: []string{"status=503"}},
+		{id: "gone", name: "gone.bin", size: 10, knobs: []string{"status=404"}},
+	})
+	d := e.distributorLoop()
+	w := e.worker("--concurrency", "4", "--retries", "2")
+	e.settle(90*time.Second, d, w)
+	got := map[string]string{}
+	rows, err := e.db.Query("SELECT id, status, attempts, COALESCE(error_message, '') FROM files")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, msg string
+		var status, attempts int
+		rows.Scan(&id, &status, &attempts, &msg)
+		got[id] = fmt.Sprintf("%d/%d", status, attempts)
+		if id == "down" && !strings.Contains(msg, "gave up after 5 attempts") {
+			t.Errorf("down: error %q", msg)
+		}
+		if id == "gone" && !strings.Contains(msg, "404") {
+			t.Errorf("gone: error %q", msg)
+		}
+	}
+	want := map[string]string{"flaky": "1/2", "flakier": "1/5", "down": "-1/5", "gone": "-1/1"}
+	for id, w := range want {
+		if got[id] != w {
+			t.Errorf("%s: status/attempts %s, want %s", id, got[id], w)
+		}
+	}
+	if n := e.origin.Requests(origin.Path("gone.bin")); n != 1 {
+		t.Errorf("a 404 was requested %d times, want once", n)
+	}
+}
+
+// Guarantee 10: a worker whose lease ran out while it was paused cannot
+// overwrite the result of the worker that got its task.
+func TestFencingOfAPausedWorker(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	files := e.insert([]file{{id: "x", name: "x.bin", size: 5000, knobs: []string{"delay=3s"}, wantOK: true}})
+	d := e.distributorLoop()
+	a := e.worker("--concurrency", "1")
+	testenv.Eventually(t, 30*time.Second, 10*time.Millisecond, func() bool { return e.count("worker IS NOT NULL") == 1 }, "A takes the task")
+	a.SignalProc(0, syscall.SIGSTOP)
+	var first string
+	e.db.QueryRow("SELECT worker FROM files").Scan(&first)
+	b := e.worker("--concurrency", "1")
+	testenv.Eventually(t, 60*time.Second, 50*time.Millisecond, func() bool { return e.count("status = 1") == 1 }, "B finishes it:\n%s\n%s", d.Stderr(0), b.Stderr(0))
+	var token string
+	e.db.QueryRow("SELECT CONCAT(file_path, sha256) FROM files").Scan(&token)
+	a.SignalProc(0, syscall.SIGCONT)
+	testenv.Eventually(t, 60*time.Second, 50*time.Millisecond, func() bool {
+		return strings.Contains(a.Stderr(1), "late result")
+	}, "A's late result refused:\n%s", a.Stderr(1))
+	var after string
+	e.db.QueryRow("SELECT CONCAT(file_path, sha256) FROM files").Scan(&after)
+	if after != token {
+		t.Fatalf("row changed by the late worker: %s → %s", token, after)
+	}
+	e.settle(30*time.Second, d, a, b)
+	e.checkRows(files)
+}
+
+// Guarantee 11: deliveries that end in a crash do not use up the retry
+// budget, but a task that kills its worker every time ends failed.
+func TestPoisonTaskFailsAfterDeliveries(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.insert([]file{{id: "poison", name: "poison.bin", size: 10, knobs: []string{"delay=60s"}}})
+	d := e.distributorLoop("DL_MAX_DELIVERIES=3")
+	for i := 0; i < 3; i++ {
+		w := testenv.Start(t, bg, nil,
+			e.fastProc("dl-fetch", "--concurrency", "1"),
+			e.fastProc("dl-mark"))
+		testenv.Eventually(t, 60*time.Second, 20*time.Millisecond, func() bool {
+			return e.count(fmt.Sprintf("deliveries = %d AND worker IS NOT NULL", i+1)) == 1
+		}, "delivery %d", i+1)
+		t.Logf("delivery %d at %v", i+1, time.Now().Format("15:04:05.000"))
+		w.Signal(syscall.SIGKILL) // the task "crashes" its worker
+		w.Wait()
+	}
+	defer func() {
+		if t.Failed() {
+			var st, del, att int
+			e.db.QueryRow("SELECT status, deliveries, attempts FROM files").Scan(&st, &del, &att)
+			t.Logf("row: status %d deliveries %d attempts %d; distributor:\n%s", st, del, att, d.Stderr(0))
+		}
+	}()
+	testenv.Eventually(t, 60*time.Second, 50*time.Millisecond, func() bool { return e.count("status = -1") == 1 }, "poison row failed")
+	_ = d.Stderr
+	var msg string
+	var attempts int
+	e.db.QueryRow("SELECT error_message, attempts FROM files").Scan(&msg, &attempts)
+	if !strings.Contains(msg, "3 deliveries ended without a result") || attempts != 0 {
+		t.Fatalf("poison row: %q attempts %d", msg, attempts)
+	}
+	d.Signal(syscall.SIGTERM)
+	d.Wait()
+}
+
+// Guarantee 9: a second SIGINT abandons transfers in flight; they are not
+// lost but come back.
+func TestSecondSignalAbandonsButLosesNothing(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	files := e.insert(slowFiles(10, "3s"))
+	d := e.distributorLoop()
+	a := e.worker("--concurrency", "4")
+	testenv.Eventually(t, 60*time.Second, 20*time.Millisecond, func() bool { return e.count("worker IS NOT NULL") >= 4 }, "four taken")
+	a.SignalProc(0, syscall.SIGINT)
+	time.Sleep(200 * time.Millisecond) // two separate signals, as a user pressing ^C twice
+	a.SignalProc(0, syscall.SIGINT)
+	if r := a.Wait(); !strings.Contains(r.Procs[0].Stderr, "abandon") {
+		t.Fatalf("no abandon on the second signal:\n%s", r)
+	}
+	b := e.worker("--concurrency", "10")
+	e.settle(60*time.Second, d, b)
+	e.checkRows(files)
+}

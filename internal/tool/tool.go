@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 
@@ -35,6 +36,12 @@ func Hard(ctx context.Context) context.Context {
 	return ctx
 }
 
+// WithHard returns soft carrying hard as its Hard context; soft must be
+// derived from hard (so aborting stops everything).
+func WithHard(soft, hard context.Context) context.Context {
+	return context.WithValue(soft, hardKey{}, hard)
+}
+
 // Run runs app with the process's arguments and returns the exit code.
 func Run(app *cli.App) int {
 	return run(app, os.Args, os.Stderr)
@@ -43,7 +50,7 @@ func Run(app *cli.App) int {
 func run(app *cli.App, args []string, stderr io.Writer) int {
 	hard, abort := context.WithCancel(context.Background())
 	defer abort()
-	soft, stop := context.WithCancel(context.WithValue(hard, hardKey{}, hard))
+	soft, stop := context.WithCancel(WithHard(hard, hard))
 	defer stop()
 
 	sigs := make(chan os.Signal, 2)
@@ -71,11 +78,14 @@ func run(app *cli.App, args []string, stderr io.Writer) int {
 		}
 	}()
 
-	app.Version = fmt.Sprintf("%s (commit %s)", Version, Commit)
+	app.Version = version()
 	app.Writer = os.Stdout
 	app.ErrWriter = stderr
 	app.Flags = append(app.Flags, &cli.StringFlag{Name: "log-level", EnvVars: []string{"DL_LOG_LEVEL"}, Value: "info",
 		Usage: "log `level`: debug, info, warn, error"})
+	if code, ok := generateDocs(app, args, app.Writer, stderr); ok {
+		return code
+	}
 	before := app.Before
 	app.Before = func(c *cli.Context) error {
 		var lvl slog.Level
@@ -107,4 +117,21 @@ func run(app *cli.App, args []string, stderr io.Writer) int {
 // oneLine keeps an error to the one line the operator reads.
 func oneLine(s string) string {
 	return strings.ReplaceAll(s, "\n", "; ")
+}
+
+// version is Version and Commit as set at build time; a plain go build
+// leaves them unset, and then the commit Go recorded is used.
+func version() string {
+	v, c := Version, Commit
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && c == "unknown" {
+				c = s.Value
+			}
+		}
+		if v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v = bi.Main.Version
+		}
+	}
+	return fmt.Sprintf("%s (commit %s)", v, c)
 }

@@ -213,7 +213,17 @@ func RunLines(ctx context.Context, f Fetcher, in io.Reader, o Options, out io.Wr
 				slog.Error("skipping bad task line", "line", b.Line, "err", b.Err)
 			})
 		}()
-		for t := range lines {
+		for {
+			var t record.Task
+			select {
+			case v, ok := <-lines:
+				if !ok {
+					return <-readErr
+				}
+				t = v
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 			if _, err := s.acquire(ctx, 1); err != nil {
 				return err
 			}
@@ -223,7 +233,6 @@ func RunLines(ctx context.Context, f Fetcher, in io.Reader, o Options, out io.Wr
 				return ctx.Err()
 			}
 		}
-		return <-readErr
 	}
 	st, err := run(ctx, f, o, out, src, nil)
 	return summary(st, err, bad)

@@ -1,0 +1,134 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/dlkit/dl/internal/record"
+	"github.com/dlkit/dl/internal/tool"
+)
+
+// countingFetcher "downloads" by waiting a little and records the highest
+// number of calls in flight at once.
+type countingFetcher struct {
+	inFlight, peak atomic.Int64
+	fail           string // URL substring that fails
+}
+
+func (f *countingFetcher) Fetch(ctx context.Context, t record.Task) record.Result {
+	n := f.inFlight.Add(1)
+	defer f.inFlight.Add(-1)
+	for {
+		p := f.peak.Load()
+		if n <= p || f.peak.CompareAndSwap(p, n) {
+			break
+		}
+	}
+	select {
+	case <-time.After(20 * time.Millisecond):
+	case <-ctx.Done():
+	}
+	if f.fail != "" && strings.Contains(t.URL, f.fail) {
+		return record.Result{ID: t.ID, URL: t.URL, Outcome: record.Failed, Error: "boom"}
+	}
+	return record.Result{ID: t.ID, URL: t.URL, Outcome: record.Done, Path: "p/" + t.ID, Bytes: 1}
+}
+
+func TestRunLines(t *testing.T) {
+	tests := []struct {
+		name        string
+		input       string
+		concurrency int
+		fail        string
+		wantLines   int
+		wantErr     string
+	}{
+		{"all good", "http://h/1\nhttp://h/2\nhttp://h/3\nhttp://h/4\nhttp://h/5\n", 2, "", 5, ""},
+		{"task lines", `{"id":"a","url":"http://h/a"}` + "\n" + `{"id":"b","url":"http://h/b"}` + "\n", 8, "", 2, ""},
+		{"bad lines", "http://h/1\nnope\n{\"id\":\"x\"}\nhttp://h/2\n", 4, "", 2, "2 bad task lines skipped"},
+		{"failures", "http://h/ok\nhttp://h/bad\n", 4, "bad", 2, "1 of 2 downloads failed"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &countingFetcher{fail: tc.fail}
+			var out bytes.Buffer
+			err := RunLines(context.Background(), f, strings.NewReader(tc.input), Options{Concurrency: tc.concurrency}, &out)
+			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("err %v, want %q", err, tc.wantErr)
+			}
+			if n := strings.Count(out.String(), "\n"); n != tc.wantLines {
+				t.Fatalf("%d result lines, want %d:\n%s", n, tc.wantLines, out.String())
+			}
+			if p := f.peak.Load(); p > int64(tc.concurrency) {
+				t.Fatalf("%d transfers at once, limit %d", p, tc.concurrency)
+			}
+		})
+	}
+}
+
+func TestConcurrencyIsUsed(t *testing.T) {
+	f := &countingFetcher{}
+	var urls []string
+	for i := 0; i < 64; i++ {
+		urls = append(urls, "http://h/"+strings.Repeat("x", i+1))
+	}
+	var out bytes.Buffer
+	if err := RunURLs(context.Background(), f, urls, Options{Concurrency: 16}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if p := f.peak.Load(); p != 16 {
+		t.Fatalf("peak %d transfers at once, want 16", p)
+	}
+}
+
+// A first stop (the command's context) lets transfers in flight finish and
+// report; nothing new starts.
+func TestStopFinishesInFlight(t *testing.T) {
+	f := &countingFetcher{}
+	hard := context.Background()
+	ctx, stop := context.WithCancel(tool.WithHard(hard, hard))
+	r, w := ioPipe()
+	var out syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- RunLines(ctx, f, r, Options{Concurrency: 2}, &out) }()
+	w.Write([]byte("http://h/1\nhttp://h/2\n"))
+	for f.inFlight.Load() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	stop() // with stdin still open: the reader must not hold the exit
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	if n := strings.Count(out.String(), "\n"); n != 2 {
+		t.Fatalf("%d results after stop, want the 2 in flight:\n%s", n, out.String())
+	}
+}
+
+func TestParseMode(t *testing.T) {
+	for in, want := range map[string]Mode{"forever": Forever, "once": Once, "batch": Batch} {
+		if m, err := ParseMode(in); err != nil || m != want {
+			t.Errorf("%s: %v %v", in, m, err)
+		}
+	}
+	if _, err := ParseMode("sometimes"); err == nil {
+		t.Error("bad mode accepted")
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }

@@ -5,7 +5,6 @@ package distributor
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 
@@ -73,61 +72,28 @@ func renewQueued(ctx context.Context, st *store.Store, q *queue.Queue, o Enqueue
 // Bad lines are reported with their number and skipped; their count is the
 // error at the end. When ctx is done it finishes the batch in hand and stops.
 func Enqueue(ctx context.Context, st *store.Store, q *queue.Queue, o EnqueueOptions, in io.Reader, out io.Writer) error {
-	tasks := make(chan record.Task, o.Batch)
-	echo := make(chan record.Task, o.Batch)
-	bad := 0
 	// Batches finish under a context a first signal does not cancel, so a
 	// claimed batch is always pushed.
 	work := context.WithoutCancel(ctx)
 	if err := renewQueued(work, st, q, o); err != nil {
 		return err
 	}
-	g, gctx := errgroup.WithContext(work)
-	g.Go(func() error { return record.WriteLines(out, echo) })
-	g.Go(func() error {
-		defer close(tasks)
-		err := record.ReadAll(ctx, in, record.ParseTask, tasks, func(b record.BadLine) {
-			bad++
-			slog.Error("skipping bad task line", "line", b.Line, "err", b.Err)
-		})
-		if ctx.Err() != nil {
-			return nil // stopped by a signal: what was read is still enqueued
-		}
-		return err
-	})
-	g.Go(func() error {
-		defer close(echo)
-		return batch.Run(gctx, tasks, o.Batch, func(b []record.Task) error {
+	return batch.Lines[record.Task, record.Task]{
+		Kind: "task", Parse: record.ParseTask, Max: o.Batch,
+		Handle: func(ctx context.Context, b []record.Task) ([]record.Task, error) {
 			var claimed []record.Task
-			err := outage.Retry(gctx, "mysql", store.IsUnavailable, func() (err error) {
-				claimed, err = st.Claim(gctx, b, o.Claim)
+			err := outage.Retry(ctx, "mysql", store.IsUnavailable, func() (err error) {
+				claimed, err = st.Claim(ctx, b, o.Claim)
 				return err
 			})
 			if err != nil {
-				return err
+				return nil, err
 			}
 			// Claimed rows that never reach the queue come back when their
 			// queue lease runs out, so a crash here loses nothing.
-			err = outage.Retry(gctx, "redis", queue.IsUnavailable, func() error { return q.Push(gctx, claimed) })
-			if err != nil {
-				return err
-			}
+			err = outage.Retry(ctx, "redis", queue.IsUnavailable, func() error { return q.Push(ctx, claimed) })
 			slog.Debug("enqueued", "read", len(b), "claimed", len(claimed))
-			for _, t := range claimed {
-				select {
-				case echo <- t:
-				case <-gctx.Done():
-					return gctx.Err()
-				}
-			}
-			return nil
-		})
-	})
-	if err := g.Wait(); err != nil {
-		return err
-	}
-	if bad > 0 {
-		return fmt.Errorf("%d bad task lines skipped", bad)
-	}
-	return nil
+			return claimed, err
+		},
+	}.Run(ctx, work, in, out)
 }

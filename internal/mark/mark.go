@@ -7,11 +7,8 @@ package mark
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
-
-	"golang.org/x/sync/errgroup"
 
 	"github.com/dlkit/dl/internal/batch"
 	"github.com/dlkit/dl/internal/outage"
@@ -31,28 +28,16 @@ type Options struct {
 // upstream have finished; only the hard context (a second signal) stops it.
 // MySQL and Redis outages are waited out with the lines kept in hand.
 func Run(ctx context.Context, st *store.Store, q *queue.Queue, o Options, in io.Reader, out io.Writer) error {
-	results := make(chan record.Result, o.Batch)
-	echo := make(chan record.Result, o.Batch)
-	bad := 0
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return record.WriteLines(out, echo) })
-	g.Go(func() error {
-		defer close(results)
-		return record.ReadAll(gctx, in, record.ParseResult, results, func(b record.BadLine) {
-			bad++
-			slog.Error("skipping bad result line", "line", b.Line, "err", b.Err)
-		})
-	})
-	g.Go(func() error {
-		defer close(echo)
-		return batch.Run(gctx, results, o.Batch, func(b []record.Result) error {
+	return batch.Lines[record.Result, record.Result]{
+		Kind: "result", Parse: record.ParseResult, Max: o.Batch,
+		Handle: func(ctx context.Context, b []record.Result) ([]record.Result, error) {
 			var marked []store.Marked
-			err := outage.Retry(gctx, "mysql", store.IsUnavailable, func() (err error) {
-				marked, err = st.Mark(gctx, b, o.Retry)
+			err := outage.Retry(ctx, "mysql", store.IsUnavailable, func() (err error) {
+				marked, err = st.Mark(ctx, b, o.Retry)
 				return err
 			})
 			if err != nil {
-				return err
+				return nil, err
 			}
 			// A duplicate (a late worker whose row was given to another) must
 			// not replace the winner's result key: it is only logged.
@@ -69,25 +54,8 @@ func Run(ctx context.Context, st *store.Store, q *queue.Queue, o Options, in io.
 			}
 			// The rows are committed; the Redis keys are a courtesy copy, so a
 			// Redis outage is waited out but cannot undo the commit.
-			err = outage.Retry(gctx, "redis", queue.IsUnavailable, func() error { return q.SetResults(gctx, keep, names) })
-			if err != nil {
-				return err
-			}
-			for _, r := range b {
-				select {
-				case echo <- r:
-				case <-gctx.Done():
-					return gctx.Err()
-				}
-			}
-			return nil
-		})
-	})
-	if err := g.Wait(); err != nil {
-		return err
-	}
-	if bad > 0 {
-		return fmt.Errorf("%d bad result lines skipped", bad)
-	}
-	return nil
+			err = outage.Retry(ctx, "redis", queue.IsUnavailable, func() error { return q.SetResults(ctx, keep, names) })
+			return b, err
+		},
+	}.Run(ctx, ctx, in, out)
 }

@@ -30,9 +30,11 @@ const (
 	// A worker takes what it popped (counting a delivery) and renews while it works.
 	sqlTake = `UPDATE %[1]s SET lease_until = NOW(3) + INTERVAL ? MICROSECOND, worker = ?, deliveries = deliveries + 1
 	WHERE id IN (%[2]s) AND status = 2 AND claim_token IN (%[3]s)`
-	// A task from the original distributor carries no token: take it over.
+	// A task from the original distributor carries no token: take it over,
+	// unless a worker of ours holds the row. A token no worker took can be
+	// one an original worker left behind when it finished the row.
 	sqlTakeSeed = `UPDATE %[1]s SET status = 2, claim_token = ?, lease_until = NOW(3) + INTERVAL ? MICROSECOND, worker = ?, deliveries = deliveries + 1
-	WHERE id IN (%[2]s) AND status IN (0, 2) AND claim_token IS NULL`
+	WHERE id IN (%[2]s) AND status IN (0, 2) AND (claim_token IS NULL OR worker IS NULL OR lease_until < NOW(3))`
 	sqlHeld  = `SELECT id, claim_token, attempts FROM %[1]s WHERE id IN (%[2]s) AND status = 2 AND claim_token IS NOT NULL`
 	sqlRenew = `UPDATE %[1]s SET lease_until = NOW(3) + INTERVAL ? MICROSECOND
 	WHERE id IN (%[2]s) AND status = 2 AND claim_token IN (%[3]s)`

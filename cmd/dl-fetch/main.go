@@ -27,21 +27,24 @@ func main() {
 			"Example:\n   dl-fetch --concurrency 32 | dl-mark\n   dl-fetch --dir . https://example.org/file.iso",
 		Flags: flags,
 		Action: func(c *cli.Context) error {
+			term := config.StartTerminal(c) // first: it may route the log above its bars
+			defer term.Close()
 			fo, err := config.FetchOptions(c)
 			if err != nil {
 				return err
 			}
+			fo.Observer = term.Observer()
 			f, err := fetch.New(fo)
 			if err != nil {
 				return err
 			}
 			defer f.Close()
-			wo := worker.Options{Concurrency: max(c.Int("concurrency"), 1), StatsEvery: c.Duration("stats-every")}
+			wo := worker.Options{Concurrency: max(c.Int("concurrency"), 1), StatsEvery: term.StatsEvery(c)}
 			switch args := c.Args().Slice(); {
 			case len(args) == 1 && args[0] == "-":
-				return worker.RunLines(c.Context, f, os.Stdin, wo, os.Stdout)
+				return worker.RunLines(c.Context, f, os.Stdin, wo, term.Stdout())
 			case len(args) > 0:
-				return worker.RunURLs(c.Context, f, args, wo, os.Stdout)
+				return worker.RunURLs(c.Context, f, args, wo, term.Stdout())
 			}
 			mode, err := worker.ParseMode(c.String("mode"))
 			if err != nil {
@@ -58,7 +61,7 @@ func main() {
 			}
 			defer q.Close()
 			return worker.RunQueue(c.Context, f, st, q, worker.QueueOptions{Options: wo, Mode: mode,
-				Lease: c.Duration(config.FlagLease), Worker: config.Hostname(), Poll: c.Duration("poll")}, os.Stdout)
+				Lease: c.Duration(config.FlagLease), Worker: config.Hostname(), Poll: c.Duration("poll")}, term.Stdout())
 		},
 	}))
 }

@@ -2,15 +2,21 @@ package config
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
+	"math"
 	"net/http"
+	"os"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
 
 	"github.com/dlkit/dl/internal/fetch"
 	"github.com/dlkit/dl/internal/layout"
+	"github.com/dlkit/dl/internal/progress"
 	"github.com/dlkit/dl/internal/tool"
 )
 
@@ -27,10 +33,13 @@ func FetchFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "connect-timeout", EnvVars: []string{"DL_CONNECT_TIMEOUT"}, Value: 30 * time.Second, Usage: "TCP connect and TLS handshake"},
 		&cli.DurationFlag{Name: "stall-timeout", EnvVars: []string{"DL_STALL_TIMEOUT"}, Value: 60 * time.Second, Usage: "give up on a transfer that receives less than 1 KiB in this long"},
 		&cli.DurationFlag{Name: "max-time", EnvVars: []string{"DL_MAX_TIME"}, Usage: "overall limit per task, retries included (0: none)"},
-		&cli.Int64Flag{Name: "max-size", EnvVars: []string{"DL_MAX_SIZE"}, Usage: "largest file in `bytes` (0: no limit)"},
+		&cli.StringFlag{Name: "max-size", EnvVars: []string{"DL_MAX_SIZE"}, Value: "0", Usage: "largest file in `bytes`, with an optional K, M or G (binary) suffix (0: no limit)"},
 		&cli.IntFlag{Name: "max-redirects", EnvVars: []string{"DL_MAX_REDIRECTS"}, Value: 10, Usage: "redirects to follow (0: none)"},
 		&cli.IntFlag{Name: "retries", EnvVars: []string{"DL_RETRIES"}, Value: 2, Usage: "in-process retries of a transient failure before it goes back to the queue"},
-		&cli.DurationFlag{Name: "stats-every", EnvVars: []string{"DL_STATS_EVERY"}, Value: 10 * time.Second, Usage: "log a statistics line this often (0: never)"},
+		&cli.IntFlag{Name: "per-host", EnvVars: []string{"DL_PER_HOST"}, Usage: "most transfers at a time to one host (0: no limit)"},
+		&cli.StringFlag{Name: "limit-rate", EnvVars: []string{"DL_LIMIT_RATE"}, Value: "0", Usage: "most `bytes` per second for all transfers together, like curl's: 500K, 10M, 1G (0: no limit)"},
+		&cli.DurationFlag{Name: "stats-every", EnvVars: []string{"DL_STATS_EVERY"}, Value: 10 * time.Second, Usage: "log a statistics line this often when no progress bars are drawn (0: never)"},
+		&cli.BoolFlag{Name: "progress", EnvVars: []string{"DL_PROGRESS"}, Value: true, Usage: "draw progress bars when stderr is a terminal (never into a log)"},
 	}
 }
 
@@ -48,11 +57,20 @@ func FetchOptions(c *cli.Context) (fetch.Options, error) {
 		}
 		h.Add(strings.TrimSpace(name), strings.TrimSpace(value))
 	}
+	maxSize, err := ParseBytes(c.String("max-size"))
+	if err != nil {
+		return fetch.Options{}, fmt.Errorf("--max-size: %w", err)
+	}
+	limitRate, err := ParseBytes(c.String("limit-rate"))
+	if err != nil {
+		return fetch.Options{}, fmt.Errorf("--limit-rate: %w", err)
+	}
 	return fetch.Options{
 		Dir: c.String("dir"), Layout: lay, Fsync: c.Bool("fsync"),
 		UserAgent: c.String("user-agent"), Header: h,
 		ConnectTimeout: c.Duration("connect-timeout"), StallTimeout: c.Duration("stall-timeout"), MaxTime: c.Duration("max-time"),
-		MaxSize: c.Int64("max-size"), MaxRedirects: redirects(c.Int("max-redirects")), Retries: c.Int("retries"),
+		MaxSize: maxSize, MaxRedirects: redirects(c.Int("max-redirects")), Retries: c.Int("retries"),
+		PerHost: c.Int("per-host"), LimitRate: limitRate,
 		Logger: slog.Default(),
 	}, nil
 }
@@ -64,4 +82,112 @@ func redirects(n int) int {
 		return -1
 	}
 	return n
+}
+
+// ParseBytes reads a byte count such as 1048576, 500K, 10M or 1.5G. The
+// suffixes are binary (K = 1024), as in curl's and wget's options.
+func ParseBytes(s string) (int64, error) {
+	orig := s
+	s = strings.TrimSpace(s)
+	mult := 1.0
+	if s != "" {
+		switch s[len(s)-1] {
+		case 'k', 'K':
+			mult = 1 << 10
+		case 'm', 'M':
+			mult = 1 << 20
+		case 'g', 'G':
+			mult = 1 << 30
+		case 't', 'T':
+			mult = 1 << 40
+		}
+		if mult > 1 {
+			s = s[:len(s)-1]
+		}
+	}
+	n, err := strconv.ParseFloat(s, 64)
+	if err != nil || !(n >= 0) || n*mult >= math.MaxInt64 {
+		return 0, fmt.Errorf("%q is not a byte count like 1048576, 500K, 10M or 1.5G", orig)
+	}
+	return int64(n * mult), nil
+}
+
+// Terminal is dl-fetch's face to a person: when stderr is a terminal (and
+// --progress is on) it draws progress bars there, and prints log lines, and
+// result lines when stdout is that same terminal, above the bars so they
+// never tear. Otherwise it changes nothing: stdout gets results, stderr the
+// log with its periodic statistics line.
+type Terminal struct {
+	bars   *progress.Bars
+	lines  io.WriteCloser // result lines through the bars, or nil
+	prev   *slog.Logger
+	stdout io.Writer
+}
+
+// minTermWidth is the narrowest terminal that gets bars: a name, a bar
+// and the figures need about this much.
+const minTermWidth = 60
+
+// StartTerminal starts the bars if there is a terminal to draw on. Call it
+// before FetchOptions, which takes the logger it sets up, and Close it
+// when the transfers are over.
+func StartTerminal(c *cli.Context) *Terminal {
+	t := &Terminal{stdout: os.Stdout}
+	if !c.Bool("progress") || !term.IsTerminal(int(os.Stderr.Fd())) {
+		return t
+	}
+	// A terminal that does not know its width (a bare pty, a serial
+	// console) would get garbled bars.
+	if w, _, err := term.GetSize(int(os.Stderr.Fd())); err != nil || w < minTermWidth {
+		return t
+	}
+	t.bars = progress.New(os.Stderr, progress.Options{})
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(c.String("log-level"))) // checked by tool.Run already
+	t.prev = slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(t.bars, &slog.HandlerOptions{Level: lvl})).With("tool", c.App.Name))
+	if sameFile(os.Stdout, os.Stderr) {
+		t.lines = t.bars.Lines()
+		t.stdout = t.lines
+	}
+	return t
+}
+
+// Observer is what fetch.Options.Observer should be: the bars, or nil.
+func (t *Terminal) Observer() fetch.Observer {
+	if t.bars == nil {
+		return nil
+	}
+	return t.bars
+}
+
+// Stdout is where result lines go.
+func (t *Terminal) Stdout() io.Writer { return t.stdout }
+
+// StatsEvery is how often the worker should log its statistics line: never
+// while bars show the same figures live.
+func (t *Terminal) StatsEvery(c *cli.Context) time.Duration {
+	if t.bars != nil {
+		return 0
+	}
+	return c.Duration("stats-every")
+}
+
+// Close takes the bars down, leaving the total line, and gives stderr back
+// to the log.
+func (t *Terminal) Close() {
+	if t.bars == nil {
+		return
+	}
+	if t.lines != nil {
+		_ = t.lines.Close() // only a last line without its newline; nothing to do if it fails
+	}
+	t.bars.Close()
+	slog.SetDefault(t.prev)
+}
+
+func sameFile(a, b *os.File) bool {
+	fa, err1 := a.Stat()
+	fb, err2 := b.Stat()
+	return err1 == nil && err2 == nil && os.SameFile(fa, fb)
 }

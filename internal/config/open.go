@@ -5,16 +5,20 @@ import (
 
 	"github.com/dlkit/dl/internal/queue"
 	"github.com/dlkit/dl/internal/store"
+	"github.com/dlkit/dl/internal/tool"
 )
 
 // OpenStore connects to MySQL as the flags say and makes sure the table has
-// dl's schema (creating or upgrading it in place).
+// dl's schema (creating or upgrading it in place). Like all opening, it runs
+// under the hard context: a first signal during start-up must not keep
+// dl-mark from draining what its upstream already wrote.
 func OpenStore(c *cli.Context) (*store.Store, error) {
-	st, err := store.Open(c.Context, c.String(FlagMySQL), c.String(FlagTable))
+	ctx := tool.Hard(c.Context)
+	st, err := store.Open(ctx, c.String(FlagMySQL), c.String(FlagTable))
 	if err != nil {
 		return nil, err
 	}
-	if err := st.Ensure(c.Context); err != nil {
+	if err := st.Ensure(ctx); err != nil {
 		st.Close()
 		return nil, err
 	}
@@ -23,5 +27,5 @@ func OpenStore(c *cli.Context) (*store.Store, error) {
 
 // OpenQueue connects to Redis as the flags say.
 func OpenQueue(c *cli.Context) (*queue.Queue, error) {
-	return queue.Open(c.Context, c.String(FlagRedis), queue.NewKeys(c.String(FlagQueue), c.String(FlagPrefix)))
+	return queue.Open(tool.Hard(c.Context), c.String(FlagRedis), queue.NewKeys(c.String(FlagQueue), c.String(FlagPrefix)))
 }

@@ -23,7 +23,7 @@ const maxDrain = 64 << 10
 
 // attempt makes one try at the task: it recognises a finished file, locks and
 // prepares the part file, and transfers.
-func (f *Fetcher) attempt(ctx context.Context, t record.Task, ps paths) outcome {
+func (f *Fetcher) attempt(ctx context.Context, t record.Task, ps paths, tr Transfer) outcome {
 	bufp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bufp)
 	buf := *bufp
@@ -36,6 +36,7 @@ func (f *Fetcher) attempt(ctx context.Context, t record.Task, ps paths) outcome 
 		return failure(true, fmt.Errorf("%s: %w", ps.part, err))
 	}
 	defer p.close()
+	p.progress = tr
 	// Another transfer of the task may have finished between the check
 	// above and the lock; the part file we hold is then a new, empty one.
 	if o, ok := f.complete(ps.final, t, buf); ok {
@@ -119,7 +120,7 @@ func (f *Fetcher) complete(final string, t record.Task, buf []byte) (o outcome, 
 func (f *Fetcher) transfer(ctx context.Context, t record.Task, ps paths, p *part, buf []byte) (o outcome, restart bool) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	stall := watchStall(f.o.StallTimeout, cancel)
+	stall := watchStall(ctx, f.o.StallTimeout, cancel, f.limit)
 	defer stall.stop()
 
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.URL, nil)
@@ -232,6 +233,7 @@ func (f *Fetcher) transfer(ctx context.Context, t record.Task, ps paths, p *part
 	if f.o.MaxSize > 0 {
 		limit = f.o.MaxSize
 	}
+	p.progress.Body(from, size)
 	err = p.write(body, limit, expect, buf)
 	got := p.size - from
 	var local *localError

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // maxHeaderBytes bounds a response's headers; a hostile origin could
@@ -60,6 +62,10 @@ const stallMinBytes = 1024
 // stallWatch cancels a request that receives fewer than stallMinBytes in a
 // StallTimeout window, counting from the start, so a server that accepts the
 // connection and never answers (or trickles its headers) is cut too.
+//
+// It also applies the bandwidth limit, since it sits where the body is read.
+// A window in which the transfer waited for the limiter is never a stall:
+// the slowness is ours, not the server's.
 type stallWatch struct {
 	r      io.Reader
 	n      atomic.Int64 // body bytes read so far
@@ -68,17 +74,23 @@ type stallWatch struct {
 	d      time.Duration
 	timer  *time.Timer
 	cancel context.CancelCauseFunc
+
+	ctx       context.Context
+	lim       *rate.Limiter
+	throttled atomic.Bool // waited for the limiter since the last check
+	waiting   atomic.Bool // waiting for it now
 }
 
-func watchStall(d time.Duration, cancel context.CancelCauseFunc) *stallWatch {
-	w := &stallWatch{d: d, cancel: cancel}
+func watchStall(ctx context.Context, d time.Duration, cancel context.CancelCauseFunc, lim *rate.Limiter) *stallWatch {
+	w := &stallWatch{d: d, cancel: cancel, ctx: ctx, lim: lim}
 	w.timer = time.AfterFunc(d, w.check)
 	return w
 }
 
 func (w *stallWatch) check() {
 	n := w.n.Load()
-	if got := n - w.last.Load(); got < stallMinBytes {
+	throttled := w.throttled.Swap(false) || w.waiting.Load()
+	if got := n - w.last.Load(); got < stallMinBytes && !throttled {
 		w.got.Store(got)
 		w.cancel(errStalled)
 		return
@@ -89,9 +101,27 @@ func (w *stallWatch) check() {
 
 func (w *stallWatch) stop() { w.timer.Stop() }
 
-// Read reads the body, counting bytes for check.
+// Read reads the body, counting bytes for check, and no faster than the
+// limiter allows: a read is cut to its burst and paid for after it returns.
 func (w *stallWatch) Read(p []byte) (int, error) {
+	if w.lim != nil && len(p) > w.lim.Burst() {
+		p = p[:w.lim.Burst()]
+	}
 	n, err := w.r.Read(p)
 	w.n.Add(int64(n))
+	if w.lim != nil && n > 0 {
+		w.waiting.Store(true)
+		werr := w.lim.WaitN(w.ctx, n)
+		w.throttled.Store(true) // before waiting goes false, so check never sees neither
+		w.waiting.Store(false)
+		if werr != nil && err == nil {
+			err = werr
+			if w.ctx.Err() == nil {
+				// WaitN refuses at once a wait that would pass the
+				// context's deadline, which only MaxTime sets.
+				err = fmt.Errorf("%w: the rate limit leaves too little time", errMaxTime)
+			}
+		}
+	}
 	return n, err
 }

@@ -113,5 +113,6 @@ func (p *part) append(b []byte, limit int64) error {
 		return &localError{fmt.Errorf("write part file: %w", err)}
 	}
 	p.size += int64(len(b))
+	p.progress.Advance(len(b))
 	return nil
 }

@@ -12,7 +12,10 @@
 // to resume with a Range request.
 //
 // One Fetcher is shared by all of a process's concurrent transfers: its
-// single HTTP client keeps connections to the origin alive between tasks.
+// single HTTP client keeps connections to the origin alive between tasks,
+// and its optional limits (transfers per host, bytes per second) hold for
+// all of them together. An Observer sees every transfer's bytes as they
+// arrive, for progress bars and metrics.
 package fetch
 
 import (
@@ -27,6 +30,7 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	"golang.org/x/time/rate"
 
 	"github.com/dlkit/dl/internal/layout"
 	"github.com/dlkit/dl/internal/record"
@@ -60,7 +64,18 @@ type Options struct {
 	// minute. 0 = none: the failure goes back to the queue as retryable.
 	Retries int
 
-	Logger *slog.Logger // default: discard
+	// PerHost is the most transfers at a time to one host (the task URL's
+	// host and port); 0 = no limit. It is off by default because many jobs
+	// fetch everything from one CDN or object store, which wants many
+	// connections.
+	PerHost int
+	// LimitRate caps the bytes per second received by all transfers
+	// together; 0 = no limit.
+	LimitRate int64
+
+	// Observer, when set, is told of every transfer's progress.
+	Observer Observer
+	Logger   *slog.Logger // default: discard
 }
 
 const (
@@ -81,7 +96,9 @@ type Fetcher struct {
 	log       *slog.Logger
 	// firstBackoff is the mean delay before the first retry; tests shorten it.
 	firstBackoff time.Duration
-	dirs         sync.Map // directories known to exist
+	dirs         sync.Map      // directories known to exist
+	hosts        *hostLimit    // nil: no per-host limit
+	limit        *rate.Limiter // nil: no bandwidth limit
 }
 
 // New checks o and builds the Fetcher and its HTTP client.
@@ -93,6 +110,10 @@ func New(o Options) (*Fetcher, error) {
 		return nil, errors.New("max size must not be negative")
 	case o.Retries < 0:
 		return nil, errors.New("retries must not be negative")
+	case o.PerHost < 0:
+		return nil, errors.New("per-host limit must not be negative")
+	case o.LimitRate < 0:
+		return nil, errors.New("rate limit must not be negative")
 	case o.Layout != layout.Sharded && o.Layout != layout.Flat:
 		return nil, fmt.Errorf("unknown layout %d", int(o.Layout))
 	}
@@ -122,6 +143,8 @@ func New(o Options) (*Fetcher, error) {
 		transport:    tr,
 		log:          o.Logger,
 		firstBackoff: 500 * time.Millisecond,
+		hosts:        newHostLimit(o.PerHost),
+		limit:        newRateLimit(o.LimitRate),
 	}, nil
 }
 
@@ -161,6 +184,7 @@ func (f *Fetcher) paths(t record.Task) paths {
 // failures are retried in process up to Options.Retries times first.
 func (f *Fetcher) Fetch(ctx context.Context, t record.Task) (res record.Result) {
 	start := time.Now()
+	tr := f.observe(t)
 	res = record.Result{ID: t.ID, URL: t.URL, Token: t.Token, Outcome: record.Failed, Attempt: t.Attempt}
 	defer func() {
 		if p := recover(); p != nil {
@@ -169,6 +193,7 @@ func (f *Fetcher) Fetch(ctx context.Context, t record.Task) (res record.Result) 
 				Attempt: t.Attempt + 1, Error: oneLine(fmt.Sprintf("internal error: %v", p)), Retryable: true}
 		}
 		res.Duration = time.Since(start).Seconds()
+		tr.End(res)
 	}()
 
 	if err := record.CheckURL(t.URL); err != nil {
@@ -189,7 +214,7 @@ func (f *Fetcher) Fetch(ctx context.Context, t record.Task) (res record.Result) 
 		backoff.WithMaxElapsedTime(0),
 	)
 	for failures := 0; ; {
-		o := f.attempt(ctx, t, p)
+		o := f.politeAttempt(ctx, t, p, tr)
 		res.HTTP = o.status
 		if o.err == nil {
 			res.Outcome, res.Path, res.Bytes, res.SHA256 = record.Done, o.path, o.bytes, o.sum
@@ -208,6 +233,7 @@ func (f *Fetcher) Fetch(ctx context.Context, t record.Task) (res record.Result) 
 			return res
 		}
 		f.log.Info("retrying", "id", t.ID, "url", redact(t.URL), "error", res.Error, "after", wait, "failures", failures)
+		tr.Retry(res.Error, wait)
 		timer := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -216,4 +242,18 @@ func (f *Fetcher) Fetch(ctx context.Context, t record.Task) (res record.Result) 
 		case <-timer.C:
 		}
 	}
+}
+
+// politeAttempt is one attempt inside the per-host limit. The slot is held
+// for the attempt only, not through the backoff before a retry.
+func (f *Fetcher) politeAttempt(ctx context.Context, t record.Task, p paths, tr Transfer) outcome {
+	release, err := f.hosts.acquire(ctx, t.URL)
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			err = errors.New("canceled")
+		}
+		return failure(true, fmt.Errorf("GET %s: waiting for a connection to %s: %w", redact(t.URL), hostOf(t.URL), err))
+	}
+	defer release()
+	return f.attempt(ctx, t, p, tr)
 }

@@ -66,6 +66,7 @@ type part struct {
 	size           int64
 	meta           meta // what the bytes in the file are a prefix of
 	sidecar        bool // meta is on disk
+	progress       Transfer
 }
 
 // openPart opens and locks the part file, creating it if needed. The lock
@@ -92,7 +93,7 @@ func openPart(path, metaPath string) (*part, error) {
 			}
 			continue
 		}
-		return &part{path: path, metaPath: metaPath, f: f, info: fi, h: sha256.New()}, nil
+		return &part{path: path, metaPath: metaPath, f: f, info: fi, h: sha256.New(), progress: nopTransfer{}}, nil
 	}
 	return nil, errBusy
 }

@@ -29,5 +29,6 @@ CREATE TABLE IF NOT EXISTS files (
     finished_at DATETIME(3) NULL,           -- when the row became done or failed (UTC)
     KEY idx_status (status),                -- the original's
     KEY idx_dl_due (status, next_attempt_at),
-    KEY idx_dl_lease (status, lease_until)
+    KEY idx_dl_lease (status, lease_until),
+    KEY idx_dl_finished (finished_at)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;

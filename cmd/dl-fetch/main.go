@@ -33,7 +33,12 @@ func main() {
 			if err != nil {
 				return err
 			}
-			fo.Observer = term.Observer()
+			obs, stopMetrics, err := config.Observe(c, term)
+			if err != nil {
+				return err
+			}
+			defer stopMetrics()
+			fo.Observer = obs
 			f, err := fetch.New(fo)
 			if err != nil {
 				return err

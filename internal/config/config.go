@@ -48,7 +48,7 @@ func TableFlag() cli.Flag {
 func RedisFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: FlagRedis, EnvVars: []string{"DL_REDIS_URL"}, Value: DefaultRedis,
-			Usage: "Redis `URL` (redis://[:password@]host:port/db)"},
+			Usage: "Redis `URL`: redis://[:password@]host:port/db, redis-cluster://h1:p,h2:p or redis-sentinel://s1:p,s2:p/db?master_name=NAME"},
 		&cli.StringFlag{Name: FlagQueue, EnvVars: []string{"DL_QUEUE"}, Value: DefaultQueue,
 			Usage: "Redis `list` that carries the tasks"},
 		&cli.StringFlag{Name: FlagPrefix, EnvVars: []string{"DL_KEY_PREFIX"}, Value: DefaultPrefix,

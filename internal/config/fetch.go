@@ -16,6 +16,7 @@ import (
 
 	"github.com/dlkit/dl/internal/fetch"
 	"github.com/dlkit/dl/internal/layout"
+	"github.com/dlkit/dl/internal/metrics"
 	"github.com/dlkit/dl/internal/progress"
 	"github.com/dlkit/dl/internal/tool"
 )
@@ -35,7 +36,10 @@ func FetchFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "max-time", EnvVars: []string{"DL_MAX_TIME"}, Usage: "overall limit per task, retries included (0: none)"},
 		&cli.StringFlag{Name: "max-size", EnvVars: []string{"DL_MAX_SIZE"}, Value: "0", Usage: "largest file in `bytes`, with an optional K, M or G (binary) suffix (0: no limit)"},
 		&cli.IntFlag{Name: "max-redirects", EnvVars: []string{"DL_MAX_REDIRECTS"}, Value: 10, Usage: "redirects to follow (0: none)"},
+		&cli.StringFlag{Name: "metrics-listen", EnvVars: []string{"DL_METRICS_LISTEN"},
+			Usage: "serve Prometheus metrics on this `address` (a bare :port listens on loopback; empty: off)"},
 		&cli.IntFlag{Name: "retries", EnvVars: []string{"DL_RETRIES"}, Value: 2, Usage: "in-process retries of a transient failure before it goes back to the queue"},
+		&cli.IntFlag{Name: "max-attempts", EnvVars: []string{"DL_MAX_ATTEMPTS"}, Value: 5, Usage: "attempts of a task in total, across workers and restarts (in-process retries stop there; dl-mark fails the row there)"},
 		&cli.IntFlag{Name: "per-host", EnvVars: []string{"DL_PER_HOST"}, Usage: "most transfers at a time to one host (0: no limit)"},
 		&cli.StringFlag{Name: "limit-rate", EnvVars: []string{"DL_LIMIT_RATE"}, Value: "0", Usage: "most `bytes` per second for all transfers together, like curl's: 500K, 10M, 1G (0: no limit)"},
 		&cli.DurationFlag{Name: "stats-every", EnvVars: []string{"DL_STATS_EVERY"}, Value: 10 * time.Second, Usage: "log a statistics line this often when no progress bars are drawn (0: never)"},
@@ -69,7 +73,7 @@ func FetchOptions(c *cli.Context) (fetch.Options, error) {
 		Dir: c.String("dir"), Layout: lay, Fsync: c.Bool("fsync"),
 		UserAgent: c.String("user-agent"), Header: h,
 		ConnectTimeout: c.Duration("connect-timeout"), StallTimeout: c.Duration("stall-timeout"), MaxTime: c.Duration("max-time"),
-		MaxSize: maxSize, MaxRedirects: redirects(c.Int("max-redirects")), Retries: c.Int("retries"),
+		MaxSize: maxSize, MaxRedirects: redirects(c.Int("max-redirects")), Retries: c.Int("retries"), MaxAttempts: c.Int("max-attempts"),
 		PerHost: c.Int("per-host"), LimitRate: limitRate,
 		Logger: slog.Default(),
 	}, nil
@@ -159,6 +163,23 @@ func (t *Terminal) Observer() fetch.Observer {
 		return nil
 	}
 	return t.bars
+}
+
+// Observe returns what watches the transfers: the terminal's bars and, with
+// --metrics-listen, Prometheus metrics served on that address (stop closes
+// the server).
+func Observe(c *cli.Context, term *Terminal) (obs fetch.Observer, stop func(), err error) {
+	addr := c.String("metrics-listen")
+	if addr == "" {
+		return term.Observer(), func() {}, nil
+	}
+	m := metrics.New()
+	srv, err := m.Serve(addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	slog.Info("serving metrics", "addr", "http://"+srv.Addr()+"/metrics")
+	return fetch.Observers(m, term.Observer()), srv.Close, nil
 }
 
 // Stdout is where result lines go.

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/dlkit/dl/internal/layout"
 	"github.com/dlkit/dl/internal/record"
 )
@@ -32,6 +34,10 @@ func (f *Fetcher) attempt(ctx context.Context, t record.Task, ps paths, tr Trans
 		return o
 	}
 	p, err := f.openPart(ps)
+	if errors.Is(err, errBusy) {
+		f.log.Debug("part file busy; downloading into a private one", "id", t.ID, "path", ps.part)
+		p, err = openPrivatePart(ps.final)
+	}
 	if err != nil {
 		return failure(true, fmt.Errorf("%s: %w", ps.part, err))
 	}
@@ -304,7 +310,17 @@ func (f *Fetcher) finish(t record.Task, final string, p *part) outcome {
 			return failure(true, fmt.Errorf("remove part meta: %w", err))
 		}
 	}
-	if err := os.Rename(p.path, final); err != nil {
+	// A file in place is never replaced: if another transfer of the task
+	// (a worker whose claim was given away, say) published first, its file
+	// stands and ours is dropped, so a done file only changes by removal.
+	if err := renameNoReplace(p.path, final); errors.Is(err, fs.ErrExist) {
+		p.remove()
+		p.path = ""
+		if o, ok := f.complete(final, t, make([]byte, 64<<10)); ok {
+			return o
+		}
+		return failure(true, fmt.Errorf("%s vanished after another transfer published it", final))
+	} else if err != nil {
 		return failure(true, fmt.Errorf("rename part file: %w", err))
 	}
 	// The part file is gone; nothing may remove p.path from here on, it
@@ -330,4 +346,20 @@ func tooBig(limit, n int64) bool {
 
 func drain(r io.Reader) {
 	io.CopyN(io.Discard, r, maxDrain)
+}
+
+// renameNoReplace renames old to new unless new exists (fs.ErrExist). It uses
+// renameat2(RENAME_NOREPLACE), or link and unlink where the filesystem lacks
+// it; both are atomic.
+func renameNoReplace(old, new string) error {
+	err := unix.Renameat2(unix.AT_FDCWD, old, unix.AT_FDCWD, new, unix.RENAME_NOREPLACE)
+	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
+		if err = os.Link(old, new); err == nil {
+			return os.Remove(old)
+		}
+	}
+	if errors.Is(err, unix.EEXIST) {
+		return fs.ErrExist
+	}
+	return err
 }

@@ -63,6 +63,10 @@ type Options struct {
 	// second), or after the server's Retry-After when that is at most a
 	// minute. 0 = none: the failure goes back to the queue as retryable.
 	Retries int
+	// MaxAttempts caps the attempts of a task in total, counting those
+	// before this call (Task.Attempt): in-process retries stop there, so
+	// the row's attempt budget is never overdrawn. 0 = no cap.
+	MaxAttempts int
 
 	// PerHost is the most transfers at a time to one host (the task URL's
 	// host and port); 0 = no limit. It is off by default because many jobs
@@ -225,7 +229,8 @@ func (f *Fetcher) Fetch(ctx context.Context, t record.Task) (res record.Result) 
 		failures++
 		res.Attempt = t.Attempt + failures
 		res.Error, res.Retryable = oneLine(o.err.Error()), o.retryable
-		if !o.retryable || failures > f.o.Retries || ctx.Err() != nil || o.retryAfter > maxRetryAfter {
+		spent := f.o.MaxAttempts > 0 && res.Attempt >= f.o.MaxAttempts
+		if !o.retryable || failures > f.o.Retries || spent || ctx.Err() != nil || o.retryAfter > maxRetryAfter {
 			return res
 		}
 		wait := max(bo.NextBackOff(), o.retryAfter)

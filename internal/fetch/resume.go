@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -66,6 +67,7 @@ type part struct {
 	size           int64
 	meta           meta // what the bytes in the file are a prefix of
 	sidecar        bool // meta is on disk
+	private        bool // a transfer's own part file, beside a busy shared one: never resumed
 	progress       Transfer
 }
 
@@ -96,6 +98,25 @@ func openPart(path, metaPath string) (*part, error) {
 		return &part{path: path, metaPath: metaPath, f: f, info: fi, h: sha256.New(), progress: nopTransfer{}}, nil
 	}
 	return nil, errBusy
+}
+
+// openPrivatePart creates a part file of this transfer's own beside the
+// final path. It serves when the shared part file is locked by a transfer
+// that may never finish (a worker that is paused, or cut off, and whose task
+// was given to us): waiting for it would block the task for as long as that
+// worker lives. The first transfer to finish publishes the file; see finish.
+func openPrivatePart(final string) (*part, error) {
+	f, err := os.CreateTemp(filepath.Dir(final), ".dl-*.part")
+	if err != nil {
+		return nil, fmt.Errorf("create private part file: %w", err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, fmt.Errorf("stat private part file: %w", err)
+	}
+	return &part{path: f.Name(), metaPath: f.Name() + ".meta", f: f, info: fi, h: sha256.New(), private: true, progress: nopTransfer{}}, nil
 }
 
 func flock(f *os.File) error {
@@ -166,7 +187,7 @@ func (p *part) prepare(t record.Task, buf []byte) error {
 // resumable tells whether the part file is worth keeping after a failure:
 // it has bytes, and a later attempt will be allowed to resume from them.
 func (p *part) resumable(t record.Task) bool {
-	return p.size > 0 && p.sidecar && p.meta.URL == t.URL && (p.meta.validator() != "" || t.SHA256 != "")
+	return !p.private && p.size > 0 && p.sidecar && p.meta.URL == t.URL && (p.meta.validator() != "" || t.SHA256 != "")
 }
 
 // reset empties the part file for a transfer from the first byte.

@@ -47,6 +47,7 @@ var addedIndexes = []index{
 	{"idx_status", "(status)"}, // the seed's own
 	{"idx_dl_due", "(status, next_attempt_at)"},
 	{"idx_dl_lease", "(status, lease_until)"},
+	{"idx_dl_finished", "(finished_at)"}, // dl-stat's throughput over the last minute
 }
 
 // Ensure creates the table if it is absent and upgrades a seed table in place.

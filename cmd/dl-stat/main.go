@@ -1,0 +1,56 @@
+// Command dl-stat shows the whole fleet at a glance, from MySQL and Redis.
+package main
+
+import (
+	"errors"
+	"os"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/dlkit/dl/internal/config"
+	"github.com/dlkit/dl/internal/stat"
+	"github.com/dlkit/dl/internal/tool"
+)
+
+func main() {
+	flags := append([]cli.Flag{config.MySQLFlag(), config.TableFlag(),
+		&cli.BoolFlag{Name: "json", Usage: "one JSON object (one line per snapshot with --watch)"},
+		&cli.BoolFlag{Name: "prometheus", Usage: "Prometheus text format, for node_exporter's textfile collector"},
+		&cli.DurationFlag{Name: "watch", Aliases: []string{"w"}, Usage: "show a new snapshot every `DURATION` until interrupted"},
+		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "replace `FILE` atomically with each snapshot instead of writing to stdout"},
+		&cli.BoolFlag{Name: "publish", EnvVars: []string{"DL_STAT_PUBLISH"}, Usage: "also keep the JSON status in Redis (<prefix>status) for other tools"},
+		&cli.DurationFlag{Name: "window", Value: time.Minute, Usage: "span of the throughput figures"},
+		&cli.IntFlag{Name: "errors", Value: 5, Usage: "show the `N` most common error messages"},
+	}, config.RedisFlags()...)
+	os.Exit(tool.Run(&cli.App{
+		Name:  "dl-stat",
+		Usage: "show rows by status, the queue, downloads in flight, throughput and the commonest errors",
+		UsageText: "dl-stat [--json | --prometheus] [--watch DURATION] [--output FILE]\n\nExample:\n   dl-stat --watch 2s\n" +
+			"   dl-stat --prometheus --watch 15s --output /var/lib/node_exporter/textfile_collector/dl.prom",
+		Flags: flags,
+		Action: func(c *cli.Context) error {
+			format := stat.Table
+			switch {
+			case c.Bool("json") && c.Bool("prometheus"):
+				return errors.New("--json and --prometheus: choose one")
+			case c.Bool("json"):
+				format = stat.JSON
+			case c.Bool("prometheus"):
+				format = stat.Prometheus
+			}
+			st, err := config.OpenStore(c)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			q, err := config.OpenQueue(c)
+			if err != nil {
+				return err
+			}
+			defer q.Close()
+			return stat.Run(c.Context, stat.Source{Store: st, Queue: q, Window: c.Duration("window"), TopErrors: c.Int("errors")},
+				stat.Options{Format: format, Watch: c.Duration("watch"), Output: c.String("output"), Publish: c.Bool("publish")}, os.Stdout)
+		},
+	}))
+}

@@ -1,0 +1,174 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// dl-stat's read-only statements. They run against a busy table every few
+// seconds, so each reads only what one look at the fleet needs: the counts by
+// status from idx_status, the live leases from idx_dl_lease, the retry
+// backlog from idx_dl_due.
+const (
+	// Rows by status; among pending ones those still waiting out a retry
+	// backoff, among processing ones those whose lease ran out (they go back
+	// to the queue at the distributor's next round).
+	sqlStatCounts = `SELECT status, COUNT(*),
+	COALESCE(SUM(status = 0 AND next_attempt_at > NOW(3)), 0),
+	COALESCE(SUM(status = 2 AND lease_until < NOW(3)), 0)
+	FROM %[1]s GROUP BY status`
+	// A row a worker holds has its name; a claimed row still waiting in the
+	// queue has none.
+	sqlStatWorkers = `SELECT COALESCE(worker, ''), COUNT(*) FROM %[1]s
+	WHERE status = 2 AND lease_until >= NOW(3) GROUP BY worker ORDER BY worker`
+	sqlStatRecent = `SELECT status, COUNT(*), COALESCE(SUM(bytes), 0) FROM %[1]s
+	WHERE finished_at >= NOW(3) - INTERVAL ? MICROSECOND AND status IN (1, -1) GROUP BY status`
+	sqlStatOldest = `SELECT TIMESTAMPDIFF(MICROSECOND, MIN(created_at), NOW(3)) FROM %[1]s WHERE status = 0`
+	// Messages differ by URL; grouping them with the URL cut out shows the
+	// causes (a dead host, a 404 storm) instead of a list of URLs. Failed rows
+	// and rows that failed before and wait to be tried again.
+	sqlStatErrors = `SELECT REGEXP_REPLACE(error_message, '[a-z]+://[^ ]*[^ :]', '<url>') AS msg, COUNT(*) AS n FROM %[1]s
+	WHERE (status = -1 OR (status = 0 AND next_attempt_at IS NOT NULL)) AND error_message IS NOT NULL
+	GROUP BY msg ORDER BY n DESC, msg LIMIT ?`
+)
+
+// Counts are the rows by status.
+type Counts struct {
+	Pending      int64 // status 0, retry-waiting ones included
+	RetryWaiting int64 // pending rows whose retry backoff has not passed
+	Processing   int64 // status 2, expired ones included
+	Expired      int64 // processing rows whose lease ran out
+	Done         int64
+	Failed       int64
+	Other        int64 // a status dl does not know (set by hand)
+}
+
+// Total is the number of rows.
+func (c Counts) Total() int64 {
+	return c.Pending + c.Processing + c.Done + c.Failed + c.Other
+}
+
+// WorkerLoad is the number of rows one worker holds under a live lease.
+type WorkerLoad struct {
+	Worker string // host:pid; empty for rows claimed and waiting in the queue
+	Rows   int64
+}
+
+// Recent is what finished within a window.
+type Recent struct {
+	Window time.Duration
+	Done   int64
+	Failed int64
+	Bytes  int64 // of the done files
+}
+
+// ErrorCount is one error message (URLs cut out) and how many rows carry it.
+type ErrorCount struct {
+	Message string
+	Rows    int64
+}
+
+// Stat is one look at the table.
+type Stat struct {
+	Counts  Counts
+	Workers []WorkerLoad
+	Recent  Recent
+	// OldestPending is the age of the oldest pending row; -1 when none is.
+	OldestPending time.Duration
+	Errors        []ErrorCount
+}
+
+// Stat reads the table's state: counts by status, rows held per worker,
+// what finished within window, the oldest pending row's age and the topErrors
+// most common error messages.
+func (s *Store) Stat(ctx context.Context, window time.Duration, topErrors int) (Stat, error) {
+	var st Stat
+	err := s.statRows(ctx, s.q(sqlStatCounts), nil, func(rows *sql.Rows) error {
+		var status, n, retry, expired int64
+		if err := rows.Scan(&status, &n, &retry, &expired); err != nil {
+			return err
+		}
+		switch Status(status) {
+		case Pending:
+			st.Counts.Pending, st.Counts.RetryWaiting = n, retry
+		case Processing:
+			st.Counts.Processing, st.Counts.Expired = n, expired
+		case Done:
+			st.Counts.Done = n
+		case Failed:
+			st.Counts.Failed = n
+		default:
+			st.Counts.Other += n
+		}
+		return nil
+	})
+	if err != nil {
+		return st, fmt.Errorf("count rows by status: %w", err)
+	}
+	err = s.statRows(ctx, s.q(sqlStatWorkers), nil, func(rows *sql.Rows) error {
+		var w WorkerLoad
+		if err := rows.Scan(&w.Worker, &w.Rows); err != nil {
+			return err
+		}
+		st.Workers = append(st.Workers, w)
+		return nil
+	})
+	if err != nil {
+		return st, fmt.Errorf("count rows held per worker: %w", err)
+	}
+	st.Recent.Window = window
+	err = s.statRows(ctx, s.q(sqlStatRecent), []any{micros(window)}, func(rows *sql.Rows) error {
+		var status, n, bytes int64
+		if err := rows.Scan(&status, &n, &bytes); err != nil {
+			return err
+		}
+		if Status(status) == Done {
+			st.Recent.Done, st.Recent.Bytes = n, bytes
+		} else {
+			st.Recent.Failed = n
+		}
+		return nil
+	})
+	if err != nil {
+		return st, fmt.Errorf("count rows finished in the last %s: %w", window, err)
+	}
+	var age sql.NullInt64
+	if err := s.db.QueryRowContext(ctx, s.q(sqlStatOldest)).Scan(&age); err != nil {
+		return st, fmt.Errorf("age of the oldest pending row: %w", err)
+	}
+	st.OldestPending = -1
+	if age.Valid {
+		st.OldestPending = time.Duration(max(age.Int64, 0)) * time.Microsecond
+	}
+	if topErrors > 0 {
+		err = s.statRows(ctx, s.q(sqlStatErrors), []any{topErrors}, func(rows *sql.Rows) error {
+			var e ErrorCount
+			if err := rows.Scan(&e.Message, &e.Rows); err != nil {
+				return err
+			}
+			st.Errors = append(st.Errors, e)
+			return nil
+		})
+		if err != nil {
+			return st, fmt.Errorf("most common errors: %w", err)
+		}
+	}
+	return st, nil
+}
+
+// statRows runs query and calls fn for every row.
+func (s *Store) statRows(ctx context.Context, query string, args []any, fn func(*sql.Rows) error) error {
+	rows, err := s.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := fn(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}

@@ -142,6 +142,18 @@ func TestOutagesOfRedisAndMySQL(t *testing.T) {
 	o.stopMySQL()
 	time.Sleep(30 * time.Second)
 	o.startMySQL()
+	defer func() {
+		if t.Failed() {
+			rows, _ := e.db.Query("SELECT status, COUNT(*), MIN(COALESCE(error_message,'')), COUNT(worker) FROM files GROUP BY status")
+			for rows != nil && rows.Next() {
+				var st, n, nw int
+				var msg string
+				rows.Scan(&st, &n, &msg, &nw)
+				t.Logf("status %d: %d rows (%d with worker), e.g. %q", st, n, nw, msg)
+			}
+			t.Logf("distributor:\n%s\nfetch:\n%s\nmark:\n%s", tail(d.Stderr(0)), tail(w.Stderr(0)), tail(w.Stderr(1)))
+		}
+	}()
 	e.settle(120*time.Second, d, w)
 	e.checkRows(files)
 	stderr := w.Stderr(0) + w.Stderr(1)
@@ -324,4 +336,22 @@ func TestSecondSignalAbandonsButLosesNothing(t *testing.T) {
 	b := e.worker("--concurrency", "10")
 	e.settle(60*time.Second, d, b)
 	e.checkRows(files)
+}
+
+// tail keeps the last log lines (no debug lines, no goroutine dumps) of a
+// process, for failure messages.
+func tail(s string) string {
+	var keep []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.HasPrefix(l, "SIGQUIT") {
+			break
+		}
+		if !strings.Contains(l, "level=DEBUG") {
+			keep = append(keep, l)
+		}
+	}
+	if len(keep) > 40 {
+		keep = keep[len(keep)-40:]
+	}
+	return strings.Join(keep, "\n")
 }

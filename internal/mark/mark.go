@@ -1,6 +1,6 @@
 // Package mark records results (dl-mark): the outcome into MySQL, many rows
-// per transaction, then a result key per row into Redis, then the line to
-// stdout. A line is echoed only once its row is committed, so a crash of
+// per transaction (MySQL outages are waited out with the lines kept), then a
+// result key per row into Redis (best effort), then the line to stdout. A line is echoed only once its row is committed, so a crash of
 // dl-mark loses nothing: the rows it had not committed are still held under a
 // lease and come back.
 package mark
@@ -9,6 +9,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"time"
 
 	"github.com/dlkit/dl/internal/batch"
 	"github.com/dlkit/dl/internal/outage"
@@ -28,6 +29,7 @@ type Options struct {
 // upstream have finished; only the hard context (a second signal) stops it.
 // MySQL and Redis outages are waited out with the lines kept in hand.
 func Run(ctx context.Context, st *store.Store, q *queue.Queue, o Options, in io.Reader, out io.Writer) error {
+	keys := &resultKeys{q: q}
 	return batch.Lines[record.Result, record.Result]{
 		Kind: "result", Parse: record.ParseResult, Max: o.Batch,
 		Handle: func(ctx context.Context, b []record.Result) ([]record.Result, error) {
@@ -52,10 +54,32 @@ func Run(ctx context.Context, st *store.Store, q *queue.Queue, o Options, in io.
 				keep = append(keep, b[i])
 				names = append(names, m.String())
 			}
-			// The rows are committed; the Redis keys are a courtesy copy, so a
-			// Redis outage is waited out but cannot undo the commit.
-			err = outage.Retry(ctx, "redis", queue.IsUnavailable, func() error { return q.SetResults(ctx, keep, names) })
-			return b, err
+			return b, keys.set(ctx, keep, names)
 		},
 	}.Run(ctx, ctx, in, out)
+}
+
+// resultKeys writes the Redis result keys. They are a courtesy copy of rows
+// already committed, so a Redis outage must not hold results back: while
+// Redis is away the keys are skipped (one log line when it goes, one when
+// it returns), and the lines flow on. Any other error stops dl-mark.
+type resultKeys struct {
+	q    *queue.Queue
+	down time.Time
+}
+
+func (k *resultKeys) set(ctx context.Context, results []record.Result, marked []string) error {
+	err := k.q.SetResults(ctx, results, marked)
+	switch {
+	case err == nil && !k.down.IsZero():
+		slog.Info("redis is back: writing result keys again", "after", time.Since(k.down).Round(time.Second))
+		k.down = time.Time{}
+	case err != nil && queue.IsUnavailable(err):
+		if k.down.IsZero() {
+			k.down = time.Now()
+			slog.Warn("redis unavailable: rows are still recorded in MySQL, but their result keys are skipped until it returns", "err", err)
+		}
+		return nil
+	}
+	return err
 }

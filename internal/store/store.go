@@ -12,6 +12,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"regexp"
 	"strings"
 	"time"
@@ -63,6 +64,7 @@ func Open(ctx context.Context, dsn, table string) (*Store, error) {
 		cfg.Params = map[string]string{}
 	}
 	cfg.Params["time_zone"] = "'+00:00'"
+	cfg.Logger = driverLogger{}
 	conn, err := mysql.NewConnector(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("mysql %s: %w", Redact(dsn), err)
@@ -151,3 +153,9 @@ func retryConflicts(ctx context.Context, fn func() error) error {
 		}
 	}
 }
+
+// driverLogger sends the driver's own lines ("closing bad idle connection")
+// to slog at debug level: callers report what matters, once.
+type driverLogger struct{}
+
+func (driverLogger) Print(v ...any) { slog.Debug(fmt.Sprint(v...), "component", "mysql") }

@@ -113,14 +113,18 @@ func RunQueue(ctx context.Context, f Fetcher, st *store.Store, q *queue.Queue, o
 			// Popped tasks are taken even if a signal arrives now: they are
 			// ours, and the transfers are about to run them.
 			wctx := context.WithoutCancel(ctx)
+			var taken []record.Task
 			err = outage.Retry(wctx, "mysql", store.IsUnavailable, func() (err error) {
-				got, err = st.Take(wctx, got, o.Lease, o.Worker)
+				taken, err = st.Take(wctx, got, o.Lease, o.Worker)
 				return err
 			})
+			// Every popped task holds a slot: give back those not to be run
+			// (all on an error; stale copies that Take left out).
+			s.release(len(got) - len(taken))
 			if err != nil {
-				s.release(len(got))
 				return err
 			}
+			got = taken
 			held.add(got)
 			for _, t := range got {
 				// A slot was acquired for t, so a transfer is idle unless the

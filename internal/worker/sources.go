@@ -48,6 +48,9 @@ type QueueOptions struct {
 // (a delivery is counted and the lease shortened to a worker's) and their
 // leases renewed while they are in progress.
 func RunQueue(ctx context.Context, f Fetcher, st *store.Store, q *queue.Queue, o QueueOptions, out io.Writer) error {
+	if o.Mode != Once && o.Prefetch == 0 {
+		o.Prefetch = o.Concurrency
+	}
 	held := &heldTasks{m: map[string]record.Task{}}
 	renewCtx, stopRenew := context.WithCancel(context.WithoutCancel(ctx))
 	var renewer sync.WaitGroup
@@ -73,7 +76,7 @@ func RunQueue(ctx context.Context, f Fetcher, st *store.Store, q *queue.Queue, o
 				}
 				lastFlagCheck = time.Now()
 			}
-			want := o.Concurrency
+			want := o.Concurrency + o.Prefetch
 			if o.Mode == Once {
 				want = 1
 			}

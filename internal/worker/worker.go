@@ -33,6 +33,9 @@ type Fetcher interface {
 // Options tune Run.
 type Options struct {
 	Concurrency int
+	// Prefetch is how many tasks the feed may hold ready beyond those in
+	// flight; they count as taken (leased and renewed) while they wait.
+	Prefetch int
 	// StatsEvery is how often a statistics line is logged; 0: never.
 	StatsEvery time.Duration
 }
@@ -51,9 +54,12 @@ func run(ctx context.Context, f Fetcher, o Options, out io.Writer, src feed, onR
 	defer stopFeed()
 	defer context.AfterFunc(ctx, stopFeed)()
 
-	tasks := make(chan record.Task)
+	// Prefetched tasks wait in the channel, so a transfer that finishes
+	// starts the next task at once instead of waiting for the feed's round
+	// trips (pop, take), which in turn are made for many tasks at a time.
+	tasks := make(chan record.Task, o.Prefetch)
 	results := make(chan record.Result, o.Concurrency)
-	sl := newSlots(o.Concurrency, gctx.Done())
+	sl := newSlots(o.Concurrency+o.Prefetch, gctx.Done())
 	st := &stats{begin: time.Now()}
 
 	g.Go(func() error { return record.WriteLines(out, results) })

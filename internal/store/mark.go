@@ -3,31 +3,30 @@ package store
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/hex"
 	"fmt"
 	"math"
 	mrand "math/rand/v2"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/dlkit/dl/internal/record"
 )
 
-// A result applies to a row only while the row is held under the result's
-// token; a tokenless result (dl-select | dl-fetch - | dl-mark, no claim) only
-// to a row nobody holds.
-const condHeld = `id = ? AND status IN (0, 2) AND (claim_token = ? OR (? = '' AND (claim_token IS NULL OR lease_until < NOW(3))))`
-
+// Marking takes a fixed number of statements per batch, whatever its size:
+// the batch's rows are locked and read, the results that still apply are
+// chosen in Go, and each kind of outcome is written by one UPDATE whose
+// per-row values are CASE expressions on the id.
 const (
-	sqlMarkDone = `UPDATE %[1]s SET status = 1, file_path = ?, download_time = ?, bytes = ?, sha256 = ?, http_status = ?,
-	attempts = ?, error_message = NULL, claim_token = NULL, lease_until = NULL, next_attempt_at = NULL, finished_at = NOW(3)
-	WHERE ` + condHeld
-	sqlMarkRetry = `UPDATE %[1]s SET status = 0, download_time = ?, http_status = ?, attempts = ?, error_message = ?,
-	claim_token = NULL, lease_until = NULL, next_attempt_at = NOW(3) + INTERVAL ? MICROSECOND
-	WHERE ` + condHeld
-	sqlMarkFailed = `UPDATE %[1]s SET status = -1, file_path = NULL, download_time = ?, http_status = ?, attempts = ?, error_message = ?,
-	claim_token = NULL, lease_until = NULL, next_attempt_at = NULL, finished_at = NOW(3)
-	WHERE ` + condHeld
+	sqlMarkLock = `SELECT id, status, COALESCE(claim_token, ''), COALESCE(lease_until < NOW(3), 1) FROM %[1]s WHERE id IN (%[2]s) FOR UPDATE`
+	// %[3]s: the per-row assignments (CASE expressions).
+	sqlMarkDone = `UPDATE %[1]s SET status = 1, %[3]s, error_message = NULL,
+	claim_token = NULL, lease_until = NULL, next_attempt_at = NULL, finished_at = NOW(3) WHERE id IN (%[2]s)`
+	sqlMarkRetry  = `UPDATE %[1]s SET status = 0, %[3]s, claim_token = NULL, lease_until = NULL WHERE id IN (%[2]s)`
+	sqlMarkFailed = `UPDATE %[1]s SET status = -1, file_path = NULL, %[3]s,
+	claim_token = NULL, lease_until = NULL, next_attempt_at = NULL, finished_at = NOW(3) WHERE id IN (%[2]s)`
 )
 
 // RetryPolicy decides what a failed result does to its row.
@@ -87,44 +86,144 @@ func (s *Store) mark(ctx context.Context, results []record.Result, order []int, 
 		return nil, fmt.Errorf("mark: begin: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
+	held, err := s.lockHeld(ctx, tx, results, order)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]Marked, len(results))
+	var done, retry, failed columns
 	for _, i := range order {
 		r := results[i]
-		var stmt string
-		var args []any
+		row, ok := held[r.ID]
+		// A result applies only while its row is held under the result's
+		// token; a tokenless one (dl-select | dl-fetch - | dl-mark: no
+		// claim) only to a row nobody holds. Once applied, the row is not
+		// held any more: a second result for it in the batch is late too.
+		if !ok || !(row.token == r.Token && r.Token != "" || r.Token == "" && (row.token == "" || row.expired)) {
+			out[i] = MarkedDuplicate
+			continue
+		}
+		delete(held, r.ID)
 		switch {
 		case r.Outcome == record.Done:
 			out[i] = MarkedDone
-			stmt = sqlMarkDone
-			args = []any{r.Path, r.Duration, r.Bytes, r.SHA256, nullInt(r.HTTP), r.Attempt}
+			done.add(r.ID, "file_path", r.Path, "download_time", r.Duration, "bytes", r.Bytes, "sha256", r.SHA256,
+				"http_status", nullInt(r.HTTP), "attempts", r.Attempt)
 		case r.Retryable && r.Attempt < p.MaxAttempts:
 			out[i] = MarkedRetry
-			stmt = sqlMarkRetry
-			args = []any{r.Duration, nullInt(r.HTTP), r.Attempt, r.Error, micros(p.Backoff(r.Attempt))}
+			retry.add(r.ID, "download_time", r.Duration, "http_status", nullInt(r.HTTP), "attempts", r.Attempt,
+				"error_message", r.Error, "next_attempt_at", afterMicros(micros(p.Backoff(r.Attempt))))
 		default:
 			out[i] = MarkedFailed
-			stmt = sqlMarkFailed
 			msg := r.Error
 			if r.Retryable {
 				msg = fmt.Sprintf("%s (gave up after %d attempts)", msg, r.Attempt)
 			}
-			args = []any{r.Duration, nullInt(r.HTTP), r.Attempt, msg}
+			failed.add(r.ID, "download_time", r.Duration, "http_status", nullInt(r.HTTP), "attempts", r.Attempt, "error_message", msg)
 		}
-		args = append(args, r.ID, r.Token, r.Token)
-		res, err := tx.ExecContext(ctx, s.q(stmt), args...)
-		if err != nil {
-			return nil, fmt.Errorf("mark %q %s: %w", r.ID, out[i], err)
+	}
+	for _, u := range []struct {
+		stmt string
+		cols *columns
+	}{{sqlMarkDone, &done}, {sqlMarkRetry, &retry}, {sqlMarkFailed, &failed}} {
+		if len(u.cols.ids) == 0 {
+			continue
 		}
-		if n, err := res.RowsAffected(); err != nil {
-			return nil, fmt.Errorf("mark %q: %w", r.ID, err)
-		} else if n == 0 {
-			out[i] = MarkedDuplicate
+		set, args := u.cols.assignments()
+		query := fmt.Sprintf(u.stmt, s.quoted, placeholders(len(u.cols.ids)), set)
+		if _, err := tx.ExecContext(ctx, query, append(args, u.cols.ids...)...); err != nil {
+			return nil, fmt.Errorf("mark %d rows: %w", len(u.cols.ids), err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("mark: commit %d rows: %w", len(results), err)
 	}
 	return out, nil
+}
+
+// heldRow is a row's claim as marking finds it.
+type heldRow struct {
+	token   string
+	expired bool // no lease, or it ran out
+}
+
+// lockHeld locks the rows of results (in id order, as claims lock them) and
+// returns those still pending or processing.
+func (s *Store) lockHeld(ctx context.Context, tx *sql.Tx, results []record.Result, order []int) (map[string]heldRow, error) {
+	ids := make([]any, len(order))
+	for k, i := range order {
+		ids[k] = results[i].ID
+	}
+	rows, err := tx.QueryContext(ctx, s.q(sqlMarkLock, len(ids)), ids...)
+	if err != nil {
+		return nil, fmt.Errorf("mark: lock %d rows: %w", len(ids), err)
+	}
+	defer rows.Close()
+	held := map[string]heldRow{}
+	for rows.Next() {
+		var id string
+		var status int
+		var h heldRow
+		if err := rows.Scan(&id, &status, &h.token, &h.expired); err != nil {
+			return nil, fmt.Errorf("mark: read rows: %w", err)
+		}
+		if Status(status) == Pending || Status(status) == Processing {
+			held[id] = h
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("mark: read rows: %w", err)
+	}
+	return held, nil
+}
+
+// columns gathers per-row values of one UPDATE: for each column, the value
+// of each id, written as CASE id WHEN ? THEN ? ... END.
+type columns struct {
+	ids   []any
+	names []string
+	vals  map[string][]any // column → id, value, id, value, ...
+}
+
+// afterMicros is a value that columns writes as NOW(3) plus that many
+// microseconds, so the database's clock decides, as everywhere else.
+type afterMicros int64
+
+func (c *columns) add(id string, kv ...any) {
+	if c.vals == nil {
+		c.vals = map[string][]any{}
+	}
+	c.ids = append(c.ids, id)
+	for k := 0; k < len(kv); k += 2 {
+		name := kv[k].(string)
+		if _, ok := c.vals[name]; !ok {
+			c.names = append(c.names, name)
+		}
+		c.vals[name] = append(c.vals[name], id, kv[k+1])
+	}
+}
+
+func (c *columns) assignments() (string, []any) {
+	var sb strings.Builder
+	var args []any
+	for n, name := range c.names {
+		if n > 0 {
+			sb.WriteString(", ")
+		}
+		fmt.Fprintf(&sb, "%s = CASE id", name)
+		vals := c.vals[name]
+		for k := 0; k < len(vals); k += 2 {
+			if d, ok := vals[k+1].(afterMicros); ok {
+				sb.WriteString(" WHEN ? THEN NOW(3) + INTERVAL ? MICROSECOND")
+				args = append(args, vals[k], int64(d))
+			} else {
+				sb.WriteString(" WHEN ? THEN ?")
+				args = append(args, vals[k], vals[k+1])
+			}
+		}
+		sb.WriteString(" END")
+	}
+	return sb.String(), args
 }
 
 func nullInt(n int) any {

@@ -1,0 +1,70 @@
+package mark_test
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dlkit/dl/internal/mark"
+	"github.com/dlkit/dl/internal/queue"
+	"github.com/dlkit/dl/internal/store"
+	"github.com/dlkit/dl/internal/testenv"
+)
+
+// TestRunRecordsEvenWhileRedisIsAway: rows are committed and lines echoed
+// whatever the state of Redis; result keys are written when it is up.
+func TestRunRecordsEvenWhileRedisIsAway(t *testing.T) {
+	ctx := context.Background()
+	dsn, db := testenv.MySQL(t)
+	st, err := store.Open(ctx, dsn, "files")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	redisURL, stopRedis, _ := testenv.StartRedisServer(t)
+	q, err := queue.Open(ctx, redisURL, queue.NewKeys("download_queue", "download_"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	if _, err := db.Exec("INSERT INTO files (id, url) VALUES ('1', 'http://h/1'), ('2', 'http://h/2'), ('3', 'http://h/3')"); err != nil {
+		t.Fatal(err)
+	}
+	o := mark.Options{Batch: 10, Retry: store.RetryPolicy{MaxAttempts: 3, Base: time.Second, Max: time.Minute}}
+	run := func(in string) (string, error) {
+		var out bytes.Buffer
+		err := mark.Run(ctx, st, q, o, strings.NewReader(in), &out)
+		return out.String(), err
+	}
+
+	out, err := run(`{"id":"1","url":"http://h/1","outcome":"done","path":"d/1","bytes":3,"sha256":"ab"}` + "\n" +
+		"not json\n" +
+		`{"id":"2","url":"http://h/2","outcome":"failed","error":"status 404","http_status":404,"attempt":1}` + "\n")
+	if err == nil || !strings.Contains(err.Error(), "1 bad result lines skipped") {
+		t.Fatalf("err %v, want the bad line counted", err)
+	}
+	if strings.Count(out, "\n") != 2 {
+		t.Fatalf("echoed %q, want the two good lines", out)
+	}
+	if n, _ := q.Client().Exists(ctx, "download_result:1", "download_result:2").Result(); n != 2 {
+		t.Fatalf("%d result keys, want 2", n)
+	}
+
+	stopRedis()
+	out, err = run(`{"id":"3","url":"http://h/3","outcome":"done","path":"d/3","bytes":1,"sha256":"cd"}` + "\n")
+	if err != nil || strings.Count(out, "\n") != 1 {
+		t.Fatalf("with Redis away: err %v, echoed %q", err, out)
+	}
+	var statuses string
+	if err := db.QueryRow("SELECT GROUP_CONCAT(status ORDER BY id) FROM files").Scan(&statuses); err != nil {
+		t.Fatal(err)
+	}
+	if statuses != "1,-1,1" {
+		t.Fatalf("statuses %s, want 1,-1,1", statuses)
+	}
+}

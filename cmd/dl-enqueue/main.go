@@ -27,17 +27,12 @@ func main() {
 		UsageText: "dl-select | dl-enqueue [--batch N]\n\nExample:\n   dl-select --limit 1000 | dl-enqueue > enqueued.jsonl",
 		Flags:     flags,
 		Action: func(c *cli.Context) error {
-			st, err := config.OpenStore(c)
+			sv, err := config.OpenServices(c)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			q, err := config.OpenQueue(c)
-			if err != nil {
-				return err
-			}
-			defer q.Close()
-			return distributor.Enqueue(c.Context, st, q, distributor.EnqueueOptions{
+			defer sv.Close()
+			return distributor.Enqueue(c.Context, sv.Store, sv.Queue, distributor.EnqueueOptions{
 				Batch: max(c.Int("batch"), 1), RenewMax: c.Int64("renew-max"),
 				Claim: store.ClaimOptions{QueueLease: c.Duration(config.FlagQueueWait), Stale: c.Duration(config.FlagQueueWait),
 					MaxDeliveries: c.Int("max-deliveries")},

@@ -55,17 +55,12 @@ func main() {
 			if err != nil {
 				return err
 			}
-			st, err := config.OpenStore(c)
+			sv, err := config.OpenServices(c)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			q, err := config.OpenQueue(c)
-			if err != nil {
-				return err
-			}
-			defer q.Close()
-			return worker.RunQueue(c.Context, f, st, q, worker.QueueOptions{Options: wo, Mode: mode,
+			defer sv.Close()
+			return worker.RunQueue(c.Context, f, sv.Store, sv.Queue, worker.QueueOptions{Options: wo, Mode: mode,
 				Lease: c.Duration(config.FlagLease), Worker: config.Hostname(), Poll: c.Duration("poll")}, term.Stdout())
 		},
 	}))

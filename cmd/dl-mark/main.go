@@ -48,17 +48,12 @@ func main() {
 			},
 		}},
 		Action: func(c *cli.Context) error {
-			st, err := config.OpenStore(c)
+			sv, err := config.OpenServices(c)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			q, err := config.OpenQueue(c)
-			if err != nil {
-				return err
-			}
-			defer q.Close()
-			return mark.Run(tool.Hard(c.Context), st, q, mark.Options{
+			defer sv.Close()
+			return mark.Run(tool.Hard(c.Context), sv.Store, sv.Queue, mark.Options{
 				Batch: max(c.Int("batch"), 1),
 				Retry: store.RetryPolicy{MaxAttempts: c.Int("max-attempts"), Base: c.Duration("retry-base"), Max: c.Duration("retry-max")},
 			}, os.Stdin, os.Stdout)

@@ -39,17 +39,12 @@ func main() {
 			case c.Bool("prometheus"):
 				format = stat.Prometheus
 			}
-			st, err := config.OpenStore(c)
+			sv, err := config.OpenServices(c)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			q, err := config.OpenQueue(c)
-			if err != nil {
-				return err
-			}
-			defer q.Close()
-			return stat.Run(c.Context, stat.Source{Store: st, Queue: q, Window: c.Duration("window"), TopErrors: c.Int("errors")},
+			defer sv.Close()
+			return stat.Run(c.Context, stat.Source{Store: sv.Store, Queue: sv.Queue, Window: c.Duration("window"), TopErrors: c.Int("errors")},
 				stat.Options{Format: format, Watch: c.Duration("watch"), Output: c.String("output"), Publish: c.Bool("publish")}, os.Stdout)
 		},
 	}))

@@ -29,3 +29,29 @@ func OpenStore(c *cli.Context) (*store.Store, error) {
 func OpenQueue(c *cli.Context) (*queue.Queue, error) {
 	return queue.Open(tool.Hard(c.Context), c.String(FlagRedis), queue.NewKeys(c.String(FlagQueue), c.String(FlagPrefix)))
 }
+
+// Services are a tool's table and queue, opened together.
+type Services struct {
+	Store *store.Store
+	Queue *queue.Queue
+}
+
+// OpenServices opens the store, then the queue; Close closes both.
+func OpenServices(c *cli.Context) (*Services, error) {
+	st, err := OpenStore(c)
+	if err != nil {
+		return nil, err
+	}
+	q, err := OpenQueue(c)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return &Services{Store: st, Queue: q}, nil
+}
+
+// Close releases both connections.
+func (s *Services) Close() {
+	s.Queue.Close()
+	s.Store.Close()
+}

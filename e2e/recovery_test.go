@@ -25,6 +25,15 @@ func (e *env) worker(args ...string) *testenv.Running {
 	return testenv.Start(e.t, bg, nil, e.fastProc("dl-fetch", args...), e.fastProc("dl-mark"))
 }
 
+// steadyWorker is worker with a longer lease, for tests that assert that
+// nothing is downloaded twice: a renewal delayed by a loaded machine must
+// not look like a dead worker.
+func (e *env) steadyWorker(args ...string) *testenv.Running {
+	e.t.Helper()
+	env := e.with(append(append([]string{}, fast...), "DL_LEASE=6s")...)
+	return testenv.Start(e.t, bg, nil, testenv.Proc{Bin: e.tool("dl-fetch"), Args: args, Env: env}, e.fastProc("dl-mark"))
+}
+
 func (e *env) distributorLoop(extra ...string) *testenv.Running {
 	e.t.Helper()
 	return testenv.Start(e.t, bg, nil, e.script("dl-distributor", append(append([]string{}, fast...), extra...)))
@@ -184,7 +193,7 @@ func TestSeveralDistributorsDownloadOnce(t *testing.T) {
 	e := newEnv(t)
 	files := e.insert(manyFiles(600, 512))
 	d1, d2, d3 := e.distributorLoop(), e.distributorLoop(), e.distributorLoop()
-	w1, w2 := e.worker("--concurrency", "8"), e.worker("--concurrency", "8")
+	w1, w2 := e.steadyWorker("--concurrency", "8"), e.steadyWorker("--concurrency", "8")
 	e.settle(90*time.Second, d1, d2, d3, w1, w2)
 	e.checkRows(files)
 	for _, f := range files {
@@ -199,9 +208,10 @@ func TestSeveralDistributorsDownloadOnce(t *testing.T) {
 func TestLongDownloadNotTakenOver(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	files := e.insert([]file{{id: "long", name: "long.bin", size: 1 << 20, knobs: []string{"delay=7s"}, wantOK: true}})
+	// Lease 6 s, renewed every 2 s; the download takes 15 s.
+	files := e.insert([]file{{id: "long", name: "long.bin", size: 1 << 20, knobs: []string{"delay=15s"}, wantOK: true}})
 	d := e.distributorLoop()
-	w1, w2 := e.worker("--concurrency", "2"), e.worker("--concurrency", "2")
+	w1, w2 := e.steadyWorker("--concurrency", "2"), e.steadyWorker("--concurrency", "2")
 	e.settle(60*time.Second, d, w1, w2)
 	e.checkRows(files)
 	if n := e.origin.Requests(origin.Path("long.bin")); n != 1 {

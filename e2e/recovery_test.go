@@ -279,9 +279,14 @@ func TestFencingOfAPausedWorker(t *testing.T) {
 	var token string
 	e.db.QueryRow("SELECT CONCAT(file_path, sha256) FROM files").Scan(&token)
 	a.SignalProc(0, syscall.SIGCONT)
-	testenv.Eventually(t, 60*time.Second, 50*time.Millisecond, func() bool {
+	defer func() {
+		if t.Failed() {
+			t.Logf("A's dl-fetch:\n%s\nA's dl-mark:\n%s\nB's dl-fetch:\n%s", tail(a.Stderr(0)), tail(a.Stderr(1)), tail(b.Stderr(0)))
+		}
+	}()
+	testenv.Eventually(t, 120*time.Second, 50*time.Millisecond, func() bool {
 		return strings.Contains(a.Stderr(1), "late result")
-	}, "A's late result refused:\n%s", a.Stderr(1))
+	}, "A's late result refused")
 	var after string
 	e.db.QueryRow("SELECT CONCAT(file_path, sha256) FROM files").Scan(&after)
 	if after != token {

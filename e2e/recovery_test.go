@@ -267,11 +267,16 @@ func TestRetries(t *testing.T) {
 func TestFencingOfAPausedWorker(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	files := e.insert([]file{{id: "x", name: "x.bin", size: 5000, knobs: []string{"delay=3s"}, wantOK: true}})
+	// The download takes 10 s, so A is surely stopped in the middle of it
+	// even on a loaded machine (the condition below also says so).
+	files := e.insert([]file{{id: "x", name: "x.bin", size: 5000, knobs: []string{"delay=10s"}, wantOK: true}})
 	d := e.distributorLoop()
 	a := e.worker("--concurrency", "1")
-	testenv.Eventually(t, 30*time.Second, 10*time.Millisecond, func() bool { return e.count("worker IS NOT NULL") == 1 }, "A takes the task")
+	testenv.Eventually(t, 30*time.Second, 10*time.Millisecond, func() bool { return e.count("status = 2 AND worker IS NOT NULL") == 1 }, "A takes the task")
 	a.SignalProc(0, syscall.SIGSTOP)
+	if e.count("status = 2") != 1 {
+		t.Fatal("A finished before it could be stopped")
+	}
 	var first string
 	e.db.QueryRow("SELECT worker FROM files").Scan(&first)
 	b := e.worker("--concurrency", "1")
@@ -338,10 +343,10 @@ func TestPoisonTaskFailsAfterDeliveries(t *testing.T) {
 func TestSecondSignalAbandonsButLosesNothing(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	files := e.insert(slowFiles(10, "3s"))
+	files := e.insert(slowFiles(10, "6s"))
 	d := e.distributorLoop()
 	a := e.worker("--concurrency", "4")
-	testenv.Eventually(t, 60*time.Second, 20*time.Millisecond, func() bool { return e.count("worker IS NOT NULL") >= 4 }, "four taken")
+	testenv.Eventually(t, 60*time.Second, 20*time.Millisecond, func() bool { return e.count("status = 2 AND worker IS NOT NULL") >= 4 }, "four in flight")
 	a.SignalProc(0, syscall.SIGINT)
 	time.Sleep(200 * time.Millisecond) // two separate signals, as a user pressing ^C twice
 	a.SignalProc(0, syscall.SIGINT)

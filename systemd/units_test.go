@@ -8,7 +8,6 @@ package systemd_test
 import (
 	"bufio"
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -360,7 +359,7 @@ func execStart(t *testing.T, root, name string, overrides map[string]string) ser
 type proc struct {
 	name   string
 	cmd    *exec.Cmd
-	stderr *syncBuffer
+	stderr *testenv.SyncBuffer
 	done   chan struct{}
 }
 
@@ -368,7 +367,7 @@ func start(t *testing.T, s service, dir string) *proc {
 	t.Helper()
 	cmd := exec.Command(s.argv[0], s.argv[1:]...)
 	cmd.Env, cmd.Dir = s.env, dir
-	p := &proc{name: s.name, cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{name: s.name, cmd: cmd, stderr: &testenv.SyncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.stderr, p.stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -401,22 +400,3 @@ func (p *proc) wait(t *testing.T, timeout time.Duration) int {
 	}, "%s's processes to end after its main process", p.name)
 	return p.cmd.ProcessState.ExitCode()
 }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.WriteString(string(p))
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func (s *syncBuffer) Format(f fmt.State, _ rune) { fmt.Fprint(f, s.String()) }

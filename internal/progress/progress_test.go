@@ -1,7 +1,6 @@
 package progress
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"regexp"
@@ -16,31 +15,13 @@ import (
 	"github.com/dlkit/dl/internal/testenv"
 )
 
-// syncBuffer is written by the drawing goroutine and read by the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 var ansi = regexp.MustCompile(`\x1b\[[0-9;]*[A-Za-z]`)
 
 // TestBarsDrawRealTransfers runs real transfers, slowed by the rate limit
 // so that they are seen in flight, and reads what was drawn.
 func TestBarsDrawRealTransfers(t *testing.T) {
 	_, base := testenv.StartOrigin(t)
-	var out syncBuffer
+	var out testenv.SyncBuffer
 	bars := New(&out, Options{Width: 120, MinAge: -1, Refresh: 20 * time.Millisecond})
 	f, err := fetch.New(fetch.Options{Dir: t.TempDir(), Observer: bars, LimitRate: 4 << 20})
 	if err != nil {
@@ -90,7 +71,7 @@ func TestBarsDrawRealTransfers(t *testing.T) {
 
 // TestBarsCap: no more bars than MaxBars, the rest only in the total.
 func TestBarsCap(t *testing.T) {
-	var out syncBuffer
+	var out testenv.SyncBuffer
 	bars := New(&out, Options{Width: 100, MaxBars: 2, MinAge: -1, Refresh: 10 * time.Millisecond})
 	var trs []fetch.Transfer
 	for i := range 5 {

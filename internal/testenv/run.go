@@ -80,8 +80,8 @@ type Running struct {
 	t        testing.TB
 	timeout  time.Duration
 	cmds     []*exec.Cmd
-	stdout   syncBuffer
-	stderr   []syncBuffer
+	stdout   SyncBuffer
+	stderr   []SyncBuffer
 	errs     []error
 	exited   []atomic.Bool // set once reaped, so a group id is never reused
 	done     chan struct{}
@@ -127,7 +127,7 @@ func Start(t testing.TB, ctx context.Context, stdin io.Reader, procs ...Proc) *R
 	runCtx, cancel := context.WithTimeout(ctx, timeout)
 	r := &Running{
 		t: t, timeout: timeout,
-		stderr: make([]syncBuffer, len(procs)), errs: make([]error, len(procs)),
+		stderr: make([]SyncBuffer, len(procs)), errs: make([]error, len(procs)),
 		exited: make([]atomic.Bool, len(procs)),
 		done:   make(chan struct{}),
 	}
@@ -251,19 +251,20 @@ func environ(extra []string) []string {
 	return append(env, extra...)
 }
 
-// syncBuffer lets a test read output while the process is still writing.
-type syncBuffer struct {
+// SyncBuffer lets a test read output while a process (or goroutine) is
+// still writing it.
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *SyncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()

@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"context"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/dlkit/dl/internal/record"
+	"github.com/dlkit/dl/internal/testenv"
 	"github.com/dlkit/dl/internal/tool"
 )
 
@@ -93,7 +93,7 @@ func TestStopFinishesInFlight(t *testing.T) {
 	hard := context.Background()
 	ctx, stop := context.WithCancel(tool.WithHard(hard, hard))
 	r, w := ioPipe()
-	var out syncBuffer
+	var out testenv.SyncBuffer
 	done := make(chan error, 1)
 	go func() { done <- RunLines(ctx, f, r, Options{Concurrency: 2}, &out) }()
 	w.Write([]byte("http://h/1\nhttp://h/2\n"))
@@ -120,15 +120,3 @@ func TestParseMode(t *testing.T) {
 		t.Error("bad mode accepted")
 	}
 }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }

@@ -44,10 +44,14 @@ func (f *Fetcher) attempt(ctx context.Context, t record.Task, ps paths, tr Trans
 	defer p.close()
 	p.progress = tr
 	// Another transfer of the task may have finished between the check
-	// above and the lock; the part file we hold is then a new, empty one.
-	if o, ok := f.complete(ps.final, t, buf); ok {
-		p.remove()
-		return o
+	// above and the lock. A part file we created ourselves needs no second
+	// look: if that happened, the rename at the end finds the final file
+	// and reports it.
+	if !p.fresh {
+		if o, ok := f.complete(ps.final, t, buf); ok {
+			p.remove()
+			return o
+		}
 	}
 	if err := p.prepare(t, buf); err != nil {
 		p.remove()
@@ -75,7 +79,7 @@ func (f *Fetcher) openPart(ps paths) (*part, error) {
 	dir := filepath.Dir(ps.part)
 	for try := 0; ; try++ {
 		if _, ok := f.dirs.Load(dir); !ok {
-			if err := ensureDir(dir, f.o.Fsync); err != nil {
+			if err := f.ensureDir(dir); err != nil {
 				return nil, err
 			}
 			f.dirs.Store(dir, struct{}{})
@@ -333,7 +337,7 @@ func (f *Fetcher) finish(t record.Task, final string, p *part) outcome {
 		return failure(true, fmt.Errorf("close %s: %w", final, err))
 	}
 	if f.o.Fsync {
-		if err := syncDir(filepath.Dir(final)); err != nil {
+		if err := f.syncer.sync(filepath.Dir(final)); err != nil {
 			return failure(true, err)
 		}
 	}

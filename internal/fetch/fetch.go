@@ -101,6 +101,7 @@ type Fetcher struct {
 	// firstBackoff is the mean delay before the first retry; tests shorten it.
 	firstBackoff time.Duration
 	dirs         sync.Map      // directories known to exist
+	syncer       *dirSyncer    // group commit of directory fsyncs
 	hosts        *hostLimit    // nil: no per-host limit
 	limit        *rate.Limiter // nil: no bandwidth limit
 }
@@ -121,9 +122,7 @@ func New(o Options) (*Fetcher, error) {
 	case o.Layout != layout.Sharded && o.Layout != layout.Flat:
 		return nil, fmt.Errorf("unknown layout %d", int(o.Layout))
 	}
-	if o.Dir == "" {
-		o.Dir = "."
-	}
+	o.Dir = filepath.Clean(o.Dir) // "" becomes "."; ensureDir compares paths
 	if o.UserAgent == "" {
 		o.UserAgent = UserAgent("")
 	}
@@ -147,6 +146,7 @@ func New(o Options) (*Fetcher, error) {
 		transport:    tr,
 		log:          o.Logger,
 		firstBackoff: 500 * time.Millisecond,
+		syncer:       newDirSyncer(),
 		hosts:        newHostLimit(o.PerHost),
 		limit:        newRateLimit(o.LimitRate),
 	}, nil

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 )
 
@@ -33,34 +34,41 @@ func hashFile(path string, buf []byte) (string, int64, error) {
 	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
 
-// ensureDir creates dir and its missing parents. With durable, each new
-// directory's entry is synced in its parent, or a crash could lose the
-// directory and with it every file renamed into it.
-func ensureDir(dir string, durable bool) error {
-	fi, err := os.Stat(dir)
-	if err == nil {
+// ensureDir creates dir and its missing parents. With durable, a directory's
+// entry in its parent is synced before any file goes into it, or a crash
+// could lose the directory and with it every file renamed into it: that
+// holds for one another transfer made too, since this one cannot tell
+// whether that transfer's sync has finished. mkdir comes first because on a
+// fresh tree the directory is usually missing, and the Fetcher remembers
+// the directories it has seen, so an existing one costs one failed mkdir.
+func (f *Fetcher) ensureDir(dir string) error {
+	err := os.Mkdir(dir, 0o755)
+	if errors.Is(err, fs.ErrNotExist) {
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return fmt.Errorf("create directory: %w", err)
+		}
+		if err := f.ensureDir(parent); err != nil {
+			return err
+		}
+		err = os.Mkdir(dir, 0o755)
+	}
+	if errors.Is(err, fs.ErrExist) {
+		fi, serr := os.Stat(dir)
+		if serr != nil {
+			return fmt.Errorf("create directory: %w", serr)
+		}
 		if !fi.IsDir() {
 			return fmt.Errorf("create directory: %s is not a directory", dir)
 		}
-		return nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
+		if rel, err := filepath.Rel(f.o.Dir, dir); err != nil || rel == "." || strings.HasPrefix(rel, "..") {
+			return nil // the download directory or above: the user's to have made durable
+		}
+	} else if err != nil {
 		return fmt.Errorf("create directory: %w", err)
 	}
-	parent := filepath.Dir(dir)
-	if parent != dir {
-		if err := ensureDir(parent, durable); err != nil {
-			return err
-		}
-	}
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return nil // another transfer made it
-		}
-		return fmt.Errorf("create directory: %w", err)
-	}
-	if durable {
-		return syncDir(parent)
+	if f.o.Fsync {
+		return f.syncer.sync(filepath.Dir(dir))
 	}
 	return nil
 }

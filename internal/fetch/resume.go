@@ -13,7 +13,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/dlkit/dl/internal/record"
 )
@@ -68,25 +69,43 @@ type part struct {
 	meta           meta // what the bytes in the file are a prefix of
 	sidecar        bool // meta is on disk
 	private        bool // a transfer's own part file, beside a busy shared one: never resumed
+	fresh          bool // created by this transfer: empty, with no sidecar
 	progress       Transfer
 }
 
 // openPart opens and locks the part file, creating it if needed. The lock
 // (flock, which also excludes other opens in this process) keeps two
-// transfers of the same task from writing one file.
+// transfers of the same task from writing one file. A part file this call
+// created is fresh: no earlier transfer left bytes or a sidecar in it, and
+// no finished download can hide behind it, which spares the checks a part
+// file found on disk needs.
+//
+// The file is opened with open(2) and wrapped afterwards, because os.OpenFile
+// tries to register a regular file with the network poller and undoes that,
+// five system calls per file that a small download notices.
 func openPart(path, metaPath string) (*part, error) {
 	for range 3 {
-		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
-		if err != nil {
-			return nil, fmt.Errorf("open part file: %w", err)
+		fresh := true
+		fd, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o644)
+		if errors.Is(err, unix.EEXIST) {
+			fresh = false
+			fd, err = unix.Open(path, unix.O_RDWR|unix.O_CLOEXEC, 0)
+			if errors.Is(err, unix.ENOENT) {
+				continue // its holder just renamed it into place
+			}
 		}
-		if err := flock(f); err != nil {
-			f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("open part file: %w", &fs.PathError{Op: "open", Path: path, Err: err})
+		}
+		if err := flock(fd); err != nil {
+			unix.Close(fd)
 			return nil, err
 		}
-		// The previous holder may have renamed this very file into place
-		// between our open and our lock; then the name is free again (or
-		// taken by a newer file) and ours is the finished download.
+		f := os.NewFile(uintptr(fd), path)
+		// Between the open and the lock, another transfer may have locked
+		// this very file, finished it and renamed it into place; then the
+		// name is free again (or taken by a newer file) and ours is that
+		// finished download, not a part file.
 		fi, same, err := samePath(f, path)
 		if err != nil || !same {
 			f.Close()
@@ -95,7 +114,7 @@ func openPart(path, metaPath string) (*part, error) {
 			}
 			continue
 		}
-		return &part{path: path, metaPath: metaPath, f: f, info: fi, h: sha256.New(), progress: nopTransfer{}}, nil
+		return &part{path: path, metaPath: metaPath, f: f, info: fi, h: sha256.New(), fresh: fresh, progress: nopTransfer{}}, nil
 	}
 	return nil, errBusy
 }
@@ -119,22 +138,13 @@ func openPrivatePart(final string) (*part, error) {
 	return &part{path: f.Name(), metaPath: f.Name() + ".meta", f: f, info: fi, h: sha256.New(), private: true, progress: nopTransfer{}}, nil
 }
 
-func flock(f *os.File) error {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return fmt.Errorf("lock part file: %w", err)
-	}
-	var lerr error
-	if err := rc.Control(func(fd uintptr) {
-		lerr = syscall.Flock(int(fd), syscall.LOCK_EX|syscall.LOCK_NB)
-	}); err != nil {
-		return fmt.Errorf("lock part file: %w", err)
-	}
-	if errors.Is(lerr, syscall.EWOULDBLOCK) {
+func flock(fd int) error {
+	err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
+	if errors.Is(err, unix.EWOULDBLOCK) {
 		return errBusy
 	}
-	if lerr != nil {
-		return fmt.Errorf("lock part file: %w", lerr)
+	if err != nil {
+		return fmt.Errorf("lock part file: %w", err)
 	}
 	return nil
 }
@@ -161,6 +171,9 @@ func samePath(f *os.File, path string) (os.FileInfo, bool, error) {
 // Resuming hashes the existing prefix, the one extra read a resume costs.
 func (p *part) prepare(t record.Task, buf []byte) error {
 	size := p.info.Size()
+	if p.fresh || p.private {
+		return nil
+	}
 	if size == 0 {
 		// A sidecar without bytes is a leftover of a crash: drop it.
 		if err := os.Remove(p.metaPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -230,12 +243,16 @@ func (p *part) begin(m meta) error {
 }
 
 // remove deletes the part file and its sidecar; the lock goes with close.
+// The sidecar goes first, so that a sidecar never outlives its part file and
+// a fresh part file never has one.
 func (p *part) remove() {
 	if p.path == "" {
 		return // renamed into place
 	}
+	if p.sidecar || !p.fresh && !p.private {
+		os.Remove(p.metaPath)
+	}
 	os.Remove(p.path)
-	os.Remove(p.metaPath)
 }
 
 // close releases the lock.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -133,10 +134,7 @@ func (f *Fetcher) transfer(ctx context.Context, t record.Task, ps paths, p *part
 	stall := watchStall(ctx, f.o.StallTimeout, cancel, f.limit)
 	defer stall.stop()
 
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.URL, nil)
-	if err != nil {
-		return failure(false, fmt.Errorf("bad url: %w", err)), false
-	}
+	req := newRequest(ctx, ps.url)
 	f.setHeaders(req, p)
 	resp, err := f.client.Do(req)
 	if err != nil {
@@ -154,7 +152,8 @@ func (f *Fetcher) transfer(ctx context.Context, t record.Task, ps paths, p *part
 	}()
 	stall.r = resp.Body
 	body := stall
-	where := "GET " + redact(t.URL)
+	// Only failures name the request; most transfers never need it.
+	where := func() string { return "GET " + redact(t.URL) }
 
 	from := p.size
 	expect := resp.ContentLength // body bytes to come, -1 if not announced
@@ -166,18 +165,18 @@ func (f *Fetcher) transfer(ctx context.Context, t record.Task, ps paths, p *part
 		case err != nil || first != from:
 			drain(body)
 			if from == 0 {
-				return failure(true, fmt.Errorf("%s: partial content %q for a request of the whole file", where, resp.Header.Get("Content-Range"))), false
+				return failure(true, fmt.Errorf("%s: partial content %q for a request of the whole file", where(), resp.Header.Get("Content-Range"))), false
 			}
 			if err := p.reset(); err != nil {
 				return failure(true, err), false
 			}
-			return failure(true, fmt.Errorf("%s: asked to resume at byte %d, got %q", where, from, resp.Header.Get("Content-Range"))), true
+			return failure(true, fmt.Errorf("%s: asked to resume at byte %d, got %q", where(), from, resp.Header.Get("Content-Range"))), true
 		case from == 0 && (tot < 0 || last+1 != tot):
 			drain(body)
-			return failure(true, fmt.Errorf("%s: partial content %q for a request of the whole file", where, resp.Header.Get("Content-Range"))), false
+			return failure(true, fmt.Errorf("%s: partial content %q for a request of the whole file", where(), resp.Header.Get("Content-Range"))), false
 		case expect >= 0 && expect != last-first+1:
 			drain(body)
-			return failure(true, fmt.Errorf("%s: content-length %d does not match content-range %q", where, expect, resp.Header.Get("Content-Range"))), false
+			return failure(true, fmt.Errorf("%s: content-length %d does not match content-range %q", where(), expect, resp.Header.Get("Content-Range"))), false
 		}
 		expect, total = last-first+1, tot
 		if from == 0 {
@@ -195,7 +194,7 @@ func (f *Fetcher) transfer(ctx context.Context, t record.Task, ps paths, p *part
 			from = 0
 		}
 		if tooBig(f.o.MaxSize, total) {
-			return failure(false, fmt.Errorf("%s: size %d exceeds max size %d", where, total, f.o.MaxSize)), false
+			return failure(false, fmt.Errorf("%s: size %d exceeds max size %d", where(), total, f.o.MaxSize)), false
 		}
 		if err := p.begin(metaFrom(t.URL, resp.Header, total)); err != nil {
 			return failure(true, err), false
@@ -223,7 +222,7 @@ func (f *Fetcher) transfer(ctx context.Context, t record.Task, ps paths, p *part
 		size = max(size, from+expect)
 	}
 	if tooBig(f.o.MaxSize, size) {
-		return failure(false, fmt.Errorf("%s: size %d exceeds max size %d", where, size, f.o.MaxSize)), false
+		return failure(false, fmt.Errorf("%s: size %d exceeds max size %d", where(), size, f.o.MaxSize)), false
 	}
 
 	final := ps.final
@@ -249,19 +248,29 @@ func (f *Fetcher) transfer(ctx context.Context, t record.Task, ps paths, p *part
 	var local *localError
 	switch {
 	case errors.Is(err, errTooBig):
-		return failure(false, fmt.Errorf("%s: body exceeds max size %d", where, f.o.MaxSize)), false
+		return failure(false, fmt.Errorf("%s: body exceeds max size %d", where(), f.o.MaxSize)), false
 	case errors.As(err, &local):
 		return failure(true, err), false
 	case errors.Is(err, io.ErrUnexpectedEOF) && expect >= 0:
-		return failure(true, fmt.Errorf("%s: short body: got %d of %d bytes", where, got, expect)), false
+		return failure(true, fmt.Errorf("%s: short body: got %d of %d bytes", where(), got, expect)), false
 	case err != nil:
 		return f.transportFailure(ctx, stall, t.URL, fmt.Errorf("read body after %d bytes: %w", got, err)), false
 	case expect >= 0 && got != expect:
-		return failure(true, fmt.Errorf("%s: short body: got %d of %d bytes", where, got, expect)), false
+		return failure(true, fmt.Errorf("%s: short body: got %d of %d bytes", where(), got, expect)), false
 	case total >= 0 && p.size != total:
-		return failure(true, fmt.Errorf("%s: partial content ended at byte %d of %d", where, p.size, total)), false
+		return failure(true, fmt.Errorf("%s: partial content ended at byte %d of %d", where(), p.size, total)), false
 	}
 	return f.finish(t, final, p), false
+}
+
+// newRequest is http.NewRequestWithContext for a GET of a URL parsed
+// already: an empty URL parses for free, and the parsed one takes its place.
+func newRequest(ctx context.Context, u *url.URL) *http.Request {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "", nil) // cannot fail: valid method, empty URL
+	u2 := *u
+	u2.Host = strings.TrimSuffix(u2.Host, ":") // as NewRequest does: "host:" means the default port
+	req.URL, req.Host = &u2, u2.Host
+	return req
 }
 
 // setHeaders builds the request's headers: the configured ones, then ours,
@@ -288,10 +297,11 @@ func (f *Fetcher) setHeaders(req *http.Request, p *part) {
 // dispositionName is the server's suggested name, used only when neither the
 // task nor the URL names the file.
 func (f *Fetcher) dispositionName(t record.Task, resp *http.Response) string {
-	if t.Name != "" || layout.URLName(t.URL) != "" {
+	h := resp.Header.Get("Content-Disposition")
+	if h == "" || t.Name != "" || layout.URLName(t.URL) != "" {
 		return ""
 	}
-	return layout.DispositionName(resp.Header.Get("Content-Disposition"))
+	return layout.DispositionName(h)
 }
 
 // finish checks and publishes a complete part file: sync, compare the

@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"runtime/debug"
 	"sync"
@@ -170,8 +171,9 @@ func UserAgent(version string) string {
 	return "dl/" + version + " (+https://github.com/dlkit/dl)"
 }
 
-// paths are the files of one task.
+// paths are the files of one task, and its URL, parsed once.
 type paths struct {
+	url   *url.URL
 	final string // where the complete file goes
 	part  string // the bytes so far
 	meta  string // the validators of those bytes, for resuming
@@ -200,7 +202,8 @@ func (f *Fetcher) Fetch(ctx context.Context, t record.Task) (res record.Result) 
 		tr.End(res)
 	}()
 
-	if err := record.CheckURL(t.URL); err != nil {
+	u, err := record.ParseURL(t.URL)
+	if err != nil {
 		res.Attempt++
 		res.Error = oneLine(err.Error())
 		return res
@@ -211,6 +214,7 @@ func (f *Fetcher) Fetch(ctx context.Context, t record.Task) (res record.Result) 
 		defer cancel()
 	}
 	p := f.paths(t)
+	p.url = u
 	bo := backoff.NewExponentialBackOff(
 		backoff.WithInitialInterval(f.firstBackoff),
 		backoff.WithMultiplier(2),

@@ -142,23 +142,29 @@ func parseID(raw json.RawMessage) (string, error) {
 
 // CheckURL accepts only absolute http and https URLs with a host.
 func CheckURL(raw string) error {
+	_, err := ParseURL(raw)
+	return err
+}
+
+// ParseURL is CheckURL that also returns the parsed URL.
+func ParseURL(raw string) (*url.URL, error) {
 	if raw == "" {
-		return errors.New("empty url")
+		return nil, errors.New("empty url")
 	}
 	if len(raw) > MaxURL {
-		return fmt.Errorf("url longer than %d bytes", MaxURL)
+		return nil, fmt.Errorf("url longer than %d bytes", MaxURL)
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return fmt.Errorf("bad url: %w", err)
+		return nil, fmt.Errorf("bad url: %w", err)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return fmt.Errorf("url %q: scheme must be http or https", truncate(raw, 200))
+		return nil, fmt.Errorf("url %q: scheme must be http or https", truncate(raw, 200))
 	}
 	if u.Host == "" {
-		return fmt.Errorf("url %q has no host", truncate(raw, 200))
+		return nil, fmt.Errorf("url %q has no host", truncate(raw, 200))
 	}
-	return nil
+	return u, nil
 }
 
 // ParseResult decodes one result line.

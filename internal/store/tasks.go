@@ -201,8 +201,16 @@ func (s *Store) Take(ctx context.Context, tasks []record.Task, lease time.Durati
 	if len(tokened) > 0 {
 		ids, tokens := idsAndTokens(tokened)
 		args := append(append([]any{micros(lease), worker}, ids...), tokens...)
-		if err := s.execRetry(ctx, s.q(sqlTake, len(ids), len(tokens)), args); err != nil {
+		n, err := s.execRetryCount(ctx, s.q(sqlTake, len(ids), len(tokens)), args)
+		if err != nil {
 			return nil, fmt.Errorf("take %d tasks: %w", len(ids), err)
+		}
+		// Every task taken (each UPDATE changes its row: deliveries goes
+		// up), and their attempt counts cannot have changed while the rows
+		// were held under their tokens: the tasks stand as they are, and
+		// the reading back below is needed only when some were not.
+		if n == int64(len(tokened)) && len(seed) == 0 {
+			return tokened, nil
 		}
 	}
 	seedToken := NewToken()
@@ -268,10 +276,23 @@ func (s *Store) RenewQueued(ctx context.Context, tasks []record.Task, queueLease
 }
 
 func (s *Store) execRetry(ctx context.Context, query string, args []any) error {
-	return retryConflicts(ctx, func() error {
-		_, err := s.db.ExecContext(ctx, query, args...)
+	_, err := s.execRetryCount(ctx, query, args)
+	return err
+}
+
+// execRetryCount runs a statement, retrying deadlocks, and returns the
+// number of rows it changed.
+func (s *Store) execRetryCount(ctx context.Context, query string, args []any) (int64, error) {
+	var n int64
+	err := retryConflicts(ctx, func() error {
+		res, err := s.db.ExecContext(ctx, query, args...)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
 		return err
 	})
+	return n, err
 }
 
 // Renew extends the leases of tasks a worker still holds. One statement for

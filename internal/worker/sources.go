@@ -84,6 +84,13 @@ func RunQueue(ctx context.Context, f Fetcher, st *store.Store, q *queue.Queue, o
 			if err != nil {
 				return err
 			}
+			if o.Mode != Once {
+				// While the transfers have prefetched tasks to start, wait
+				// for more of them to go idle, so that one pop and one take
+				// cover many tasks: that is what keeps the round trips and
+				// statements per file low when files finish one by one.
+				n = s.gather(ctx, n, want/4, func() bool { return len(tasks) > 0 })
+			}
 			var got []record.Task
 			var bad []error
 			err = outage.Retry(ctx, "redis", queue.IsUnavailable, func() (err error) { got, bad, err = q.Pop(ctx, n); return err })

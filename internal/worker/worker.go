@@ -144,6 +144,23 @@ func (s *slots) acquire(ctx context.Context, max int) (int, error) {
 	return n, nil
 }
 
+// gather waits for more idle transfers, one at a time, until it holds min
+// (it holds n already) or busy says the transfers may run dry; it returns
+// how many it holds.
+func (s *slots) gather(ctx context.Context, n, min int, busy func() bool) int {
+	for n < min && busy() {
+		select {
+		case <-s.idle:
+			n++
+		case <-ctx.Done():
+			return n
+		case <-s.failed:
+			return n
+		}
+	}
+	return n
+}
+
 func (s *slots) release(n int) {
 	for i := 0; i < n; i++ {
 		s.idle <- struct{}{}

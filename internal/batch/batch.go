@@ -1,16 +1,22 @@
 // Package batch groups a stream into batches so that a tool makes one round
 // trip for many lines, while no line waits longer than the round trip already
-// in progress.
+// in progress plus a short, bounded linger.
 package batch
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Run reads in until it is closed and calls fn with batches of at most max
-// values. It never waits to fill a batch: whatever arrived while the previous
-// fn call ran forms the next batch (group commit). A trickle therefore goes
-// through one line at a time with no delay, and a flood forms full batches.
+// values. Whatever arrived while the previous fn call ran forms the next
+// batch (group commit), so a flood forms full batches. With a linger, a
+// batch that is not full waits up to that long for more values: a steady
+// stream of single values (results trickling in from many slow transfers)
+// then costs one round trip per linger instead of one per value, and no
+// value waits longer than the linger. The end of in ends the wait at once.
 // fn's error stops Run; fn must not keep the slice.
-func Run[T any](ctx context.Context, in <-chan T, max int, fn func([]T) error) error {
+func Run[T any](ctx context.Context, in <-chan T, max int, linger time.Duration, fn func([]T) error) error {
 	buf := make([]T, 0, max)
 	for {
 		select {
@@ -23,6 +29,12 @@ func Run[T any](ctx context.Context, in <-chan T, max int, fn func([]T) error) e
 			return ctx.Err()
 		}
 		closed := false
+		var expire <-chan time.Time
+		var timer *time.Timer
+		if linger > 0 {
+			timer = time.NewTimer(linger)
+			expire = timer.C
+		}
 	fill:
 		for len(buf) < max {
 			select {
@@ -32,9 +44,28 @@ func Run[T any](ctx context.Context, in <-chan T, max int, fn func([]T) error) e
 					break fill
 				}
 				buf = append(buf, v)
+				continue
 			default:
-				break fill
 			}
+			if expire == nil {
+				break
+			}
+			select {
+			case v, ok := <-in:
+				if !ok {
+					closed = true
+					break fill
+				}
+				buf = append(buf, v)
+			case <-expire:
+				break fill
+			case <-ctx.Done():
+				timer.Stop()
+				return ctx.Err()
+			}
+		}
+		if timer != nil {
+			timer.Stop()
 		}
 		if err := fn(buf); err != nil {
 			return err

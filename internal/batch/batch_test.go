@@ -5,6 +5,7 @@ import (
 	"errors"
 	"reflect"
 	"testing"
+	"time"
 )
 
 func TestRun(t *testing.T) {
@@ -27,7 +28,7 @@ func TestRun(t *testing.T) {
 			}
 			close(in)
 			var got [][]int
-			err := Run(context.Background(), in, tc.max, func(b []int) error {
+			err := Run(context.Background(), in, tc.max, 0, func(b []int) error {
 				got = append(got, append([]int(nil), b...))
 				return nil
 			})
@@ -44,7 +45,7 @@ func TestRun(t *testing.T) {
 func TestRunTrickleIsNotHeld(t *testing.T) {
 	in := make(chan int)
 	got := make(chan []int)
-	go Run(context.Background(), in, 100, func(b []int) error { //nolint:errcheck
+	go Run(context.Background(), in, 100, 0, func(b []int) error { //nolint:errcheck
 		got <- append([]int(nil), b...)
 		return nil
 	})
@@ -64,8 +65,76 @@ func TestRunStopsOnError(t *testing.T) {
 	}
 	boom := errors.New("boom")
 	calls := 0
-	err := Run(context.Background(), in, 2, func([]int) error { calls++; return boom })
+	err := Run(context.Background(), in, 2, 0, func([]int) error { calls++; return boom })
 	if !errors.Is(err, boom) || calls != 1 {
 		t.Fatalf("err %v after %d calls, want boom after 1", err, calls)
 	}
+}
+
+// TestRunLinger: with a linger, values that trickle in join the batch that
+// is waiting, until it is full or the input ends; neither waits for the
+// linger (an hour here) to run out.
+func TestRunLinger(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		close bool
+		want  []int
+	}{
+		{"full batch goes at once", false, []int{0, 1, 2}},
+		{"end of input flushes at once", true, []int{0, 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := make(chan int)
+			got := make(chan []int, 1)
+			done := make(chan error, 1)
+			go func() {
+				done <- Run(context.Background(), in, 3, time.Hour, func(b []int) error {
+					got <- append([]int(nil), b...)
+					return nil
+				})
+			}()
+			n := len(tc.want)
+			for i := range n {
+				in <- i
+				time.Sleep(10 * time.Millisecond) // a trickle, not a burst
+			}
+			if tc.close {
+				close(in)
+			}
+			select {
+			case b := <-got:
+				if !reflect.DeepEqual(b, tc.want) {
+					t.Fatalf("batch %v, want %v", b, tc.want)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatal("the batch waited for the linger")
+			}
+			if !tc.close {
+				close(in)
+			}
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// TestRunLingerEnds: a batch that stays short goes when the linger ends.
+func TestRunLingerEnds(t *testing.T) {
+	in := make(chan int, 1)
+	got := make(chan []int, 1)
+	go Run(context.Background(), in, 100, 20*time.Millisecond, func(b []int) error { //nolint:errcheck
+		got <- append([]int(nil), b...)
+		return nil
+	})
+	in <- 7
+	select {
+	case b := <-got:
+		if !reflect.DeepEqual(b, []int{7}) {
+			t.Fatalf("batch %v, want [7]", b)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a short batch was held past its linger")
+	}
+	close(in)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -18,6 +19,9 @@ type Lines[In, Out any] struct {
 	Kind   string // what a line is, for messages: "task", "result"
 	Parse  func([]byte) (In, error)
 	Max    int // most lines per batch
+	// Linger is how long a batch that is not full waits for more lines (see
+	// Run); 0: none.
+	Linger time.Duration
 	Handle func(ctx context.Context, batch []In) ([]Out, error)
 }
 
@@ -43,7 +47,7 @@ func (l Lines[In, Out]) Run(readCtx, workCtx context.Context, in io.Reader, out 
 	})
 	g.Go(func() error {
 		defer close(echo)
-		return Run(gctx, values, l.Max, func(b []In) error {
+		return Run(gctx, values, l.Max, l.Linger, func(b []In) error {
 			done, err := l.Handle(gctx, b)
 			if err != nil {
 				return err

@@ -20,9 +20,17 @@ import (
 
 // Options tune Run.
 type Options struct {
-	Retry store.RetryPolicy
-	Batch int // most rows per transaction
+	Retry  store.RetryPolicy
+	Batch  int           // most rows per transaction
+	Linger time.Duration // how long a transaction that is not full waits for more results
 }
+
+// DefaultLinger lets results that trickle in from many transfers share a
+// transaction: a worker finishing a few hundred files a second one by one
+// would otherwise pay a transaction (five statements and a redo log flush)
+// for every few results. A result is recorded at most this much later,
+// which nobody watching a row notices; the end of the input is never held.
+const DefaultLinger = 50 * time.Millisecond
 
 // Run reads result lines from in until it ends and records them. It keeps
 // going through a first SIGINT/SIGTERM, since its input ends when the workers
@@ -31,7 +39,7 @@ type Options struct {
 func Run(ctx context.Context, st *store.Store, q *queue.Queue, o Options, in io.Reader, out io.Writer) error {
 	keys := &resultKeys{q: q}
 	return batch.Lines[record.Result, record.Result]{
-		Kind: "result", Parse: record.ParseResult, Max: o.Batch,
+		Kind: "result", Parse: record.ParseResult, Max: o.Batch, Linger: o.Linger,
 		Handle: func(ctx context.Context, b []record.Result) ([]record.Result, error) {
 			var marked []store.Marked
 			err := outage.Retry(ctx, "mysql", store.IsUnavailable, func() (err error) {

@@ -254,12 +254,14 @@ func (b *bench) runE2E(ctx context.Context) {
 	rows := files(b.e.origin, "e", b.cfg.e2eN, 4096)
 	seedRows := rows[:b.cfg.seedE2eN]
 	b.sums.prime(rows)
-	tools := []string{"dl", "original"}
+	tools := []string{"dl", "original", "disk floor"}
 	for rep := range b.cfg.reps {
 		for _, t := range rotate(tools, rep) {
 			var s sample
 			if t == "dl" {
 				s = b.e2eDL(ctx, "e2e", rows, e2eOpts{workers: 2, conc: b.cfg.e2eConc, fsync: true})
+			} else if t == "disk floor" {
+				s = b.diskFloor(ctx, "e2e", len(rows), b.cfg.e2eConc)
 			} else if b.e.seed != "" {
 				s = b.e2eSeed(ctx, "e2e", seedRows, 2)
 			} else {

@@ -337,6 +337,9 @@ func (b *bench) targets() []targetVerdict {
 			t.Measured += fmt.Sprintf(", original %s files/s: %.1f×", human(orig.med()), r)
 			t.Met = t.Met && r >= 10
 		}
+		if f := b.find("e2e", "disk floor"); f != nil && len(f.rates) > 0 {
+			t.Measured += fmt.Sprintf("; the disk alone (no network, no database) %s files/s: dl at %.0f%% of it", human(f.med()), 100*dl.med()/f.med())
+		}
 		out = append(out, t)
 	}
 	if dl := b.find("list", "dl-fetch"); dl != nil && len(dl.rates) > 0 {

@@ -39,12 +39,14 @@ func main() {
 			}
 			defer stopMetrics()
 			fo.Observer = obs
+			n := max(c.Int("concurrency"), 1)
+			fo.Transfers = n // and up to n/2 more tasks finishing their files meanwhile
 			f, err := fetch.New(fo)
 			if err != nil {
 				return err
 			}
 			defer f.Close()
-			wo := worker.Options{Concurrency: max(c.Int("concurrency"), 1), StatsEvery: term.StatsEvery(c)}
+			wo := worker.Options{Concurrency: n, Finishing: (n + 1) / 2, StatsEvery: term.StatsEvery(c)}
 			switch args := c.Args().Slice(); {
 			case len(args) == 1 && args[0] == "-":
 				return worker.RunLines(c.Context, f, os.Stdin, wo, term.Stdout())

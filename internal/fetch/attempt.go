@@ -25,8 +25,9 @@ import (
 const maxDrain = 64 << 10
 
 // attempt makes one try at the task: it recognises a finished file, locks and
-// prepares the part file, and transfers.
-func (f *Fetcher) attempt(ctx context.Context, t record.Task, ps paths, tr Transfer) outcome {
+// prepares the part file, and transfers. bodyDone is called once the body is
+// on disk, before the file is finished.
+func (f *Fetcher) attempt(ctx context.Context, t record.Task, ps paths, tr Transfer, bodyDone func()) outcome {
 	bufp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bufp)
 	buf := *bufp
@@ -61,10 +62,10 @@ func (f *Fetcher) attempt(ctx context.Context, t record.Task, ps paths, tr Trans
 	if p.size > 0 {
 		f.log.Debug("resuming", "id", t.ID, "path", ps.part, "from", p.size)
 	}
-	o, restart := f.transfer(ctx, t, ps, p, buf)
+	o, restart := f.transfer(ctx, t, ps, p, buf, bodyDone)
 	if restart {
 		f.log.Info("resume refused; starting over", "id", t.ID, "error", o.err)
-		o, _ = f.transfer(ctx, t, ps, p, buf)
+		o, _ = f.transfer(ctx, t, ps, p, buf, bodyDone)
 	}
 	// Keep the bytes only for a failure that a later attempt may resume.
 	if o.err != nil && (!o.retryable || !p.resumable(t)) {
@@ -128,7 +129,7 @@ func (f *Fetcher) complete(final string, t record.Task, buf []byte) (o outcome, 
 // transfer sends one request and streams its body into the part file.
 // restart asks the caller for one more request from byte 0: the server
 // answered a resume in a way that voids the bytes we had.
-func (f *Fetcher) transfer(ctx context.Context, t record.Task, ps paths, p *part, buf []byte) (o outcome, restart bool) {
+func (f *Fetcher) transfer(ctx context.Context, t record.Task, ps paths, p *part, buf []byte, bodyDone func()) (o outcome, restart bool) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	stall := watchStall(ctx, f.o.StallTimeout, cancel, f.limit)
@@ -207,6 +208,7 @@ func (f *Fetcher) transfer(ctx context.Context, t record.Task, ps paths, p *part
 		// of If-Range and sent it all; prepare resumes without a validator
 		// only when the expected sha256 checks the result.
 		if _, _, tot, err := contentRange(resp.Header.Get("Content-Range")); err == nil && tot == from {
+			bodyDone()
 			return f.finish(t, ps.final, p), false
 		}
 		if err := p.reset(); err != nil {
@@ -260,6 +262,7 @@ func (f *Fetcher) transfer(ctx context.Context, t record.Task, ps paths, p *part
 	case total >= 0 && p.size != total:
 		return failure(true, fmt.Errorf("%s: partial content ended at byte %d of %d", where(), p.size, total)), false
 	}
+	bodyDone()
 	return f.finish(t, final, p), false
 }
 

@@ -69,6 +69,14 @@ type Options struct {
 	// the row's attempt budget is never overdrawn. 0 = no cap.
 	MaxAttempts int
 
+	// Transfers is the most transfers talking to servers at once, across
+	// all Fetch calls; 0 = no limit. A transfer gives its place back as soon
+	// as its body is on disk, before the file is synced and renamed into
+	// place, so a caller may run more Fetch calls than Transfers: the extra
+	// ones finish files while the network stays busy, and a slow disk sync
+	// does not leave a connection idle.
+	Transfers int
+
 	// PerHost is the most transfers at a time to one host (the task URL's
 	// host and port); 0 = no limit. It is off by default because many jobs
 	// fetch everything from one CDN or object store, which wants many
@@ -103,6 +111,7 @@ type Fetcher struct {
 	firstBackoff time.Duration
 	dirs         sync.Map      // directories known to exist
 	syncer       *dirSyncer    // group commit of directory fsyncs
+	transfers    chan struct{} // nil: no limit on transfers at once
 	hosts        *hostLimit    // nil: no per-host limit
 	limit        *rate.Limiter // nil: no bandwidth limit
 }
@@ -116,6 +125,8 @@ func New(o Options) (*Fetcher, error) {
 		return nil, errors.New("max size must not be negative")
 	case o.Retries < 0:
 		return nil, errors.New("retries must not be negative")
+	case o.Transfers < 0:
+		return nil, errors.New("transfer limit must not be negative")
 	case o.PerHost < 0:
 		return nil, errors.New("per-host limit must not be negative")
 	case o.LimitRate < 0:
@@ -148,6 +159,7 @@ func New(o Options) (*Fetcher, error) {
 		log:          o.Logger,
 		firstBackoff: 500 * time.Millisecond,
 		syncer:       newDirSyncer(),
+		transfers:    newTransferLimit(o.Transfers),
 		hosts:        newHostLimit(o.PerHost),
 		limit:        newRateLimit(o.LimitRate),
 	}, nil
@@ -253,16 +265,43 @@ func (f *Fetcher) Fetch(ctx context.Context, t record.Task) (res record.Result) 
 	}
 }
 
-// politeAttempt is one attempt inside the per-host limit. The slot is held
-// for the attempt only, not through the backoff before a retry.
+// politeAttempt is one attempt inside the transfer and per-host limits.
+// The slots are held for the transfer only: not through the backoff before
+// a retry, nor while the finished body is synced and renamed.
 func (f *Fetcher) politeAttempt(ctx context.Context, t record.Task, p paths, tr Transfer) outcome {
-	release, err := f.hosts.acquire(ctx, t.URL)
-	if err != nil {
+	waitErr := func(err error) outcome {
 		if errors.Is(err, context.Canceled) {
 			err = errors.New("canceled")
 		}
 		return failure(true, fmt.Errorf("GET %s: waiting for a connection to %s: %w", redact(t.URL), hostOf(t.URL), err))
 	}
-	defer release()
-	return f.attempt(ctx, t, p, tr)
+	// The host's slot first: a transfer waiting for a busy host must not
+	// hold one of the transfer slots that others could use meanwhile.
+	releaseHost, err := f.hosts.acquire(ctx, t.URL)
+	if err != nil {
+		return waitErr(err)
+	}
+	if f.transfers != nil {
+		select {
+		case f.transfers <- struct{}{}:
+		case <-ctx.Done():
+			releaseHost()
+			return waitErr(context.Cause(ctx))
+		}
+	}
+	bodyDone := sync.OnceFunc(func() {
+		releaseHost()
+		if f.transfers != nil {
+			<-f.transfers
+		}
+	})
+	defer bodyDone()
+	return f.attempt(ctx, t, p, tr, bodyDone)
+}
+
+func newTransferLimit(n int) chan struct{} {
+	if n <= 0 {
+		return nil
+	}
+	return make(chan struct{}, n)
 }

@@ -76,7 +76,7 @@ func RunQueue(ctx context.Context, f Fetcher, st *store.Store, q *queue.Queue, o
 				}
 				lastFlagCheck = time.Now()
 			}
-			want := o.Concurrency + o.Prefetch
+			want := o.Concurrency + o.Finishing + o.Prefetch
 			if o.Mode == Once {
 				want = 1
 			}

@@ -33,6 +33,11 @@ type Fetcher interface {
 // Options tune Run.
 type Options struct {
 	Concurrency int
+	// Finishing is how many tasks beyond Concurrency may be at work at once:
+	// those whose body is in and whose file is being synced and renamed,
+	// while the Fetcher (whose Transfers limit is Concurrency) starts the
+	// next transfers. 0: none.
+	Finishing int
 	// Prefetch is how many tasks the feed may hold ready beyond those in
 	// flight; they count as taken (leased and renewed) while they wait.
 	Prefetch int
@@ -58,8 +63,9 @@ func run(ctx context.Context, f Fetcher, o Options, out io.Writer, src feed, onR
 	// starts the next task at once instead of waiting for the feed's round
 	// trips (pop, take), which in turn are made for many tasks at a time.
 	tasks := make(chan record.Task, o.Prefetch)
-	results := make(chan record.Result, o.Concurrency)
-	sl := newSlots(o.Concurrency+o.Prefetch, gctx.Done())
+	workers := o.Concurrency + o.Finishing
+	results := make(chan record.Result, workers)
+	sl := newSlots(workers+o.Prefetch, gctx.Done())
 	st := &stats{begin: time.Now()}
 
 	g.Go(func() error { return record.WriteLines(out, results) })
@@ -72,7 +78,7 @@ func run(ctx context.Context, f Fetcher, o Options, out io.Writer, src feed, onR
 		return err
 	})
 	var transfers sync.WaitGroup
-	for i := 0; i < o.Concurrency; i++ {
+	for range workers {
 		transfers.Add(1)
 		go func() {
 			defer transfers.Done()

@@ -16,9 +16,9 @@ import (
 // batches and echo what they acted on (dl-enqueue, dl-mark): one goroutine
 // reads, one batches and calls Handle, one owns stdout.
 type Lines[In, Out any] struct {
-	Kind   string // what a line is, for messages: "task", "result"
-	Parse  func([]byte) (In, error)
-	Max    int // most lines per batch
+	Kind  string // what a line is, for messages: "task", "result"
+	Parse func([]byte) (In, error)
+	Max   int // most lines per batch
 	// Linger is how long a batch that is not full waits for more lines (see
 	// Run); 0: none.
 	Linger time.Duration

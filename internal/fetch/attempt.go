@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -29,8 +30,12 @@ const maxDrain = 64 << 10
 // on disk, before the file is finished.
 func (f *Fetcher) attempt(ctx context.Context, t record.Task, ps paths, tr Transfer, bodyDone func()) outcome {
 	bufp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bufp)
+	putBuf := sync.OnceFunc(func() { bufPool.Put(bufp) })
+	defer putBuf()
 	buf := *bufp
+	// A file being finished needs no copy buffer: it goes back with the
+	// transfer's slot, so tasks finishing files cost no buffer memory.
+	done := func() { bodyDone(); putBuf() }
 
 	if o, ok := f.complete(ps.final, t, buf); ok {
 		return o
@@ -62,10 +67,10 @@ func (f *Fetcher) attempt(ctx context.Context, t record.Task, ps paths, tr Trans
 	if p.size > 0 {
 		f.log.Debug("resuming", "id", t.ID, "path", ps.part, "from", p.size)
 	}
-	o, restart := f.transfer(ctx, t, ps, p, buf, bodyDone)
+	o, restart := f.transfer(ctx, t, ps, p, buf, done)
 	if restart {
 		f.log.Info("resume refused; starting over", "id", t.ID, "error", o.err)
-		o, _ = f.transfer(ctx, t, ps, p, buf, bodyDone)
+		o, _ = f.transfer(ctx, t, ps, p, buf, done)
 	}
 	// Keep the bytes only for a failure that a later attempt may resume.
 	if o.err != nil && (!o.retryable || !p.resumable(t)) {
@@ -127,6 +132,8 @@ func (f *Fetcher) complete(final string, t record.Task, buf []byte) (o outcome, 
 }
 
 // transfer sends one request and streams its body into the part file.
+// bodyDone is called when the body is in, before finishing; buf must not be
+// used after it.
 // restart asks the caller for one more request from byte 0: the server
 // answered a resume in a way that voids the bytes we had.
 func (f *Fetcher) transfer(ctx context.Context, t record.Task, ps paths, p *part, buf []byte, bodyDone func()) (o outcome, restart bool) {

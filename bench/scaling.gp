@@ -1,110 +1,110 @@
 $small_dl_1 << EOD
-1 49.60
-2 42.10
-4 146.90
-8 253.30
-16 349.00
-32 472.70
-64 441.70
-128 533.80
+1 521.00
+2 632.30
+4 885.81
+8 1255.46
+16 1277.61
+32 1166.77
+64 1080.04
+128 909.20
 EOD
 $small_dl_2 << EOD
-1 78.50
-2 118.50
-4 185.40
-8 272.90
-16 360.20
-32 540.10
-64 679.80
-128 513.90
+1 511.01
+2 672.87
+4 956.39
+8 1321.62
+16 1426.97
+32 1342.74
+64 1453.64
+128 1375.60
 EOD
 $small_dl_3 << EOD
-1 119.60
-2 130.20
-4 177.50
-8 377.80
-16 502.10
-32 658.40
-64 617.90
-128 639.50
+1 546.12
+2 675.66
+4 1068.29
+8 1336.70
+16 1643.39
+32 1518.46
+64 1606.85
+128 1456.33
 EOD
 $small_dl_4 << EOD
-1 167.70
-2 187.40
-4 240.40
-8 337.20
-16 437.60
-32 540.20
-64 636.20
-128 624.80
+1 597.62
+2 707.11
+4 920.12
+8 1310.09
+16 1355.81
+32 1280.63
+64 1505.15
+128 1614.79
 EOD
 $small_orig << EOD
-1 45.50
-2 85.10
-3 115.70
-4 121.50
+1 202.97
+2 282.56
+3 330.65
+4 314.68
 EOD
 $small_best << EOD
-1 533.80
-2 679.80
-3 639.50
-4 636.20
+1 1080.04
+2 1453.64
+3 1606.85
+4 1614.79
 EOD
 $latency_dl_1 << EOD
-1 8.90
-2 15.80
-4 27.20
-8 60.00
-16 107.60
-32 202.50
-64 347.90
-128 523.40
+1 9.73
+2 19.30
+4 38.24
+8 76.36
+16 150.42
+32 297.03
+64 567.33
+128 1067.23
 EOD
 $latency_dl_2 << EOD
-1 13.80
-2 26.30
-4 55.80
-8 105.20
-16 196.50
-32 337.90
-64 530.20
-128 614.60
+1 19.18
+2 37.58
+4 74.98
+8 147.66
+16 294.53
+32 571.91
+64 1080.93
+128 1474.81
 EOD
 $latency_dl_3 << EOD
-1 23.90
-2 47.20
-4 92.50
-8 147.40
-16 262.40
-32 416.10
-64 467.80
-128 524.90
+1 28.58
+2 53.09
+4 105.19
+8 221.84
+16 437.12
+32 841.99
+64 1436.72
+128 1694.75
 EOD
 $latency_dl_4 << EOD
-1 29.80
-2 61.90
-4 98.90
-8 176.00
-16 309.10
-32 435.10
-64 656.00
-128 745.40
+1 37.06
+2 70.03
+4 139.24
+8 276.46
+16 562.46
+32 1000.10
+64 1346.97
+128 1452.14
 EOD
 $latency_orig << EOD
-1 8.20
-2 14.40
-3 16.80
-4 17.00
+1 9.07
+2 17.44
+3 23.77
+4 30.29
 EOD
 $latency_best << EOD
-1 523.40
-2 614.60
-3 524.90
-4 745.40
+1 1067.23
+2 1474.81
+3 1694.75
+4 1452.14
 EOD
 set terminal svg size 1100,820 dynamic font "sans,11" background rgb "white"
-set output "bench/scaling.svg"
-set multiplot layout 2,2 title "dl scaling on 2 cores (files/s, workers' phase; 2026-11-25)"
+set output "/tmp/full2/scaling.svg"
+set multiplot layout 2,2 title "dl scaling on 2 cores (files/s, workers' phase; 2026-11-26)"
 set grid
 set key top left font ",9" spacing 0.9
 set logscale x 2
@@ -113,7 +113,7 @@ set xlabel "transfers per process (--concurrency)"
 set ylabel "files/s"
 set title "dl: 4 KiB files, fsync on, by concurrency"
 set key top left
-set yrange [*:10197]
+set yrange [*:24651]
 plot $small_dl_1 using 1:2 with linespoints lw 2 title 'dl, 1 worker(s)', \
   $small_dl_2 using 1:2 with linespoints lw 2 title 'dl, 2 worker(s)', \
   $small_dl_3 using 1:2 with linespoints lw 2 title 'dl, 3 worker(s)', \
@@ -132,7 +132,7 @@ set xtics autofreq
 set xlabel "transfers per process (--concurrency)"
 set title "dl: 4 KiB files delayed 100 ms, by concurrency"
 set key top left
-set yrange [*:11181]
+set yrange [*:25421]
 plot $latency_dl_1 using 1:2 with linespoints lw 2 title 'dl, 1 worker(s)', \
   $latency_dl_2 using 1:2 with linespoints lw 2 title 'dl, 2 worker(s)', \
   $latency_dl_3 using 1:2 with linespoints lw 2 title 'dl, 3 worker(s)', \

@@ -407,3 +407,32 @@ func TestTakeDropsStaleCopies(t *testing.T) {
 		t.Fatalf("taken %+v: want row 2 and the new copy of row 1 only", taken)
 	}
 }
+
+// TestGiveBack: a stopping worker's taken but unstarted tasks go back to
+// pending with the delivery uncounted; a row held under another token (a
+// stale copy's) is left alone.
+func TestGiveBack(t *testing.T) {
+	st, db := open(t)
+	ensure(t, st)
+	tasks := insert(t, db, 2)
+	claimed, err := st.Claim(context.Background(), tasks, store.ClaimOptions{QueueLease: time.Hour, Stale: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	taken, err := st.Take(context.Background(), claimed, 30*time.Second, "host:1")
+	if err != nil || len(taken) != 2 {
+		t.Fatalf("take: %d tasks, %v", len(taken), err)
+	}
+	stale := taken[1]
+	stale.Token = "someone-elses-token"
+	if err := st.GiveBack(context.Background(), []record.Task{taken[0], stale}); err != nil {
+		t.Fatal(err)
+	}
+	if got := dump(t, db, "id, status, deliveries, claim_token IS NULL, worker IS NULL, lease_until IS NULL"); got != "1|0|0|1|1|1;2|2|1|0|0|0" {
+		t.Fatalf("after give back: %s", got)
+	}
+	var token string
+	if err := db.QueryRow("SELECT claim_token FROM files WHERE id = '2'").Scan(&token); err != nil || token != taken[1].Token {
+		t.Fatalf("row 2's token %q (%v), want it unchanged", token, err)
+	}
+}

@@ -35,6 +35,11 @@ const (
 	// one an original worker left behind when it finished the row.
 	sqlTakeSeed = `UPDATE %[1]s SET status = 2, claim_token = ?, lease_until = NOW(3) + INTERVAL ? MICROSECOND, worker = ?, deliveries = deliveries + 1
 	WHERE id IN (%[2]s) AND status IN (0, 2) AND (claim_token IS NULL OR worker IS NULL OR lease_until < NOW(3))`
+	// A worker gives back what it took but never started (it is stopping).
+	// One statement per token, so that only rows held under the very token
+	// their task carries go back.
+	sqlGiveBack = `UPDATE %[1]s SET status = 0, claim_token = NULL, lease_until = NULL, worker = NULL, deliveries = GREATEST(deliveries - 1, 0)
+	WHERE id IN (%[2]s) AND status = 2 AND claim_token = ?`
 	sqlHeld  = `SELECT id, claim_token, attempts FROM %[1]s WHERE id IN (%[2]s) AND status = 2 AND claim_token IS NOT NULL`
 	sqlRenew = `UPDATE %[1]s SET lease_until = NOW(3) + INTERVAL ? MICROSECOND
 	WHERE id IN (%[2]s) AND status = 2 AND claim_token IN (%[3]s)`
@@ -257,6 +262,30 @@ func (s *Store) Take(ctx context.Context, tasks []record.Task, lease time.Durati
 		out = append(out, t)
 	}
 	return out, nil
+}
+
+// GiveBack returns tasks a worker took but never started to pending, as if
+// they had not been delivered, so that a stopping worker's prefetched tasks
+// are claimable at once. A row no longer held under the task's token is
+// left alone.
+func (s *Store) GiveBack(ctx context.Context, tasks []record.Task) error {
+	byToken := map[string][]any{}
+	for _, t := range tasks {
+		if t.Token != "" {
+			byToken[t.Token] = append(byToken[t.Token], t.ID)
+		}
+	}
+	for token, ids := range byToken {
+		for len(ids) > 0 {
+			n := min(len(ids), 1000)
+			args := append(append([]any{}, ids[:n]...), token)
+			if err := s.execRetry(ctx, s.q(sqlGiveBack, n), args); err != nil {
+				return fmt.Errorf("give back %d tasks: %w", n, err)
+			}
+			ids = ids[n:]
+		}
+	}
+	return nil
 }
 
 // RenewQueued extends the queue leases of tasks still waiting in the queue,

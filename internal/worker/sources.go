@@ -72,6 +72,7 @@ func RunQueue(ctx context.Context, f Fetcher, st *store.Store, q *queue.Queue, o
 				}
 				if set {
 					slog.Info("exit flag is set: finishing the transfers in flight", "flag", q.Keys().ExitFlag)
+					s.stopped.Store(true)
 					return nil
 				}
 				lastFlagCheck = time.Now()
@@ -150,7 +151,27 @@ func RunQueue(ctx context.Context, f Fetcher, st *store.Store, q *queue.Queue, o
 			}
 		}
 	}
-	_, err := run(ctx, f, o.Options, out, src, held.remove)
+	var skippedMu sync.Mutex
+	var skipped []record.Task
+	_, err := run(ctx, f, o.Options, out, src, held.remove, func(t record.Task) {
+		skippedMu.Lock()
+		defer skippedMu.Unlock()
+		skipped = append(skipped, t)
+	})
+	if len(skipped) > 0 {
+		// Taken but never started: back to pending at once, rather than
+		// after their leases run out, and without counting the delivery.
+		gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if gerr := st.GiveBack(gctx, skipped); gerr != nil {
+			slog.Warn("cannot give back tasks not started; their rows come back when their leases run out", "tasks", len(skipped), "err", gerr)
+		} else {
+			slog.Info("gave back tasks not started", "tasks", len(skipped))
+		}
+		for _, t := range skipped {
+			held.remove(t)
+		}
+	}
 	return err
 }
 
@@ -248,7 +269,7 @@ func RunLines(ctx context.Context, f Fetcher, in io.Reader, o Options, out io.Wr
 			}
 		}
 	}
-	st, err := run(ctx, f, o, out, src, nil)
+	st, err := run(ctx, f, o, out, src, nil, nil)
 	return summary(st, err, bad)
 }
 
@@ -275,7 +296,7 @@ func RunURLs(ctx context.Context, f Fetcher, urls []string, o Options, out io.Wr
 		}
 		return nil
 	}
-	st, err := run(ctx, f, o, out, src, nil)
+	st, err := run(ctx, f, o, out, src, nil, nil)
 	return summary(st, err, 0)
 }
 

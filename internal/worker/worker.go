@@ -50,8 +50,11 @@ type Options struct {
 type feed func(ctx context.Context, s *slots, tasks chan<- record.Task) error
 
 // run is the engine shared by every source. onResult is called after a
-// result is handed to the writer (to drop the task's lease); it may be nil.
-func run(ctx context.Context, f Fetcher, o Options, out io.Writer, src feed, onResult func(record.Task)) (*stats, error) {
+// result is handed to the writer (to drop the task's lease). onSkip is
+// called for each prefetched task not started because a stop came first
+// (the first signal or the exit flag): a stop finishes what has started,
+// and the source gives the rest back. Either may be nil.
+func run(ctx context.Context, f Fetcher, o Options, out io.Writer, src feed, onResult, onSkip func(record.Task)) (*stats, error) {
 	hard := tool.Hard(ctx)
 	g, gctx := errgroup.WithContext(hard)
 	// The feed stops on the first signal (ctx) or on any failure (gctx).
@@ -83,6 +86,11 @@ func run(ctx context.Context, f Fetcher, o Options, out io.Writer, src feed, onR
 		go func() {
 			defer transfers.Done()
 			for t := range tasks {
+				if (feedCtx.Err() != nil || sl.stopped.Load()) && onSkip != nil {
+					sl.release(1)
+					onSkip(t)
+					continue
+				}
 				st.started.Add(1)
 				r := f.Fetch(hard, t)
 				sl.release(1)
@@ -122,6 +130,10 @@ func run(ctx context.Context, f Fetcher, o Options, out io.Writer, src feed, onR
 type slots struct {
 	idle   chan struct{}
 	failed <-chan struct{} // closed when the engine fails and no transfer will take a task
+	// stopped is set by a feed that ends because it was told to stop (the
+	// exit flag), not because its source ran dry: prefetched tasks are then
+	// not started.
+	stopped atomic.Bool
 }
 
 func newSlots(n int, failed <-chan struct{}) *slots {

@@ -161,7 +161,7 @@ func RunQueue(ctx context.Context, f Fetcher, st *store.Store, q *queue.Queue, o
 	if len(skipped) > 0 {
 		// Taken but never started: back to pending at once, rather than
 		// after their leases run out, and without counting the delivery.
-		gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second) // a stop must not hang on MySQL
 		defer cancel()
 		if gerr := st.GiveBack(gctx, skipped); gerr != nil {
 			slog.Warn("cannot give back tasks not started; their rows come back when their leases run out", "tasks", len(skipped), "err", gerr)

@@ -769,7 +769,7 @@ func TestFetchProgress(t *testing.T) {
 	t.Run("terminal", func(t *testing.T) {
 		script, err := exec.LookPath("script")
 		if err != nil {
-			t.Skip("script(1) is not installed (Debian: bsdutils)")
+			testenv.Missing(t, "script(1) is not installed (Debian: bsdutils)")
 		}
 		cmd := fmt.Sprintf("stty cols 120 rows 30 && exec %s --dir %s --fsync=false --limit-rate 8M '%s'", bin, t.TempDir(), u)
 		out, stderr, err := testenv.Run(t, bg, script, nil, nil, "-qec", cmd, "/dev/null")

@@ -67,7 +67,7 @@ func seedScript(t *testing.T) string {
 		}
 	})
 	if seedFound.skip != "" {
-		t.Skipf("skipped: %s", seedFound.skip)
+		testenv.Missing(t, "the original design is not available: "+seedFound.skip)
 	}
 	if seedFound.fail != "" {
 		t.Fatal(seedFound.fail)

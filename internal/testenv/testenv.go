@@ -82,3 +82,16 @@ func readTail(path string, n int) string {
 	}
 	return tail(string(b), n)
 }
+
+// Missing reports that something a test needs from outside the repository
+// (a program, the original script beside the checkout) is absent. On a
+// developer's machine the test skips with the reason; under CI, where
+// .ci/run sets DL_TEST_ALL=1 after installing what the tests need, it fails,
+// so that no test can stop running there without anyone noticing.
+func Missing(t testing.TB, reason string) {
+	t.Helper()
+	if os.Getenv("DL_TEST_ALL") == "1" {
+		t.Fatalf("DL_TEST_ALL=1 and a test cannot run: %s", reason)
+	}
+	t.Skip(reason)
+}

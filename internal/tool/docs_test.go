@@ -113,7 +113,7 @@ func TestBashCompletion(t *testing.T) {
 func TestZshCompletion(t *testing.T) {
 	zsh, err := exec.LookPath("zsh")
 	if err != nil {
-		t.Skip("zsh is not installed (apt-get install zsh): cannot check the zsh completion scripts")
+		testenv.Missing(t, "zsh is not installed (apt-get install zsh): cannot check the zsh completion scripts")
 	}
 	bin := testenv.Binaries(t)
 	for _, tool := range tools {

@@ -333,13 +333,15 @@ func deleteKeys(ctx context.Context, rdb *redis.Client, pattern string) error {
 	return nil
 }
 
-// freshDir makes a new empty directory for one run: this machine's root
-// filesystem creates files slowly for a while after many deletions, so runs
-// never reuse a directory.
+// freshDir makes a new directory for one run, with logs/ and d/ (where the
+// downloads go) in it: this machine's root filesystem creates files slowly
+// for a while after many deletions, so runs never reuse a directory.
 func (e *env) freshDir(label string) (string, error) {
 	d := fmt.Sprintf("%s/%03d-%s", e.work, e.next(), label)
-	if err := os.MkdirAll(d+"/logs", 0o755); err != nil {
-		return "", fmt.Errorf("create run directory: %w", err)
+	for _, sub := range []string{"/logs", "/d"} {
+		if err := os.MkdirAll(d+sub, 0o755); err != nil {
+			return "", fmt.Errorf("create run directory: %w", err)
+		}
 	}
 	return d, nil
 }

@@ -32,10 +32,6 @@ func (b *bench) diskFloor(ctx context.Context, workload string, n, conc int) sam
 		return s
 	}
 	root := filepath.Join(dir, "d")
-	if err := os.Mkdir(root, 0o755); err != nil {
-		s.fail(err)
-		return s
-	}
 	body := make([]byte, 4096)
 	var made sync.Map // shard directories made
 	var next atomic.Int64

@@ -314,10 +314,6 @@ func (b *bench) listTool(ctx context.Context, workload, tool string, rows []row,
 		return s
 	}
 	d := dir + "/d"
-	if err := os.MkdirAll(d, 0o755); err != nil {
-		s.fail(err)
-		return s
-	}
 	list := dir + "/urls.txt"
 	format := func(r row) string { return r.url }
 	if tool == "curl" {
@@ -391,10 +387,6 @@ func (b *bench) bigFile(ctx context.Context, workload, tool string, r0 row, fsyn
 		return s
 	}
 	d := dir + "/d"
-	if err := os.MkdirAll(d, 0o755); err != nil {
-		s.fail(err)
-		return s
-	}
 	defer os.RemoveAll(d)
 	var st step
 	out := ""

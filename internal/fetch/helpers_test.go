@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/dlkit/dl/internal/record"
+	"github.com/dlkit/dl/internal/testenv"
 )
 
 // newFetcher makes a Fetcher writing into a fresh directory, with short
@@ -105,46 +106,13 @@ func files(t *testing.T, dir string) []string {
 // request head was read, and done, closed when the test ends.
 func rawServer(t *testing.T, serve func(c net.Conn, req *http.Request, done <-chan struct{})) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		conns []net.Conn
-	)
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			wg.Go(func() {
-				defer c.Close()
-				req, err := http.ReadRequest(bufio.NewReader(c))
-				if err != nil {
-					return
-				}
-				serve(c, req, done)
-			})
+	return testenv.TCPServer(t, func(c net.Conn, done <-chan struct{}) {
+		req, err := http.ReadRequest(bufio.NewReader(c))
+		if err != nil {
+			return
 		}
+		serve(c, req, done)
 	})
-	t.Cleanup(func() {
-		close(done)
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	return "http://" + ln.Addr().String()
 }
 
 // reset closes c with a TCP RST instead of a FIN.

@@ -8,10 +8,10 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/dlkit/dl/internal/fetch"
+	"github.com/dlkit/dl/internal/testenv"
 )
 
 // BenchmarkRunLines is dl-fetch - on 4 KiB files: one op is one file, from
@@ -66,57 +66,24 @@ func (w *countingWriter) Write(p []byte) (int, error) {
 // size-byte body, keeping connections alive, until the benchmark ends.
 func cannedServer(b *testing.B, size int) string {
 	b.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
 	resp := []byte(fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\nETag: \"canned\"\r\n\r\n%s",
 		size, strings.Repeat("x", size)))
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	return testenv.TCPServer(b, func(c net.Conn, _ <-chan struct{}) {
+		r := bufio.NewReaderSize(c, 8192)
 		for {
-			c, err := ln.Accept()
-			if err != nil {
+			// Headers end at an empty line; requests have no body.
+			for {
+				line, err := r.ReadSlice('\n')
+				if err != nil {
+					return
+				}
+				if len(line) <= 2 {
+					break
+				}
+			}
+			if _, err := c.Write(resp); err != nil {
 				return
 			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				r := bufio.NewReaderSize(c, 8192)
-				for {
-					// Headers end at an empty line; requests have no body.
-					for {
-						line, err := r.ReadSlice('\n')
-						if err != nil {
-							return
-						}
-						if len(line) <= 2 {
-							break
-						}
-					}
-					if _, err := c.Write(resp); err != nil {
-						return
-					}
-				}
-			}()
 		}
-	}()
-	b.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
 	})
-	return "http://" + ln.Addr().String()
 }

@@ -28,7 +28,9 @@ func FetchFlags() []cli.Flag {
 		&cli.IntFlag{Name: "concurrency", Aliases: []string{"c"}, EnvVars: []string{"DL_CONCURRENCY"}, Value: 8, Usage: "transfers at once in this process"},
 		&cli.StringFlag{Name: "layout", EnvVars: []string{"DL_LAYOUT"}, Value: "sharded",
 			Usage: "file names: sharded (abc/<key>-<name>: never collides, 4096 subdirectories) or flat (the original design's single directory)"},
-		&cli.BoolFlag{Name: "fsync", EnvVars: []string{"DL_FSYNC"}, Value: true, Usage: "sync each file before it is reported done (--fsync=false trades durability for speed)"},
+		&cli.BoolFlag{Name: "fsync", EnvVars: []string{"DL_FSYNC"}, Value: true, Usage: "make each file durable before it is reported done (--fsync=false trades durability for speed)"},
+		&cli.BoolFlag{Name: "fsync-each", EnvVars: []string{"DL_FSYNC_EACH"},
+			Usage: "fsync every file and its directory instead of one syncfs(2) of an ext4, xfs, btrfs or f2fs filesystem for all files finishing together (for a filesystem shared with heavy writers; others always get per-file fsyncs)"},
 		&cli.StringFlag{Name: "user-agent", EnvVars: []string{"DL_USER_AGENT"}, Value: fetch.UserAgent(tool.Version), Usage: "User-Agent header"},
 		&cli.StringSliceFlag{Name: "header", Aliases: []string{"H"}, EnvVars: []string{"DL_HEADERS"}, Usage: "extra request header `'Name: value'` (repeatable)"},
 		&cli.DurationFlag{Name: "connect-timeout", EnvVars: []string{"DL_CONNECT_TIMEOUT"}, Value: 30 * time.Second, Usage: "TCP connect and TLS handshake"},
@@ -70,7 +72,7 @@ func FetchOptions(c *cli.Context) (fetch.Options, error) {
 		return fetch.Options{}, fmt.Errorf("--limit-rate: %w", err)
 	}
 	return fetch.Options{
-		Dir: c.String("dir"), Layout: lay, Fsync: c.Bool("fsync"),
+		Dir: c.String("dir"), Layout: lay, Fsync: c.Bool("fsync"), FsyncEach: c.Bool("fsync-each"),
 		UserAgent: c.String("user-agent"), Header: h,
 		ConnectTimeout: c.Duration("connect-timeout"), StallTimeout: c.Duration("stall-timeout"), MaxTime: c.Duration("max-time"),
 		MaxSize: maxSize, MaxRedirects: redirects(c.Int("max-redirects")), Retries: c.Int("retries"), MaxAttempts: c.Int("max-attempts"),

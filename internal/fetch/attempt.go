@@ -316,9 +316,11 @@ func (f *Fetcher) dispositionName(t record.Task, resp *http.Response) string {
 
 // finish checks and publishes a complete part file: sync, compare the
 // expected checksum, rename into place (still holding the lock, so no other
-// transfer can touch the bytes in between), sync the directory.
+// transfer can touch the bytes in between), sync the directory; or, where a
+// syncfs serves, rename and then wait for a syncfs of the filesystem.
 func (f *Fetcher) finish(t record.Task, final string, p *part) outcome {
-	if f.o.Fsync {
+	dev, viaFS := f.fss.covers(p.info)
+	if f.o.Fsync && !viaFS {
 		if err := p.f.Sync(); err != nil {
 			return failure(true, fmt.Errorf("sync part file: %w", err))
 		}
@@ -356,7 +358,15 @@ func (f *Fetcher) finish(t record.Task, final string, p *part) outcome {
 		os.Remove(final)
 		return failure(true, fmt.Errorf("close %s: %w", final, err))
 	}
-	if f.o.Fsync {
+	switch {
+	case viaFS:
+		// The file may not be on disk: take it away, so that the retry
+		// downloads it again instead of trusting it as complete.
+		if err := f.fss.sync(dev); err != nil {
+			os.Remove(final)
+			return failure(true, err)
+		}
+	case f.o.Fsync:
 		if err := f.syncer.sync(filepath.Dir(final)); err != nil {
 			return failure(true, err)
 		}

@@ -4,77 +4,82 @@ import (
 	"sync"
 )
 
-// dirSyncer makes directory entries durable in groups. A transfer that has
-// renamed its file into a directory needs an fsync of that directory that
-// began after the rename; one fsync serves every transfer that was waiting
-// on the directory when it began. While one fsync of a directory runs, the
-// transfers that finish into it queue behind it and share the next one, so
-// many transfers finishing into one directory (the flat layout, or the
-// download directory that new shard directories are made in) cost a few
-// directory fsyncs instead of one each, and nothing waits for a timer.
-type dirSyncer struct {
-	mu   sync.Mutex
-	dirs map[string]*dirState
-	// syncDir is the fsync itself; tests count calls through it.
-	syncDir func(dir string) error
+// groupSync makes writes durable in groups, one group per key (a directory,
+// a filesystem). A transfer that has renamed its file into place needs a
+// sync of its key that began after the rename; one sync serves every
+// transfer that was waiting on the key when it began. While one sync of a
+// key runs, the transfers that finish meanwhile queue behind it and share
+// the next one, so many transfers finishing at once cost a few syncs
+// instead of one each, and nothing waits for a timer.
+type groupSync[K comparable] struct {
+	mu     sync.Mutex
+	groups map[K]*groupState
+	// run is the sync itself; tests count calls through it.
+	run func(K) error
 }
 
-// dirState is one directory's group commit. Its fields are guarded by
-// dirSyncer.mu.
-type dirState struct {
+// groupState is one key's group commit. Its fields are guarded by
+// groupSync.mu.
+type groupState struct {
 	cond    *sync.Cond
-	running bool    // an fsync of the directory is in progress
-	next    *flight // the fsync that starts when the running one ends; nil: none wanted yet
-	users   int     // callers inside sync for this directory
+	running bool    // a sync of the key is in progress
+	next    *flight // the sync that starts when the running one ends; nil: none wanted yet
+	users   int     // callers inside sync for this key
 }
 
-// flight is one fsync of a directory and its outcome.
+// flight is one sync and its outcome.
 type flight struct {
 	done bool
 	err  error
 }
 
-func newDirSyncer() *dirSyncer {
-	return &dirSyncer{dirs: map[string]*dirState{}, syncDir: syncDir}
+func newGroupSync[K comparable](run func(K) error) *groupSync[K] {
+	return &groupSync[K]{groups: map[K]*groupState{}, run: run}
 }
 
-// sync returns once an fsync of dir that began after the call has ended,
-// with that fsync's error.
-func (s *dirSyncer) sync(dir string) error {
+// newDirSyncer group-commits directory fsyncs: the directory entries of
+// renames and new files.
+func newDirSyncer() *groupSync[string] {
+	return newGroupSync(syncDir)
+}
+
+// sync returns once a sync of key that began after the call has ended, with
+// that sync's error.
+func (s *groupSync[K]) sync(key K) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	d := s.dirs[dir]
-	if d == nil {
-		d = &dirState{cond: sync.NewCond(&s.mu)}
-		s.dirs[dir] = d
+	g := s.groups[key]
+	if g == nil {
+		g = &groupState{cond: sync.NewCond(&s.mu)}
+		s.groups[key] = g
 	}
-	d.users++
+	g.users++
 	defer func() {
-		if d.users--; d.users == 0 {
-			delete(s.dirs, dir)
+		if g.users--; g.users == 0 {
+			delete(s.groups, key)
 		}
 	}()
-	// The running fsync, if any, may have begun before our rename: join the
+	// The running sync, if any, may have begun before our rename: join the
 	// one after it.
-	fl := d.next
+	fl := g.next
 	if fl == nil {
 		fl = &flight{}
-		d.next = fl
+		g.next = fl
 	}
 	for !fl.done {
-		if d.running {
-			d.cond.Wait()
+		if g.running {
+			g.cond.Wait()
 			continue
 		}
 		// Nothing runs and our flight is not done, so it has not begun:
-		// it is still d.next, and we run it for everyone who joined it.
-		d.running, d.next = true, nil
+		// it is still g.next, and we run it for everyone who joined it.
+		g.running, g.next = true, nil
 		s.mu.Unlock()
-		err := s.syncDir(dir)
+		err := s.run(key)
 		s.mu.Lock()
-		d.running = false
+		g.running = false
 		fl.done, fl.err = true, err
-		d.cond.Broadcast()
+		g.cond.Broadcast()
 	}
 	return fl.err
 }

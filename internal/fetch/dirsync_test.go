@@ -17,7 +17,7 @@ func TestDirSyncerGroupsCallers(t *testing.T) {
 	var calls atomic.Int32
 	release := make(chan struct{})
 	started := make(chan struct{}, 10)
-	s.syncDir = func(dir string) error {
+	s.run = func(dir string) error {
 		n := calls.Add(1)
 		started <- struct{}{}
 		if n == 1 {
@@ -50,7 +50,7 @@ func TestDirSyncerGroupsCallers(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 		s.mu.Lock()
-		if d := s.dirs["d"]; d != nil {
+		if d := s.groups["d"]; d != nil {
 			queued = d.users
 		}
 		s.mu.Unlock()
@@ -68,8 +68,8 @@ func TestDirSyncerGroupsCallers(t *testing.T) {
 	if n := calls.Load(); n != 2 {
 		t.Errorf("%d fsyncs for 1 + %d callers queued behind one, want 2", n, callers)
 	}
-	if len(s.dirs) != 0 {
-		t.Errorf("%d directories still tracked after every caller returned", len(s.dirs))
+	if len(s.groups) != 0 {
+		t.Errorf("%d directories still tracked after every caller returned", len(s.groups))
 	}
 }
 
@@ -79,7 +79,7 @@ func TestDirSyncerSeparatesDirectories(t *testing.T) {
 	s := newDirSyncer()
 	release := make(chan struct{})
 	boom := errors.New("boom")
-	s.syncDir = func(dir string) error {
+	s.run = func(dir string) error {
 		switch dir {
 		case "slow":
 			<-release

@@ -42,9 +42,17 @@ import (
 type Options struct {
 	Dir    string        // download directory; default "."
 	Layout layout.Layout // how files are arranged in Dir
-	// Fsync makes a done result durable: the file is synced before its
-	// rename and the directory after it. The CLI turns it on by default.
+	// Fsync makes a done result durable before it is reported: on the
+	// local filesystems where syncfs(2) is a real sync, by one syncfs of
+	// the filesystem shared by every transfer finishing meanwhile (see
+	// fsSyncs); elsewhere, and with FsyncEach, by an fsync of the file
+	// before its rename and of its directory after it. The CLI turns it on
+	// by default.
 	Fsync bool
+	// FsyncEach syncs each file and its directory even where a syncfs of
+	// the filesystem would do: for a filesystem shared with programs that
+	// leave much unsynced data, which every syncfs would write back too.
+	FsyncEach bool
 
 	UserAgent string      // default UserAgent("")
 	Header    http.Header // extra request headers, sent with every request
@@ -109,11 +117,12 @@ type Fetcher struct {
 	log       *slog.Logger
 	// firstBackoff is the mean delay before the first retry; tests shorten it.
 	firstBackoff time.Duration
-	dirs         sync.Map      // directories known to exist
-	syncer       *dirSyncer    // group commit of directory fsyncs
-	transfers    chan struct{} // nil: no limit on transfers at once
-	hosts        *hostLimit    // nil: no per-host limit
-	limit        *rate.Limiter // nil: no bandwidth limit
+	dirs         sync.Map           // directories known to exist
+	syncer       *groupSync[string] // group commit of directory fsyncs
+	fss          *fsSyncs           // group commit of syncfs; nil: per-file syncs only
+	transfers    chan struct{}      // nil: no limit on transfers at once
+	hosts        *hostLimit         // nil: no per-host limit
+	limit        *rate.Limiter      // nil: no bandwidth limit
 }
 
 // New checks o and builds the Fetcher and its HTTP client.
@@ -152,6 +161,10 @@ func New(o Options) (*Fetcher, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	tr := newTransport(o)
+	var fss *fsSyncs
+	if o.Fsync && !o.FsyncEach {
+		fss = newFSSyncs()
+	}
 	return &Fetcher{
 		o:            o,
 		client:       &http.Client{Transport: tr, CheckRedirect: checkRedirect(o.MaxRedirects)},
@@ -159,15 +172,18 @@ func New(o Options) (*Fetcher, error) {
 		log:          o.Logger,
 		firstBackoff: 500 * time.Millisecond,
 		syncer:       newDirSyncer(),
+		fss:          fss,
 		transfers:    newTransferLimit(o.Transfers),
 		hosts:        newHostLimit(o.PerHost),
 		limit:        newRateLimit(o.LimitRate),
 	}, nil
 }
 
-// Close releases idle connections. Fetches in flight are not affected.
+// Close releases idle connections and the descriptors held for syncing
+// filesystems. Fetches in flight are not affected.
 func (f *Fetcher) Close() {
 	f.transport.CloseIdleConnections()
+	f.fss.close()
 }
 
 // UserAgent is the default User-Agent header: it names the tool honestly so

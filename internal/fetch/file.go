@@ -40,9 +40,11 @@ func hashFile(path string, buf []byte) (string, int64, error) {
 // entry in its parent is synced before any file goes into it, or a crash
 // could lose the directory and with it every file renamed into it: that
 // holds for one another transfer made too, since this one cannot tell
-// whether that transfer's sync has finished. mkdir comes first because on a
-// fresh tree the directory is usually missing, and the Fetcher remembers
-// the directories it has seen, so an existing one costs one failed mkdir.
+// whether that transfer's sync has finished. Where a syncfs of the
+// filesystem will make the files durable, it makes the directories durable
+// too, and nothing is synced here. mkdir comes first because on a fresh tree
+// the directory is usually missing, and the Fetcher remembers the
+// directories it has seen, so an existing one costs one failed mkdir.
 func (f *Fetcher) ensureDir(dir string) error {
 	err := os.Mkdir(dir, 0o755)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -55,24 +57,30 @@ func (f *Fetcher) ensureDir(dir string) error {
 		}
 		err = os.Mkdir(dir, 0o755)
 	}
-	if errors.Is(err, fs.ErrExist) {
-		fi, serr := os.Stat(dir)
-		if serr != nil {
-			return fmt.Errorf("create directory: %w", serr)
-		}
-		if !fi.IsDir() {
-			return fmt.Errorf("create directory: %s is not a directory", dir)
-		}
+	made := err == nil
+	if err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("create directory: %w", err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("create directory: %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("create directory: %s is not a directory", dir)
+	}
+	f.fss.see(dir, fi)
+	if !f.o.Fsync {
+		return nil
+	}
+	if !made {
 		if rel, err := filepath.Rel(f.o.Dir, dir); err != nil || rel == "." || strings.HasPrefix(rel, "..") {
 			return nil // the download directory or above: the user's to have made durable
 		}
-	} else if err != nil {
-		return fmt.Errorf("create directory: %w", err)
 	}
-	if f.o.Fsync {
-		return f.syncer.sync(filepath.Dir(dir))
+	if _, ok := f.fss.covers(fi); ok {
+		return nil
 	}
-	return nil
+	return f.syncer.sync(filepath.Dir(dir))
 }
 
 // syncDir makes the entries of dir (a rename, a new file) durable. It uses

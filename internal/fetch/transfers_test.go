@@ -53,7 +53,7 @@ func TestTransferSlotFreedBeforeFinish(t *testing.T) {
 	defer srv.Close()
 	// Sharded, so that a and b go to different directories: b must not
 	// share a's (held) directory sync.
-	f := newFetcher(t, Options{Transfers: 1, Fsync: true, Layout: layout.Sharded})
+	f := newFetcher(t, Options{Transfers: 1, Fsync: true, FsyncEach: true, Layout: layout.Sharded})
 	a, b := record.Task{ID: "a", URL: srv.URL + "/a"}, record.Task{ID: "b", URL: srv.URL + "/b"}
 	blockedDir := filepath.Dir(f.paths(a).final)
 	if filepath.Dir(f.paths(b).final) == blockedDir {
@@ -62,7 +62,7 @@ func TestTransferSlotFreedBeforeFinish(t *testing.T) {
 	release := make(chan struct{})
 	inSync := make(chan struct{}, 1)
 	var first atomic.Bool
-	f.syncer.syncDir = func(dir string) error {
+	f.syncer.run = func(dir string) error {
 		if dir == blockedDir && first.CompareAndSwap(false, true) {
 			inSync <- struct{}{}
 			<-release // a's directory sync hangs until b is done

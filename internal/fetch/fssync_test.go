@@ -1,0 +1,163 @@
+package fetch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/dlkit/dl/internal/layout"
+	"github.com/dlkit/dl/internal/record"
+)
+
+// TestFSSyncsKnowsFilesystems: syncfs serves only where it is a real sync.
+func TestFSSyncsKnowsFilesystems(t *testing.T) {
+	for _, tc := range []struct {
+		dir  string
+		want bool
+	}{
+		{"/proc", false},   // procfs: nothing there is a file of ours, syncfs means nothing
+		{"/dev/shm", true}, // tmpfs
+	} {
+		fi, err := os.Stat(tc.dir)
+		if err != nil {
+			t.Skipf("%s: %v", tc.dir, err)
+		}
+		s := newFSSyncs()
+		if _, ok := s.covers(fi); ok {
+			t.Errorf("%s covered before it was seen", tc.dir)
+		}
+		s.see(tc.dir, fi)
+		if _, ok := s.covers(fi); ok != tc.want {
+			t.Errorf("%s: covered %v, want %v", tc.dir, ok, tc.want)
+		}
+		s.close()
+	}
+	var nilSyncs *fsSyncs // per-file syncs only (FsyncEach, or no fsync)
+	fi, _ := os.Stat("/dev/shm")
+	nilSyncs.see("/dev/shm", fi)
+	if _, ok := nilSyncs.covers(fi); ok {
+		t.Error("a nil fsSyncs covers a filesystem")
+	}
+}
+
+// syncingFetcher is a Fetcher with durable writes whose download directory
+// is on a filesystem that syncfs serves, counting syncfs calls and
+// directory fsyncs; fail makes the next syncfs fail.
+func syncingFetcher(t *testing.T, o Options) (f *Fetcher, syncfs, dirSyncs *atomic.Int32, fail *atomic.Bool) {
+	t.Helper()
+	o.Fsync = true
+	f = newFetcher(t, o)
+	fi, err := os.Stat(f.o.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe := newFSSyncs()
+	probe.see(f.o.Dir, fi)
+	if _, ok := probe.covers(fi); !ok && !o.FsyncEach {
+		t.Skipf("%s is not on a filesystem that syncfs serves", f.o.Dir)
+	}
+	probe.close()
+	syncfs, dirSyncs, fail = new(atomic.Int32), new(atomic.Int32), new(atomic.Bool)
+	if f.fss != nil {
+		run := f.fss.group.run
+		f.fss.group.run = func(dev uint64) error {
+			syncfs.Add(1)
+			if fail.CompareAndSwap(true, false) {
+				return errors.New("sync filesystem: injected failure")
+			}
+			return run(dev)
+		}
+	}
+	f.syncer.run = func(dir string) error {
+		dirSyncs.Add(1)
+		return syncDir(dir)
+	}
+	return f, syncfs, dirSyncs, fail
+}
+
+// TestSyncfsServesManyFiles: with durable writes on a filesystem that
+// syncfs serves, concurrent small files share syncfs calls and need no
+// directory fsync, also for the shard directories they create; with
+// FsyncEach every file's directory is synced instead.
+func TestSyncfsServesManyFiles(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write(content(4096, 3))
+	}))
+	defer srv.Close()
+	const n = 64
+	for _, each := range []bool{false, true} {
+		t.Run(fmt.Sprintf("each=%v", each), func(t *testing.T) {
+			f, syncfs, dirSyncs, _ := syncingFetcher(t, Options{Layout: layout.Sharded, FsyncEach: each})
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					res := f.Fetch(context.Background(), record.Task{ID: fmt.Sprint(i), URL: fmt.Sprintf("%s/f%d", srv.URL, i)})
+					checkDone(t, res, content(4096, 3))
+				}()
+			}
+			wg.Wait()
+			if each {
+				if syncfs.Load() != 0 || dirSyncs.Load() < n {
+					t.Errorf("FsyncEach: %d syncfs and %d directory fsyncs for %d files, want 0 and at least %d", syncfs.Load(), dirSyncs.Load(), n, n)
+				}
+				return
+			}
+			if got := syncfs.Load(); got < 1 || got > n {
+				t.Errorf("%d syncfs calls for %d files, want 1..%d", got, n, n)
+			}
+			if got := dirSyncs.Load(); got != 0 {
+				t.Errorf("%d directory fsyncs where syncfs serves, want 0", got)
+			}
+		})
+	}
+}
+
+// TestSyncfsFailureTakesTheFileAway: when the syncfs that a file waited for
+// fails, the file may not be on disk, so it must not stay at its final path
+// as if complete: the result is a retryable failure, and the retry
+// downloads the file again.
+func TestSyncfsFailureTakesTheFileAway(t *testing.T) {
+	var c counter
+	srv := httptest.NewServer(c.wrap(func(w http.ResponseWriter, r *http.Request) {
+		w.Write(content(4096, 4))
+	}))
+	defer srv.Close()
+	f, _, _, fail := syncingFetcher(t, Options{})
+	task := record.Task{ID: "x", URL: srv.URL + "/x"}
+	fail.Store(true)
+	res := f.Fetch(context.Background(), task)
+	if res.Outcome != record.Failed || !res.Retryable {
+		t.Fatalf("after a failed syncfs: %+v, want a retryable failure", res)
+	}
+	if _, err := os.Stat(f.paths(task).final); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("final file after a failed syncfs: %v, want it gone", err)
+	}
+	checkDone(t, f.Fetch(context.Background(), task), content(4096, 4))
+	if c.n() != 2 {
+		t.Errorf("%d requests, want 2: the retry must download again", c.n())
+	}
+}
+
+// TestSyncfsAfterClose: a transfer that finishes after Close still gets its
+// file synced.
+func TestSyncfsAfterClose(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write(content(100, 5))
+	}))
+	defer srv.Close()
+	f, syncfs, _, _ := syncingFetcher(t, Options{})
+	checkDone(t, f.Fetch(context.Background(), record.Task{ID: "a", URL: srv.URL + "/a"}), content(100, 5))
+	f.Close()
+	checkDone(t, f.Fetch(context.Background(), record.Task{ID: "b", URL: srv.URL + "/b"}), content(100, 5))
+	if got := syncfs.Load(); got != 2 {
+		t.Errorf("%d syncfs calls for a file before and one after Close, want 2", got)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"slices"
 
 	"golang.org/x/sync/errgroup"
 
@@ -81,11 +82,7 @@ func Enqueue(ctx context.Context, st *store.Store, q *queue.Queue, o EnqueueOpti
 	return batch.Lines[record.Task, record.Task]{
 		Kind: "task", Parse: record.ParseTask, Max: o.Batch,
 		Handle: func(ctx context.Context, b []record.Task) ([]record.Task, error) {
-			var claimed []record.Task
-			err := outage.Retry(ctx, "mysql", store.IsUnavailable, func() (err error) {
-				claimed, err = st.Claim(ctx, b, o.Claim)
-				return err
-			})
+			claimed, err := claim(ctx, st, b, o.Claim)
 			if err != nil {
 				return nil, err
 			}
@@ -96,4 +93,35 @@ func Enqueue(ctx context.Context, st *store.Store, q *queue.Queue, o EnqueueOpti
 			return claimed, err
 		},
 	}.Run(ctx, work, in, out)
+}
+
+// claimParts is how many statements claim a batch at once, each a part of
+// it on its own connection: MariaDB spends some 30 µs of one core on each
+// claimed row (three secondary indexes change with the status), so a single
+// statement leaves the distributor waiting on one core of the database.
+// Parts below minClaimPart rows are not worth a second round trip.
+const (
+	claimParts   = 2
+	minClaimPart = 100
+)
+
+// claim claims the rows of b, in parts at once, and returns the claimed
+// tasks in b's order (so the queue keeps the order of the lines).
+func claim(ctx context.Context, st *store.Store, b []record.Task, o store.ClaimOptions) ([]record.Task, error) {
+	parts := min(claimParts, max(len(b)/minClaimPart, 1))
+	got := make([][]record.Task, parts)
+	g, gctx := errgroup.WithContext(ctx)
+	for i := range parts {
+		part := b[i*len(b)/parts : (i+1)*len(b)/parts]
+		g.Go(func() error {
+			return outage.Retry(gctx, "mysql", store.IsUnavailable, func() (err error) {
+				got[i], err = st.Claim(gctx, part, o)
+				return err
+			})
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return slices.Concat(got...), nil
 }

@@ -3,12 +3,16 @@ package distributor_test
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/dlkit/dl/internal/distributor"
 	"github.com/dlkit/dl/internal/queue"
+	"github.com/dlkit/dl/internal/record"
 	"github.com/dlkit/dl/internal/store"
 	"github.com/dlkit/dl/internal/testenv"
 )
@@ -69,5 +73,75 @@ func TestSelectThenEnqueue(t *testing.T) {
 	}
 	if short != 0 {
 		t.Fatalf("%d queued rows kept a short queue lease", short)
+	}
+}
+
+// TestEnqueueClaimsBigBatchesInParts: a batch big enough to be claimed in
+// parts at once still claims each row once, even when a line repeats across
+// the parts, and the queue and the output keep the order of the input.
+func TestEnqueueClaimsBigBatchesInParts(t *testing.T) {
+	ctx := context.Background()
+	dsn, db := testenv.MySQL(t)
+	redisURL, prefix, rdb := testenv.Redis(t)
+	st, err := store.Open(ctx, dsn, "files")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	keys := queue.NewKeys(prefix+"download_queue", prefix+"download_")
+	q, err := queue.Open(ctx, redisURL, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	const rows = 600
+	if _, err := db.Exec(fmt.Sprintf("INSERT INTO files (id, url) SELECT seq, CONCAT('http://h/', seq) FROM seq_1_to_%d", rows)); err != nil {
+		t.Fatal(err)
+	}
+	var in strings.Builder
+	var want []string
+	for i := 1; i <= rows; i++ {
+		fmt.Fprintf(&in, `{"id":"%d","url":"http://h/%d"}`+"\n", i, i)
+		want = append(want, strconv.Itoa(i))
+	}
+	in.WriteString(`{"id":"1","url":"http://h/1"}` + "\n") // in the second part of the batch, again
+	o := distributor.EnqueueOptions{Batch: rows + 1, Claim: store.ClaimOptions{QueueLease: time.Minute, Stale: time.Minute}}
+	var out bytes.Buffer
+	if err := distributor.Enqueue(ctx, st, q, o, strings.NewReader(in.String()), &out); err != nil {
+		t.Fatal(err)
+	}
+	var echoed []string
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		task, err := record.ParseTask([]byte(line))
+		if err != nil {
+			t.Fatal(err)
+		}
+		echoed = append(echoed, task.ID)
+	}
+	queued, err := rdb.LRange(ctx, keys.Queue, 0, -1).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var queuedIDs []string
+	for _, v := range queued {
+		task, err := record.ParseTask([]byte(v))
+		if err != nil {
+			t.Fatal(err)
+		}
+		queuedIDs = append(queuedIDs, task.ID)
+	}
+	if !slices.Equal(echoed, want) || !slices.Equal(queuedIDs, want) {
+		t.Errorf("each row once in input order wanted (%d rows); output has %d (first %v), queue %d (first %v)",
+			rows, len(echoed), echoed[:min(3, len(echoed))], len(queuedIDs), queuedIDs[:min(3, len(queuedIDs))])
+	}
+	var claimed int
+	if err := db.QueryRow("SELECT COUNT(*) FROM files WHERE status = 2 AND claim_token IS NOT NULL").Scan(&claimed); err != nil {
+		t.Fatal(err)
+	}
+	if claimed != rows {
+		t.Errorf("%d rows claimed, want %d", claimed, rows)
 	}
 }

@@ -4,26 +4,28 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // diskFloor measures what the disk alone allows for workload 1's files: no
 // network, no database, no JSON, just what dl-fetch must do to make each
 // 4 KiB file durable under its final name in dl's sharded layout, 64 files
-// at a time, in a fresh directory: make the shard directory (syncing its
-// parent) the first time, create the part file, write, fsync, rename, fsync
-// the directory. It is the ceiling of the end-to-end rate on this machine
-// with durable writes, and its CPU per file is the kernel's share that no
-// downloader can avoid. The driver does the work itself, so CPU is the
-// driver's own (getrusage), which is otherwise idle meanwhile.
+// at a time, in a fresh directory: make the shard directory the first time,
+// create the part file, write, rename, and wait for a syncfs of the
+// filesystem that began after the rename, one syncfs serving every file
+// that waited for it (dl's group commit on ext4, fetch.fsSyncs). It is the
+// ceiling of the end-to-end rate on this machine with durable writes, and
+// its CPU per file is the kernel's share that no downloader can avoid. The
+// driver does the work itself, so CPU is the driver's own (getrusage),
+// which is otherwise idle meanwhile.
 func (b *bench) diskFloor(ctx context.Context, workload string, n, conc int) sample {
 	s := sample{Workload: workload, Tool: "disk floor", N: n, Bytes: int64(n) * 4096, Unit: "files/s", Conc: conc}
 	dir, err := b.e.freshDir(workload + "-floor")
@@ -32,6 +34,12 @@ func (b *bench) diskFloor(ctx context.Context, workload string, n, conc int) sam
 		return s
 	}
 	root := filepath.Join(dir, "d")
+	syncer, err := newFloorSyncer(dir)
+	if err != nil {
+		s.fail(err)
+		return s
+	}
+	defer syncer.close()
 	body := make([]byte, 4096)
 	var made sync.Map // shard directories made
 	var next atomic.Int64
@@ -52,7 +60,7 @@ func (b *bench) diskFloor(ctx context.Context, workload string, n, conc int) sam
 				if i >= int64(n) {
 					return
 				}
-				if err := floorFile(root, fmt.Sprintf("f%06d", i), body, &made); err != nil {
+				if err := floorFile(root, fmt.Sprintf("f%06d", i), body, &made, syncer); err != nil {
 					fail(err)
 					return
 				}
@@ -73,43 +81,75 @@ func (b *bench) diskFloor(ctx context.Context, workload string, n, conc int) sam
 	return s
 }
 
-func floorFile(root, name string, body []byte, made *sync.Map) error {
+func floorFile(root, name string, body []byte, made *sync.Map, syncer *floorSyncer) error {
 	sum := sha256.Sum256([]byte(name))
 	shard := filepath.Join(root, hex.EncodeToString(sum[:2])[:3])
 	if _, ok := made.Load(shard); !ok {
-		if err := os.Mkdir(shard, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
-			return err
-		}
-		if err := syncPath(root); err != nil {
+		if err := os.MkdirAll(shard, 0o755); err != nil {
 			return err
 		}
 		made.Store(shard, true)
 	}
 	final := filepath.Join(shard, name)
-	f, err := os.OpenFile(final+".part", os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	fd, err := unix.Open(final+".part", unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o644)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	if _, err := f.Write(body); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
+	_, err = unix.Write(fd, body)
+	unix.Close(fd)
+	if err != nil {
 		return err
 	}
 	if err := os.Rename(final+".part", final); err != nil {
 		return err
 	}
-	return syncPath(shard)
+	return syncer.wait()
 }
 
-func syncPath(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+// floorSyncer is a group commit of syncfs: wait returns once a syncfs that
+// began after the call has ended; the caller that finds none running runs
+// it for all who wait.
+type floorSyncer struct {
+	mu       sync.Mutex
+	cond     *sync.Cond
+	fd       int
+	started  uint64 // syncfs calls begun
+	finished uint64 // syncfs calls ended
+	err      error
 }
+
+func newFloorSyncer(dir string) (*floorSyncer, error) {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	s := &floorSyncer{fd: fd}
+	s.cond = sync.NewCond(&s.mu)
+	return s, nil
+}
+
+func (s *floorSyncer) wait() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	need := s.started + 1 // the one running, if any, may have begun before our rename
+	for s.finished < need {
+		if s.started == s.finished { // none running: run the next one
+			s.started++
+			s.mu.Unlock()
+			err := unix.Syncfs(s.fd)
+			s.mu.Lock()
+			s.finished++
+			if err != nil {
+				s.err = err
+			}
+			s.cond.Broadcast()
+			continue
+		}
+		s.cond.Wait()
+	}
+	return s.err
+}
+
+func (s *floorSyncer) close() { unix.Close(s.fd) }
 
 func tvSecs(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }

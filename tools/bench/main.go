@@ -254,12 +254,12 @@ func (b *bench) runE2E(ctx context.Context) {
 	rows := files(b.e.origin, "e", b.cfg.e2eN, 4096)
 	seedRows := rows[:b.cfg.seedE2eN]
 	b.sums.prime(rows)
-	tools := []string{"dl", "original", "disk floor"}
+	tools := []string{"dl", "original", "dl --fsync-each", "disk floor"}
 	for rep := range b.cfg.reps {
 		for _, t := range rotate(tools, rep) {
 			var s sample
-			if t == "dl" {
-				s = b.e2eDL(ctx, "e2e", rows, e2eOpts{workers: 2, conc: b.cfg.e2eConc, fsync: true})
+			if t == "dl" || t == "dl --fsync-each" {
+				s = b.e2eDL(ctx, "e2e", rows, e2eOpts{workers: 2, conc: b.cfg.e2eConc, fsync: true, fsyncEach: t != "dl"})
 			} else if t == "disk floor" {
 				s = b.diskFloor(ctx, "e2e", len(rows), b.cfg.e2eConc)
 			} else if b.e.seed != "" {

@@ -79,6 +79,7 @@ func (b *bench) dlEnv(table, keys string) []string {
 type e2eOpts struct {
 	workers, conc int
 	fsync         bool
+	fsyncEach     bool // per-file fsyncs instead of dl's default group syncfs; the tool is then "dl --fsync-each"
 	// wrap, when set, gives the MySQL DSN and Redis URL each tool uses
 	// (the profile run puts counting proxies in between) and a command
 	// prefix (perf record).
@@ -90,6 +91,9 @@ type e2eOpts struct {
 // has the two phases' seconds ("enqueue_s", "fetch_s").
 func (b *bench) e2eDL(ctx context.Context, workload string, rows []row, o e2eOpts) sample {
 	s := sample{Workload: workload, Tool: "dl", N: len(rows), Unit: "files/s", Conc: o.conc, Workers: o.workers}
+	if o.fsyncEach {
+		s.Tool = "dl --fsync-each"
+	}
 	n := b.e.next()
 	table := fmt.Sprintf("dl%d", n)
 	keys := fmt.Sprintf("%s%d:", b.e.prefix, n)
@@ -130,7 +134,7 @@ func (b *bench) e2eDL(ctx context.Context, workload string, rows []row, o e2eOpt
 	var ws []pipeline
 	for w := range o.workers {
 		ws = append(ws, pipeline{steps: []step{
-			tool("dl-fetch", w, "--mode", "batch", "--concurrency", strconv.Itoa(o.conc), "--dir", dir+"/d", "--fsync="+strconv.FormatBool(o.fsync)),
+			tool("dl-fetch", w, "--mode", "batch", "--concurrency", strconv.Itoa(o.conc), "--dir", dir+"/d", "--fsync="+strconv.FormatBool(o.fsync), "--fsync-each="+strconv.FormatBool(o.fsyncEach)),
 			tool("dl-mark", w)}})
 	}
 	cpu0 := b.serverCPU()

@@ -40,7 +40,8 @@ func main() {
 			defer stopMetrics()
 			fo.Observer = obs
 			n := max(c.Int("concurrency"), 1)
-			fo.Transfers = n // and up to n/2 more tasks finishing their files meanwhile
+			fo.Transfers = n             // and up to n/2 more tasks finishing their files meanwhile
+			fo.ExpectNew = c.NArg() == 0 // the queue's rows are not done; a list may be a re-run
 			f, err := fetch.New(fo)
 			if err != nil {
 				return err

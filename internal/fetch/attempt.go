@@ -37,8 +37,10 @@ func (f *Fetcher) attempt(ctx context.Context, t record.Task, ps paths, tr Trans
 	// transfer's slot, so tasks finishing files cost no buffer memory.
 	done := func() { bodyDone(); putBuf() }
 
-	if o, ok := f.complete(ps.final, t, buf); ok {
-		return o
+	if !f.o.ExpectNew {
+		if o, ok := f.complete(ps.final, t, buf); ok {
+			return o
+		}
 	}
 	p, err := f.openPart(ps)
 	if errors.Is(err, errBusy) {
@@ -327,6 +329,15 @@ func (f *Fetcher) finish(t record.Task, final string, p *part) outcome {
 	}
 	sum := hex.EncodeToString(p.h.Sum(nil))
 	if t.SHA256 != "" && !strings.EqualFold(sum, t.SHA256) {
+		// Nothing looked for a finished file before the download: the one
+		// the task expects may be in place already.
+		if f.o.ExpectNew {
+			if o, ok := f.complete(final, t, make([]byte, 64<<10)); ok && o.err == nil {
+				p.remove()
+				p.path = ""
+				return o
+			}
+		}
 		return failure(false, fmt.Errorf("GET %s: sha256 %s does not match the expected %s", redact(t.URL), sum, t.SHA256))
 	}
 	// The sidecar goes first: a crash after the rename must not leave it
@@ -339,20 +350,29 @@ func (f *Fetcher) finish(t record.Task, final string, p *part) outcome {
 	// A file in place is never replaced: if another transfer of the task
 	// (a worker whose claim was given away, say) published first, its file
 	// stands and ours is dropped, so a done file only changes by removal.
-	if err := renameNoReplace(p.path, final); errors.Is(err, fs.ErrExist) {
-		p.remove()
-		p.path = ""
+	err := renameNoReplace(p.path, final)
+	if errors.Is(err, fs.ErrExist) {
 		if o, ok := f.complete(final, t, make([]byte, 64<<10)); ok {
+			p.remove()
+			p.path = ""
 			return o
 		}
-		return failure(true, fmt.Errorf("%s vanished after another transfer published it", final))
-	} else if err != nil {
+		// It was not the file the task expects (complete removed it), or
+		// it is gone already: ours takes its place.
+		err = renameNoReplace(p.path, final)
+	}
+	if errors.Is(err, fs.ErrExist) {
+		p.remove()
+		p.path = ""
+		return failure(true, fmt.Errorf("%s: published again by another transfer while it was checked", final))
+	}
+	if err != nil {
 		return failure(true, fmt.Errorf("rename part file: %w", err))
 	}
 	// The part file is gone; nothing may remove p.path from here on, it
 	// could be a new transfer's.
 	p.path = ""
-	err := p.f.Close()
+	err = p.f.Close()
 	p.f = nil
 	if err != nil {
 		os.Remove(final)

@@ -54,6 +54,15 @@ type Options struct {
 	// leave much unsynced data, which every syncfs would write back too.
 	FsyncEach bool
 
+	// ExpectNew says the tasks have no finished file yet (queue rows that
+	// are not done), so a transfer does not look for one at the final path
+	// before it downloads. A file that is there anyway (a worker crashed
+	// between its rename and the row's mark) is found when the download is
+	// renamed into place, and reported instead: one download too many in
+	// that rare case, one path lookup less for every other file. Off, a
+	// re-run of a list skips the files it already has.
+	ExpectNew bool
+
 	UserAgent string      // default UserAgent("")
 	Header    http.Header // extra request headers, sent with every request
 

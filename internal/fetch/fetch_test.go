@@ -151,27 +151,33 @@ func TestFetchDone(t *testing.T) {
 
 // TestFetchExisting: a file at the final path is complete by construction
 // and is not downloaded again, unless the task expects another checksum.
+// With ExpectNew nothing looks before the download, but the file in place
+// still stands (the rename finds it), unless it is not the expected one.
 func TestFetchExisting(t *testing.T) {
 	body := content(70000, 2)
 	old := content(500, 3)
 	tests := []struct {
-		name     string
-		onDisk   []byte
-		expect   string
-		want     []byte
-		requests int
+		name      string
+		expectNew bool
+		onDisk    []byte
+		expect    string
+		want      []byte
+		requests  int
 	}{
-		{"no expectation", old, "", old, 0},
-		{"matching expectation", old, sha(old), old, 0},
-		{"mismatch downloads again", old, sha(body), body, 1},
-		{"empty file", []byte{}, "", []byte{}, 0},
+		{"no expectation", false, old, "", old, 0},
+		{"matching expectation", false, old, sha(old), old, 0},
+		{"mismatch downloads again", false, old, sha(body), body, 1},
+		{"empty file", false, []byte{}, "", []byte{}, 0},
+		{"expect new: no expectation", true, old, "", old, 1},
+		{"expect new: matching expectation", true, old, sha(old), old, 1},
+		{"expect new: mismatch is replaced", true, old, sha(body), body, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var c counter
 			srv := httptest.NewServer(c.wrap(func(w http.ResponseWriter, r *http.Request) { w.Write(body) }))
 			defer srv.Close()
-			f := newFetcher(t, Options{Fsync: true})
+			f := newFetcher(t, Options{Fsync: true, ExpectNew: tt.expectNew})
 			task := record.Task{ID: "9", URL: srv.URL + "/f", SHA256: tt.expect, Attempt: 1}
 			final := filepath.Join(f.o.Dir, f.o.Layout.Path(task))
 			os.MkdirAll(filepath.Dir(final), 0o755)

@@ -61,14 +61,20 @@ func (f *Fetcher) ensureDir(dir string) error {
 	if err != nil && !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("create directory: %w", err)
 	}
-	fi, err := os.Stat(dir)
-	if err != nil {
-		return fmt.Errorf("create directory: %w", err)
+	// A directory we made is one; its filesystem matters only to fss.
+	if !made || f.fss != nil {
+		fi, err := os.Stat(dir)
+		if err != nil {
+			return fmt.Errorf("create directory: %w", err)
+		}
+		if !fi.IsDir() {
+			return fmt.Errorf("create directory: %s is not a directory", dir)
+		}
+		f.fss.see(dir, fi)
+		if _, ok := f.fss.covers(fi); ok {
+			return nil // the syncfs that the files wait for covers it
+		}
 	}
-	if !fi.IsDir() {
-		return fmt.Errorf("create directory: %s is not a directory", dir)
-	}
-	f.fss.see(dir, fi)
 	if !f.o.Fsync {
 		return nil
 	}
@@ -76,9 +82,6 @@ func (f *Fetcher) ensureDir(dir string) error {
 		if rel, err := filepath.Rel(f.o.Dir, dir); err != nil || rel == "." || strings.HasPrefix(rel, "..") {
 			return nil // the download directory or above: the user's to have made durable
 		}
-	}
-	if _, ok := f.fss.covers(fi); ok {
-		return nil
 	}
 	return f.syncer.sync(filepath.Dir(dir))
 }

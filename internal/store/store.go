@@ -10,6 +10,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +19,8 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+
+	"github.com/dlkit/dl/internal/outage"
 )
 
 // Status is the seed's status column.
@@ -120,7 +123,9 @@ func placeholders(n int) string {
 func micros(d time.Duration) int64 { return d.Microseconds() }
 
 // IsUnavailable tells whether err means MySQL could not be reached or dropped
-// the connection (worth waiting for), as opposed to a bad statement.
+// the connection (worth waiting for), as opposed to a bad statement, a
+// refused login or a mistake of ours, which waiting would never cure and
+// must be reported at once.
 func IsUnavailable(err error) bool {
 	if err == nil {
 		return false
@@ -133,7 +138,8 @@ func IsUnavailable(err error) bool {
 		}
 		return false
 	}
-	return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+	return outage.Network(err) || errors.Is(err, mysql.ErrInvalidConn) ||
+		errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone)
 }
 
 // retryConflicts runs fn again when InnoDB chose it as a deadlock victim or

@@ -13,6 +13,7 @@ import (
 
 	"github.com/dlkit/dl/internal/layout"
 	"github.com/dlkit/dl/internal/record"
+	"github.com/dlkit/dl/internal/testenv"
 )
 
 // TestFSSyncsKnowsFilesystems: syncfs serves only where it is a real sync.
@@ -26,7 +27,7 @@ func TestFSSyncsKnowsFilesystems(t *testing.T) {
 	} {
 		fi, err := os.Stat(tc.dir)
 		if err != nil {
-			t.Skipf("%s: %v", tc.dir, err)
+			testenv.Missing(t, fmt.Sprintf("cannot check filesystem recognition: %v", err))
 		}
 		s := newFSSyncs()
 		if _, ok := s.covers(fi); ok {
@@ -60,7 +61,7 @@ func syncingFetcher(t *testing.T, o Options) (f *Fetcher, syncfs, dirSyncs *atom
 	probe := newFSSyncs()
 	probe.see(f.o.Dir, fi)
 	if _, ok := probe.covers(fi); !ok && !o.FsyncEach {
-		t.Skipf("%s is not on a filesystem that syncfs serves", f.o.Dir)
+		testenv.Missing(t, fmt.Sprintf("the temporary directory %s is not on a filesystem that syncfs serves (ext4, xfs, btrfs, f2fs, tmpfs): set TMPDIR to one", f.o.Dir))
 	}
 	probe.close()
 	syncfs, dirSyncs, fail = new(atomic.Int32), new(atomic.Int32), new(atomic.Bool)

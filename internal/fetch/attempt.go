@@ -387,7 +387,7 @@ func (f *Fetcher) finish(t record.Task, final string, p *part) outcome {
 			return failure(true, err)
 		}
 	case f.o.Fsync:
-		if err := f.syncer.sync(filepath.Dir(final)); err != nil {
+		if err := f.syncer.Sync(filepath.Dir(final)); err != nil {
 			return failure(true, err)
 		}
 	}

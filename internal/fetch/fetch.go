@@ -33,6 +33,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 	"golang.org/x/time/rate"
 
+	"github.com/dlkit/dl/internal/groupsync"
 	"github.com/dlkit/dl/internal/layout"
 	"github.com/dlkit/dl/internal/record"
 )
@@ -126,12 +127,12 @@ type Fetcher struct {
 	log       *slog.Logger
 	// firstBackoff is the mean delay before the first retry; tests shorten it.
 	firstBackoff time.Duration
-	dirs         sync.Map           // directories known to exist
-	syncer       *groupSync[string] // group commit of directory fsyncs
-	fss          *fsSyncs           // group commit of syncfs; nil: per-file syncs only
-	transfers    chan struct{}      // nil: no limit on transfers at once
-	hosts        *hostLimit         // nil: no per-host limit
-	limit        *rate.Limiter      // nil: no bandwidth limit
+	dirs         sync.Map                 // directories known to exist
+	syncer       *groupsync.Group[string] // group commit of directory fsyncs
+	fss          *fsSyncs                 // group commit of syncfs; nil: per-file syncs only
+	transfers    chan struct{}            // nil: no limit on transfers at once
+	hosts        *hostLimit               // nil: no per-host limit
+	limit        *rate.Limiter            // nil: no bandwidth limit
 }
 
 // New checks o and builds the Fetcher and its HTTP client.
@@ -180,7 +181,7 @@ func New(o Options) (*Fetcher, error) {
 		transport:    tr,
 		log:          o.Logger,
 		firstBackoff: 500 * time.Millisecond,
-		syncer:       newDirSyncer(),
+		syncer:       groupsync.New(syncDir),
 		fss:          fss,
 		transfers:    newTransferLimit(o.Transfers),
 		hosts:        newHostLimit(o.PerHost),

@@ -83,7 +83,7 @@ func (f *Fetcher) ensureDir(dir string) error {
 			return nil // the download directory or above: the user's to have made durable
 		}
 	}
-	return f.syncer.sync(filepath.Dir(dir))
+	return f.syncer.Sync(filepath.Dir(dir))
 }
 
 // syncDir makes the entries of dir (a rename, a new file) durable. It uses

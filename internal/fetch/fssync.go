@@ -8,6 +8,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/dlkit/dl/internal/groupsync"
 )
 
 // fsSyncs makes finished files durable with a group-committed syncfs(2) of
@@ -34,7 +36,7 @@ type fsSyncs struct {
 	mu     sync.Mutex
 	devs   map[uint64]*fsDev
 	closed bool // filesystems seen from now on are synced file by file
-	group  *groupSync[uint64]
+	group  *groupsync.Group[uint64]
 }
 
 // fsDev is one filesystem seen by the Fetcher.
@@ -58,7 +60,7 @@ var syncfsTypes = map[int64]bool{
 
 func newFSSyncs() *fsSyncs {
 	s := &fsSyncs{devs: map[uint64]*fsDev{}}
-	s.group = newGroupSync(s.syncfs)
+	s.group = groupsync.New(s.syncfs)
 	return s
 }
 
@@ -104,7 +106,7 @@ func (s *fsSyncs) covers(fi os.FileInfo) (dev uint64, ok bool) {
 
 // sync returns once a syncfs of dev that began after the call has ended.
 func (s *fsSyncs) sync(dev uint64) error {
-	return s.group.sync(dev)
+	return s.group.Sync(dev)
 }
 
 func (s *fsSyncs) syncfs(dev uint64) error {

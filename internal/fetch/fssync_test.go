@@ -66,8 +66,8 @@ func syncingFetcher(t *testing.T, o Options) (f *Fetcher, syncfs, dirSyncs *atom
 	probe.close()
 	syncfs, dirSyncs, fail = new(atomic.Int32), new(atomic.Int32), new(atomic.Bool)
 	if f.fss != nil {
-		run := f.fss.group.run
-		f.fss.group.run = func(dev uint64) error {
+		run := f.fss.group.Run
+		f.fss.group.Run = func(dev uint64) error {
 			syncfs.Add(1)
 			if fail.CompareAndSwap(true, false) {
 				return errors.New("sync filesystem: injected failure")
@@ -75,7 +75,7 @@ func syncingFetcher(t *testing.T, o Options) (f *Fetcher, syncfs, dirSyncs *atom
 			return run(dev)
 		}
 	}
-	f.syncer.run = func(dir string) error {
+	f.syncer.Run = func(dir string) error {
 		dirSyncs.Add(1)
 		return syncDir(dir)
 	}

@@ -62,7 +62,7 @@ func TestTransferSlotFreedBeforeFinish(t *testing.T) {
 	release := make(chan struct{})
 	inSync := make(chan struct{}, 1)
 	var first atomic.Bool
-	f.syncer.run = func(dir string) error {
+	f.syncer.Run = func(dir string) error {
 		if dir == blockedDir && first.CompareAndSwap(false, true) {
 			inSync <- struct{}{}
 			<-release // a's directory sync hangs until b is done

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/dlkit/dl/internal/groupsync"
 )
 
 // diskFloor measures what the disk alone allows for workload 1's files: no
@@ -21,11 +23,11 @@ import (
 // at a time, in a fresh directory: make the shard directory the first time,
 // create the part file, write, rename, and wait for a syncfs of the
 // filesystem that began after the rename, one syncfs serving every file
-// that waited for it (dl's group commit on ext4, fetch.fsSyncs). It is the
-// ceiling of the end-to-end rate on this machine with durable writes, and
-// its CPU per file is the kernel's share that no downloader can avoid. The
-// driver does the work itself, so CPU is the driver's own (getrusage),
-// which is otherwise idle meanwhile.
+// that waited for it (dl's group commit on ext4). It is the ceiling of the
+// end-to-end rate on this machine with durable writes, and its CPU per file
+// is the kernel's share that no downloader can avoid. The driver does the
+// work itself, so CPU is the driver's own (getrusage), which is otherwise
+// idle meanwhile.
 func (b *bench) diskFloor(ctx context.Context, workload string, n, conc int) sample {
 	s := sample{Workload: workload, Tool: "disk floor", N: n, Bytes: int64(n) * 4096, Unit: "files/s", Conc: conc}
 	dir, err := b.e.freshDir(workload + "-floor")
@@ -106,16 +108,12 @@ func floorFile(root, name string, body []byte, made *sync.Map, syncer *floorSync
 	return syncer.wait()
 }
 
-// floorSyncer is a group commit of syncfs: wait returns once a syncfs that
-// began after the call has ended; the caller that finds none running runs
-// it for all who wait.
+// floorSyncer group-commits syncfs of the run's filesystem with the code
+// dl-fetch uses (groupsync), through a descriptor opened before any file is
+// written, as dl-fetch holds one.
 type floorSyncer struct {
-	mu       sync.Mutex
-	cond     *sync.Cond
-	fd       int
-	started  uint64 // syncfs calls begun
-	finished uint64 // syncfs calls ended
-	err      error
+	fd    int
+	group *groupsync.Group[struct{}]
 }
 
 func newFloorSyncer(dir string) (*floorSyncer, error) {
@@ -124,31 +122,12 @@ func newFloorSyncer(dir string) (*floorSyncer, error) {
 		return nil, err
 	}
 	s := &floorSyncer{fd: fd}
-	s.cond = sync.NewCond(&s.mu)
+	s.group = groupsync.New(func(struct{}) error { return unix.Syncfs(s.fd) })
 	return s, nil
 }
 
-func (s *floorSyncer) wait() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	need := s.started + 1 // the one running, if any, may have begun before our rename
-	for s.finished < need {
-		if s.started == s.finished { // none running: run the next one
-			s.started++
-			s.mu.Unlock()
-			err := unix.Syncfs(s.fd)
-			s.mu.Lock()
-			s.finished++
-			if err != nil {
-				s.err = err
-			}
-			s.cond.Broadcast()
-			continue
-		}
-		s.cond.Wait()
-	}
-	return s.err
-}
+// wait returns once a syncfs that began after the call has ended.
+func (s *floorSyncer) wait() error { return s.group.Sync(struct{}{}) }
 
 func (s *floorSyncer) close() { unix.Close(s.fd) }
 

@@ -1,25 +1,29 @@
-package fetch
+// Package groupsync makes writes durable in groups (group commit): many
+// writers that each need a sync of the same thing — a directory, a
+// filesystem — share one.
+package groupsync
 
 import (
 	"sync"
 )
 
-// groupSync makes writes durable in groups, one group per key (a directory,
-// a filesystem). A transfer that has renamed its file into place needs a
-// sync of its key that began after the rename; one sync serves every
-// transfer that was waiting on the key when it began. While one sync of a
-// key runs, the transfers that finish meanwhile queue behind it and share
-// the next one, so many transfers finishing at once cost a few syncs
-// instead of one each, and nothing waits for a timer.
-type groupSync[K comparable] struct {
+// Group syncs in groups, one group per key (a directory, a filesystem). A
+// writer that has renamed its file into place needs a sync of its key that
+// began after the rename; one sync serves every writer that was waiting on
+// the key when it began. While one sync of a key runs, the writers that
+// finish meanwhile queue behind it and share the next one, so many writers
+// finishing at once cost a few syncs instead of one each, and nothing waits
+// for a timer.
+type Group[K comparable] struct {
 	mu     sync.Mutex
 	groups map[K]*groupState
-	// run is the sync itself; tests count calls through it.
-	run func(K) error
+	// Run is the sync itself. It may be replaced before the first Sync
+	// (tests count or fail calls through it).
+	Run func(K) error
 }
 
 // groupState is one key's group commit. Its fields are guarded by
-// groupSync.mu.
+// Group.mu.
 type groupState struct {
 	cond    *sync.Cond
 	running bool    // a sync of the key is in progress
@@ -33,19 +37,14 @@ type flight struct {
 	err  error
 }
 
-func newGroupSync[K comparable](run func(K) error) *groupSync[K] {
-	return &groupSync[K]{groups: map[K]*groupState{}, run: run}
+// New returns a Group whose syncs call run.
+func New[K comparable](run func(K) error) *Group[K] {
+	return &Group[K]{groups: map[K]*groupState{}, Run: run}
 }
 
-// newDirSyncer group-commits directory fsyncs: the directory entries of
-// renames and new files.
-func newDirSyncer() *groupSync[string] {
-	return newGroupSync(syncDir)
-}
-
-// sync returns once a sync of key that began after the call has ended, with
+// Sync returns once a sync of key that began after the call has ended, with
 // that sync's error.
-func (s *groupSync[K]) sync(key K) error {
+func (s *Group[K]) Sync(key K) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	g := s.groups[key]
@@ -75,7 +74,7 @@ func (s *groupSync[K]) sync(key K) error {
 		// it is still g.next, and we run it for everyone who joined it.
 		g.running, g.next = true, nil
 		s.mu.Unlock()
-		err := s.run(key)
+		err := s.Run(key)
 		s.mu.Lock()
 		g.running = false
 		fl.done, fl.err = true, err

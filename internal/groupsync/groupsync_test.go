@@ -1,4 +1,4 @@
-package fetch
+package groupsync
 
 import (
 	"errors"
@@ -8,16 +8,16 @@ import (
 	"time"
 )
 
-// TestDirSyncerGroupsCallers holds the first fsync of a directory open while
+// TestGroupsCallers holds the first fsync of a directory open while
 // many callers arrive: they must all wait for, and share, one more fsync that
 // begins after the held one ends, not ride on the held one (which may have
 // begun before their rename).
-func TestDirSyncerGroupsCallers(t *testing.T) {
-	s := newDirSyncer()
+func TestGroupsCallers(t *testing.T) {
+	s := New(func(string) error { return nil })
 	var calls atomic.Int32
 	release := make(chan struct{})
 	started := make(chan struct{}, 10)
-	s.run = func(dir string) error {
+	s.Run = func(dir string) error {
 		n := calls.Add(1)
 		started <- struct{}{}
 		if n == 1 {
@@ -26,7 +26,7 @@ func TestDirSyncerGroupsCallers(t *testing.T) {
 		return nil
 	}
 	first := make(chan error, 1)
-	go func() { first <- s.sync("d") }()
+	go func() { first <- s.Sync("d") }()
 	<-started // the first fsync is running and held
 
 	const callers = 20
@@ -36,7 +36,7 @@ func TestDirSyncerGroupsCallers(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := s.sync("d"); err != nil {
+			if err := s.Sync("d"); err != nil {
 				t.Error(err)
 			}
 			returned.Add(1)
@@ -73,13 +73,13 @@ func TestDirSyncerGroupsCallers(t *testing.T) {
 	}
 }
 
-// TestDirSyncerSeparatesDirectories: directories do not wait for each other,
+// TestSeparatesKeys: directories do not wait for each other,
 // and an fsync error reaches the callers it served.
-func TestDirSyncerSeparatesDirectories(t *testing.T) {
-	s := newDirSyncer()
+func TestSeparatesKeys(t *testing.T) {
+	s := New(func(string) error { return nil })
 	release := make(chan struct{})
 	boom := errors.New("boom")
-	s.run = func(dir string) error {
+	s.Run = func(dir string) error {
 		switch dir {
 		case "slow":
 			<-release
@@ -90,11 +90,11 @@ func TestDirSyncerSeparatesDirectories(t *testing.T) {
 		return nil
 	}
 	slow := make(chan error, 1)
-	go func() { slow <- s.sync("slow") }()
-	if err := s.sync("fast"); err != nil {
+	go func() { slow <- s.Sync("slow") }()
+	if err := s.Sync("fast"); err != nil {
 		t.Fatalf("fast: %v", err)
 	}
-	if err := s.sync("bad"); !errors.Is(err, boom) {
+	if err := s.Sync("bad"); !errors.Is(err, boom) {
 		t.Fatalf("bad: got %v, want %v", err, boom)
 	}
 	close(release)

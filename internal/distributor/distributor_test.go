@@ -3,12 +3,15 @@ package distributor_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/dlkit/dl/internal/distributor"
 	"github.com/dlkit/dl/internal/queue"
@@ -17,7 +20,18 @@ import (
 	"github.com/dlkit/dl/internal/testenv"
 )
 
-func TestSelectThenEnqueue(t *testing.T) {
+// env is a test's own table (in its own database) and Redis keys, with the
+// store and queue over them; all closed and removed when the test ends.
+type env struct {
+	db   *sql.DB
+	rdb  *redis.Client
+	st   *store.Store
+	q    *queue.Queue
+	keys queue.Keys
+}
+
+func newEnv(t *testing.T) env {
+	t.Helper()
 	ctx := context.Background()
 	dsn, db := testenv.MySQL(t)
 	redisURL, prefix, rdb := testenv.Redis(t)
@@ -25,7 +39,7 @@ func TestSelectThenEnqueue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	t.Cleanup(func() { st.Close() })
 	if err := st.Ensure(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +48,14 @@ func TestSelectThenEnqueue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer q.Close()
+	t.Cleanup(func() { q.Close() })
+	return env{db: db, rdb: rdb, st: st, q: q, keys: keys}
+}
+
+func TestSelectThenEnqueue(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	db, rdb, st, q, keys := e.db, e.rdb, e.st, e.q, e.keys
 	if _, err := db.Exec("INSERT INTO files (id, url, status) SELECT seq, CONCAT('http://h/', seq), IF(seq % 5 = 0, 1, 0) FROM seq_1_to_100"); err != nil {
 		t.Fatal(err)
 	}
@@ -81,22 +102,8 @@ func TestSelectThenEnqueue(t *testing.T) {
 // the parts, and the queue and the output keep the order of the input.
 func TestEnqueueClaimsBigBatchesInParts(t *testing.T) {
 	ctx := context.Background()
-	dsn, db := testenv.MySQL(t)
-	redisURL, prefix, rdb := testenv.Redis(t)
-	st, err := store.Open(ctx, dsn, "files")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if err := st.Ensure(ctx); err != nil {
-		t.Fatal(err)
-	}
-	keys := queue.NewKeys(prefix+"download_queue", prefix+"download_")
-	q, err := queue.Open(ctx, redisURL, keys)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
+	e := newEnv(t)
+	db, rdb, st, q, keys := e.db, e.rdb, e.st, e.q, e.keys
 	const rows = 600
 	if _, err := db.Exec(fmt.Sprintf("INSERT INTO files (id, url) SELECT seq, CONCAT('http://h/', seq) FROM seq_1_to_%d", rows)); err != nil {
 		t.Fatal(err)

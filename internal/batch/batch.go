@@ -37,32 +37,30 @@ func Run[T any](ctx context.Context, in <-chan T, max int, linger time.Duration,
 		}
 	fill:
 		for len(buf) < max {
+			var v T
+			var ok bool
+			// What has arrived goes in first; only then does the batch
+			// wait, if it lingers at all.
 			select {
-			case v, ok := <-in:
-				if !ok {
-					closed = true
-					break fill
-				}
-				buf = append(buf, v)
-				continue
+			case v, ok = <-in:
 			default:
-			}
-			if expire == nil {
-				break
-			}
-			select {
-			case v, ok := <-in:
-				if !ok {
-					closed = true
+				if expire == nil {
 					break fill
 				}
-				buf = append(buf, v)
-			case <-expire:
-				break fill
-			case <-ctx.Done():
-				timer.Stop()
-				return ctx.Err()
+				select {
+				case v, ok = <-in:
+				case <-expire:
+					break fill
+				case <-ctx.Done():
+					timer.Stop()
+					return ctx.Err()
+				}
 			}
+			if !ok {
+				closed = true
+				break fill
+			}
+			buf = append(buf, v)
 		}
 		if timer != nil {
 			timer.Stop()

@@ -105,6 +105,8 @@ func mainErr() error {
 	var seedDB int
 	var keep bool
 	var replot string
+	var transport int
+	flag.IntVar(&transport, "transport-only", 0, "internal: GET the URLs on stdin with this many at a time, dropping the bodies (workload 2's breakdown)")
 	flag.StringVar(&replot, "replot", "", "remake results.md, profile.txt and scaling.svg in --out from a results.json, measuring nothing")
 	flag.BoolVar(&c.quick, "quick", false, "every workload at a small size, one run each (a smoke check of a few minutes)")
 	flag.IntVar(&c.reps, "reps", 0, "runs of each tool per workload (default 3, 1 with --quick)")
@@ -137,6 +139,9 @@ func mainErr() error {
 		for _, w := range strings.Split(only, ",") {
 			c.only[strings.TrimSpace(w)] = true
 		}
+	}
+	if transport > 0 {
+		return runTransportOnly(transport)
 	}
 	if replot != "" {
 		return replotFrom(context.Background(), replot, c)
@@ -277,7 +282,9 @@ func (b *bench) runE2E(ctx context.Context) {
 func (b *bench) runList(ctx context.Context) {
 	rows := files(b.e.origin, "e", b.cfg.listN, 4096)
 	b.sums.prime(rows)
-	tools := []string{"dl", "curl", "wget", "aria2c"}
+	// The last two download no file: they split the cost of a small file
+	// into HTTP and the rest (see transportOnly).
+	tools := []string{"dl", "curl", "wget", "aria2c", "go-http", "curl-null"}
 	for rep := range b.cfg.reps {
 		for _, t := range rotate(tools, rep) {
 			rs := rows

@@ -320,9 +320,13 @@ func (b *bench) listTool(ctx context.Context, workload, tool string, rows []row,
 	d := dir + "/d"
 	list := dir + "/urls.txt"
 	format := func(r row) string { return r.url }
-	if tool == "curl" {
+	switch tool {
+	case "curl":
 		list = dir + "/urls.curlrc"
 		format = func(r row) string { return `url = "` + r.url + `"` }
+	case "curl-null":
+		list = dir + "/urls.curlrc"
+		format = func(r row) string { return `url = "` + r.url + `"` + "\noutput = \"/dev/null\"" }
 	}
 	if err := writeURLs(list, rows, format); err != nil {
 		s.fail(err)
@@ -344,6 +348,18 @@ func (b *bench) listTool(ctx context.Context, workload, tool string, rows []row,
 	case "wget":
 		s.Conc = 1
 		st = step{name: "wget", bin: "wget", args: []string{"-q", "-P", d, "-i", list}}
+	case "go-http":
+		s.Tool, s.Conc = "Go net/http, no files", b.cfg.dlConc
+		self, err := os.Executable()
+		if err != nil {
+			s.fail(err)
+			return s
+		}
+		st = step{name: "go-http", bin: self, args: []string{"-transport-only", strconv.Itoa(b.cfg.dlConc)}}
+	case "curl-null":
+		s.Tool, s.Conc = "curl, no files", b.cfg.curlParallel
+		st = step{name: "curl", bin: "curl", args: []string{"--parallel", "--parallel-max", strconv.Itoa(b.cfg.curlParallel),
+			"-sS", "--no-progress-meter", "--fail", "-K", list}}
 	case "aria2c":
 		s.Conc = b.cfg.ariaJobs
 		st = step{name: "aria2c", bin: "aria2c", args: []string{"-q", "-j", strconv.Itoa(b.cfg.ariaJobs), "-d", d, "-i", list,
@@ -352,7 +368,7 @@ func (b *bench) listTool(ctx context.Context, workload, tool string, rows []row,
 		panic("unknown tool " + tool)
 	}
 	var in string
-	if tool == "dl" {
+	if tool == "dl" || tool == "go-http" {
 		in = list
 	}
 	r := group(ctx, dir+"/logs", runTimeout, pipeline{steps: []step{st}, in: in, out: out})
@@ -363,9 +379,12 @@ func (b *bench) listTool(ctx context.Context, workload, tool string, rows []row,
 		s.fail(r.err)
 		return s
 	}
-	if tool == "dl" {
+	switch tool {
+	case "dl":
 		s.fail(b.sums.checkResults(out, rows))
-	} else {
+	case "go-http", "curl-null":
+		// No file to check: each checks the status and the length itself.
+	default:
 		s.fail(b.sums.checkDir(d, rows, stripQuery))
 	}
 	return s

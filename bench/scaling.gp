@@ -1,110 +1,110 @@
 $small_dl_1 << EOD
-1 846.98
-2 1133.12
-4 1920.89
-8 2704.32
-16 3764.76
-32 4966.98
-64 4907.63
-128 4683.59
+1 325.04
+2 464.54
+4 867.34
+8 1251.39
+16 2180.52
+32 2251.96
+64 2316.46
+128 2880.01
 EOD
 $small_dl_2 << EOD
-1 1020.06
-2 1193.88
-4 2249.30
-8 3011.83
-16 3958.10
-32 4758.03
-64 5342.08
-128 4755.05
+1 360.56
+2 661.53
+4 1006.77
+8 1328.79
+16 1547.91
+32 2213.29
+64 2837.59
+128 2998.19
 EOD
 $small_dl_3 << EOD
-1 1045.18
-2 1346.16
-4 1990.68
-8 3124.60
-16 3695.60
-32 4238.80
-64 4594.92
-128 5648.02
+1 571.57
+2 697.44
+4 1255.43
+8 1886.54
+16 2342.91
+32 2455.37
+64 2791.91
+128 3442.79
 EOD
 $small_dl_4 << EOD
-1 1083.67
-2 1390.12
-4 2025.89
-8 2351.00
-16 3667.86
-32 3428.04
-64 5076.89
-128 4677.25
+1 639.79
+2 998.64
+4 1276.33
+8 1862.58
+16 2198.18
+32 2585.92
+64 2757.72
+128 2540.24
 EOD
 $small_orig << EOD
-1 350.29
-2 534.05
-3 547.43
-4 560.23
+1 99.77
+2 140.29
+3 275.93
+4 412.89
 EOD
 $small_best << EOD
-1 4907.63
-2 5342.08
-3 5648.02
-4 5076.89
+1 2880.01
+2 2998.19
+3 3442.79
+4 2757.72
 EOD
 $latency_dl_1 << EOD
-1 9.78
-2 19.48
-4 38.39
-8 76.61
-16 151.93
-32 300.70
-64 591.75
-128 1174.00
+1 9.65
+2 19.26
+4 38.16
+8 76.39
+16 151.62
+32 300.83
+64 588.07
+128 1133.52
 EOD
 $latency_dl_2 << EOD
-1 19.34
-2 37.77
-4 71.66
-8 150.65
-16 299.67
-32 595.18
-64 1111.62
-128 2146.99
+1 18.87
+2 34.98
+4 69.24
+8 138.56
+16 266.88
+32 535.32
+64 1091.53
+128 1986.87
 EOD
 $latency_dl_3 << EOD
-1 28.66
-2 53.19
-4 105.78
-8 212.57
-16 434.88
-32 830.34
-64 1662.48
-128 2872.44
+1 28.25
+2 53.03
+4 106.11
+8 203.06
+16 413.36
+32 787.33
+64 1551.84
+128 2558.89
 EOD
 $latency_dl_4 << EOD
-1 36.98
-2 70.47
-4 140.45
-8 284.59
-16 563.56
-32 1110.20
-64 2223.64
-128 3742.26
+1 34.93
+2 65.94
+4 139.92
+8 265.69
+16 521.88
+32 1039.55
+64 1893.02
+128 2342.20
 EOD
 $latency_orig << EOD
-1 9.29
-2 17.83
-3 25.49
-4 31.50
+1 8.94
+2 16.86
+3 24.36
+4 28.76
 EOD
 $latency_best << EOD
-1 1174.00
-2 2146.99
-3 2872.44
-4 3742.26
+1 1133.52
+2 1986.87
+3 2558.89
+4 2342.20
 EOD
 set terminal svg size 1100,820 dynamic font "sans,11" background rgb "white"
-set output "bench/scaling.svg"
-set multiplot layout 2,2 title "dl scaling on 2 cores (files/s, workers' phase; 2026-11-26)"
+set output "/tmp/bfull/scaling.svg"
+set multiplot layout 2,2 title "dl scaling on 2 cores (files/s, workers' phase; 2026-12-02)"
 set grid
 set key top left font ",9" spacing 0.9
 set logscale x 2
@@ -113,7 +113,7 @@ set xlabel "transfers per process (--concurrency)"
 set ylabel "files/s"
 set title "dl: 4 KiB files, fsync on, by concurrency"
 set key top left
-set yrange [*:84720]
+set yrange [*:51642]
 plot $small_dl_1 using 1:2 with linespoints lw 2 title 'dl, 1 worker(s)', \
   $small_dl_2 using 1:2 with linespoints lw 2 title 'dl, 2 worker(s)', \
   $small_dl_3 using 1:2 with linespoints lw 2 title 'dl, 3 worker(s)', \
@@ -132,7 +132,7 @@ set xtics autofreq
 set xlabel "transfers per process (--concurrency)"
 set title "dl: 4 KiB files delayed 100 ms, by concurrency"
 set key top left
-set yrange [*:56134]
+set yrange [*:38383]
 plot $latency_dl_1 using 1:2 with linespoints lw 2 title 'dl, 1 worker(s)', \
   $latency_dl_2 using 1:2 with linespoints lw 2 title 'dl, 2 worker(s)', \
   $latency_dl_3 using 1:2 with linespoints lw 2 title 'dl, 3 worker(s)', \

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/signal"
 	"sync"
-	"sync/atomic"
 	"syscall"
 )
 
@@ -23,15 +22,17 @@ import (
 //
 // The driver runs it as a child (its own binary with -transport-only) so that
 // its CPU and RSS are measured like any tool's. Every response must be a 200
-// whose body has the announced length; anything else fails the run.
+// whose body has the announced length (chunked framing checks its own end);
+// anything else fails the run.
 func transportOnly(ctx context.Context, in io.Reader, conc int) error {
 	c := &http.Client{Transport: &http.Transport{
 		MaxIdleConnsPerHost: 256,
 		DisableCompression:  true,
 		ReadBufferSize:      64 << 10,
 	}}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	urls := make(chan string)
-	var failed atomic.Value
 	var wg sync.WaitGroup
 	for range conc {
 		wg.Add(1)
@@ -40,21 +41,18 @@ func transportOnly(ctx context.Context, in io.Reader, conc int) error {
 			buf := make([]byte, 32<<10)
 			for u := range urls {
 				if err := getDiscard(ctx, c, u, buf); err != nil {
-					failed.CompareAndSwap(nil, err)
+					cancel(err) // the first cause stays
 				}
 			}
 		}()
 	}
 	sc := bufio.NewScanner(in)
-	for sc.Scan() {
-		if failed.Load() != nil {
-			break
-		}
+	for ctx.Err() == nil && sc.Scan() {
 		urls <- sc.Text()
 	}
 	close(urls)
 	wg.Wait()
-	if err, _ := failed.Load().(error); err != nil {
+	if err := context.Cause(ctx); err != nil {
 		return err
 	}
 	if err := sc.Err(); err != nil {
@@ -80,7 +78,7 @@ func getDiscard(ctx context.Context, c *http.Client, u string, buf []byte) error
 		return fmt.Errorf("GET %s: read body: %w", u, err)
 	case resp.StatusCode != http.StatusOK:
 		return fmt.Errorf("GET %s: %s", u, resp.Status)
-	case n != resp.ContentLength:
+	case resp.ContentLength >= 0 && n != resp.ContentLength:
 		return fmt.Errorf("GET %s: %d of %d bytes", u, n, resp.ContentLength)
 	}
 	return nil

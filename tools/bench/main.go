@@ -160,6 +160,9 @@ func mainErr() error {
 	} else if err := os.MkdirAll(work, 0o755); err != nil {
 		return err
 	}
+	if !keep && within(c.out, work) {
+		return fmt.Errorf("--out %s is inside the scratch directory %s, which is removed at the end: pick another --out, or --keep", c.out, work)
+	}
 	if !keep {
 		defer func() {
 			logf("removing %s", work)
@@ -190,6 +193,17 @@ func mainErr() error {
 		return fmt.Errorf("dl failed or downloaded a wrong file: %s", bad)
 	}
 	return nil
+}
+
+// within tells whether path is dir or lies under it.
+func within(path, dir string) bool {
+	p, err1 := filepath.Abs(path)
+	d, err2 := filepath.Abs(dir)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	rel, err := filepath.Rel(d, p)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
 }
 
 // bench holds the run's state and results.

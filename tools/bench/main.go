@@ -152,6 +152,9 @@ func mainErr() error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if work != "" && !keep && within(c.out, work) {
+		return fmt.Errorf("--out %s is inside the scratch directory %s, which is removed at the end: pick another --out, or --keep", c.out, work)
+	}
 	if work == "" {
 		var err error
 		if work, err = os.MkdirTemp("", "dlbench-"); err != nil {
@@ -159,9 +162,6 @@ func mainErr() error {
 		}
 	} else if err := os.MkdirAll(work, 0o755); err != nil {
 		return err
-	}
-	if !keep && within(c.out, work) {
-		return fmt.Errorf("--out %s is inside the scratch directory %s, which is removed at the end: pick another --out, or --keep", c.out, work)
 	}
 	if !keep {
 		defer func() {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 )
 
 // ErrTooLong reports a line longer than MaxLine; the reader has skipped it.
@@ -72,6 +73,13 @@ func WriteLines[T any](w io.Writer, in <-chan T) error {
 	for v := range in {
 		if err := enc.Encode(v); err != nil {
 			return fmt.Errorf("write stdout: %w", err)
+		}
+		if len(in) == 0 {
+			// Producers woken together (a group sync that served many
+			// transfers) send one after another: let them run once before
+			// deciding that the burst is over, so it goes out in one write
+			// and wakes the reader once.
+			runtime.Gosched()
 		}
 		if len(in) == 0 {
 			if err := bw.Flush(); err != nil {

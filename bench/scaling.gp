@@ -1,109 +1,109 @@
 $small_dl_1 << EOD
-1 325.04
-2 464.54
-4 867.34
-8 1251.39
-16 2180.52
-32 2251.96
-64 2316.46
-128 2880.01
+1 593.59
+2 877.38
+4 1455.98
+8 2056.27
+16 2630.44
+32 3847.07
+64 3400.12
+128 3634.22
 EOD
 $small_dl_2 << EOD
-1 360.56
-2 661.53
-4 1006.77
-8 1328.79
-16 1547.91
-32 2213.29
-64 2837.59
-128 2998.19
+1 818.06
+2 851.29
+4 1375.31
+8 2107.73
+16 2823.36
+32 3485.70
+64 3835.52
+128 4110.51
 EOD
 $small_dl_3 << EOD
-1 571.57
-2 697.44
-4 1255.43
-8 1886.54
-16 2342.91
-32 2455.37
-64 2791.91
-128 3442.79
+1 805.58
+2 1152.53
+4 1491.48
+8 2142.84
+16 2368.95
+32 3797.98
+64 3885.78
+128 3706.12
 EOD
 $small_dl_4 << EOD
-1 639.79
-2 998.64
-4 1276.33
-8 1862.58
-16 2198.18
-32 2585.92
-64 2757.72
-128 2540.24
+1 813.47
+2 998.14
+4 1488.13
+8 2181.76
+16 2489.27
+32 2766.94
+64 2957.83
+128 3754.98
 EOD
 $small_orig << EOD
-1 99.77
-2 140.29
-3 275.93
-4 412.89
+1 236.20
+2 388.03
+3 467.50
+4 438.35
 EOD
 $small_best << EOD
-1 2880.01
-2 2998.19
-3 3442.79
-4 2757.72
+1 3634.22
+2 4110.51
+3 3885.78
+4 3754.98
 EOD
 $latency_dl_1 << EOD
-1 9.65
-2 19.26
-4 38.16
-8 76.39
-16 151.62
-32 300.83
-64 588.07
-128 1133.52
+1 9.78
+2 19.51
+4 38.29
+8 76.37
+16 150.91
+32 299.13
+64 590.31
+128 1151.25
 EOD
 $latency_dl_2 << EOD
-1 18.87
-2 34.98
-4 69.24
-8 138.56
-16 266.88
-32 535.32
-64 1091.53
-128 1986.87
+1 19.24
+2 35.94
+4 72.31
+8 142.59
+16 282.74
+32 573.02
+64 1144.24
+128 2162.22
 EOD
 $latency_dl_3 << EOD
-1 28.25
-2 53.03
-4 106.11
-8 203.06
-16 413.36
-32 787.33
-64 1551.84
-128 2558.89
+1 27.13
+2 52.77
+4 103.74
+8 207.32
+16 412.36
+32 795.29
+64 1509.95
+128 2569.53
 EOD
 $latency_dl_4 << EOD
-1 34.93
-2 65.94
-4 139.92
-8 265.69
-16 521.88
-32 1039.55
-64 1893.02
-128 2342.20
+1 35.70
+2 70.48
+4 138.94
+8 278.21
+16 529.93
+32 1077.08
+64 1823.66
+128 2525.32
 EOD
 $latency_orig << EOD
-1 8.94
-2 16.86
-3 24.36
-4 28.76
+1 9.17
+2 17.67
+3 23.79
+4 29.53
 EOD
 $latency_best << EOD
-1 1133.52
-2 1986.87
-3 2558.89
-4 2342.20
+1 1151.25
+2 2162.22
+3 2569.53
+4 2525.32
 EOD
 set terminal svg size 1100,820 dynamic font "sans,11" background rgb "white"
-set output "/tmp/bfull/scaling.svg"
+set output "/tmp/bfull2/scaling.svg"
 set multiplot layout 2,2 title "dl scaling on 2 cores (files/s, workers' phase; 2026-12-02)"
 set grid
 set key top left font ",9" spacing 0.9
@@ -113,7 +113,7 @@ set xlabel "transfers per process (--concurrency)"
 set ylabel "files/s"
 set title "dl: 4 KiB files, fsync on, by concurrency"
 set key top left
-set yrange [*:51642]
+set yrange [*:61658]
 plot $small_dl_1 using 1:2 with linespoints lw 2 title 'dl, 1 worker(s)', \
   $small_dl_2 using 1:2 with linespoints lw 2 title 'dl, 2 worker(s)', \
   $small_dl_3 using 1:2 with linespoints lw 2 title 'dl, 3 worker(s)', \
@@ -132,7 +132,7 @@ set xtics autofreq
 set xlabel "transfers per process (--concurrency)"
 set title "dl: 4 KiB files delayed 100 ms, by concurrency"
 set key top left
-set yrange [*:38383]
+set yrange [*:38543]
 plot $latency_dl_1 using 1:2 with linespoints lw 2 title 'dl, 1 worker(s)', \
   $latency_dl_2 using 1:2 with linespoints lw 2 title 'dl, 2 worker(s)', \
   $latency_dl_3 using 1:2 with linespoints lw 2 title 'dl, 3 worker(s)', \

@@ -170,7 +170,7 @@ func New(o Options) (*Fetcher, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	tr := newTransport(o)
+	tr := NewTransport(o.ConnectTimeout)
 	var fss *fsSyncs
 	if o.Fsync && !o.FsyncEach {
 		fss = newFSSyncs()

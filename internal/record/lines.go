@@ -74,13 +74,14 @@ func WriteLines[T any](w io.Writer, in <-chan T) error {
 		if err := enc.Encode(v); err != nil {
 			return fmt.Errorf("write stdout: %w", err)
 		}
-		if len(in) == 0 {
-			// Producers woken together (a group sync that served many
-			// transfers) send one after another: let them run once before
-			// deciding that the burst is over, so it goes out in one write
-			// and wakes the reader once.
-			runtime.Gosched()
+		if len(in) > 0 {
+			continue
 		}
+		// Producers woken together (a group sync that served many
+		// transfers) send one after another: let them run once before
+		// deciding that the burst is over, so it goes out in one write and
+		// wakes the reader once.
+		runtime.Gosched()
 		if len(in) == 0 {
 			if err := bw.Flush(); err != nil {
 				return fmt.Errorf("write stdout: %w", err)

@@ -10,11 +10,12 @@ import (
 	"os/signal"
 	"sync"
 	"syscall"
+
+	"github.com/dlkit/dl/internal/fetch"
 )
 
 // transportOnly is the breakdown row of workload 2: the list's requests made
-// with Go's net/http as dl-fetch makes them (HTTP/1.1, a keep-alive
-// connection per concurrent transfer, 64 KiB read buffers, no compression),
+// with Go's net/http through dl-fetch's own transport (fetch.NewTransport),
 // the bodies counted and dropped. Set beside dl-fetch and beside curl writing
 // to /dev/null, it separates the cost of HTTP from the cost of what dl does
 // with a body: the part file and its lock, the rename, the sharded
@@ -25,11 +26,7 @@ import (
 // whose body has the announced length (chunked framing checks its own end);
 // anything else fails the run.
 func transportOnly(ctx context.Context, in io.Reader, conc int) error {
-	c := &http.Client{Transport: &http.Transport{
-		MaxIdleConnsPerHost: 256,
-		DisableCompression:  true,
-		ReadBufferSize:      64 << 10,
-	}}
+	c := &http.Client{Transport: fetch.NewTransport(0)}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	urls := make(chan string)

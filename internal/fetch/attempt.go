@@ -87,11 +87,8 @@ func (f *Fetcher) attempt(ctx context.Context, t record.Task, ps paths, tr Trans
 func (f *Fetcher) openPart(ps paths) (*part, error) {
 	dir := filepath.Dir(ps.part)
 	for try := 0; ; try++ {
-		if _, ok := f.dirs.Load(dir); !ok {
-			if err := f.ensureDir(dir); err != nil {
-				return nil, err
-			}
-			f.dirs.Store(dir, struct{}{})
+		if err := f.knownDir(dir); err != nil {
+			return nil, err
 		}
 		p, err := openPart(ps.part, ps.meta)
 		if errors.Is(err, fs.ErrNotExist) && try == 0 {
@@ -102,11 +99,33 @@ func (f *Fetcher) openPart(ps paths) (*part, error) {
 	}
 }
 
+// knownDir makes sure dir exists, once per directory: the Fetcher remembers
+// the directories it has made or found.
+func (f *Fetcher) knownDir(dir string) error {
+	if _, ok := f.dirs.Load(dir); ok {
+		return nil
+	}
+	if err := f.ensureDir(dir); err != nil {
+		return err
+	}
+	f.dirs.Store(dir, struct{}{})
+	return nil
+}
+
 // complete recognises a file already at its final path. Only our rename
 // puts a file there, after all checks, so it is complete by construction and
 // only needs hashing for the result. When the task expects another checksum
 // the file is removed and downloaded again (the origin or the expectation
 // changed since). ok is false when there is nothing to report.
+//
+// With durable writes the file is synced before it is reported: the
+// transfer that renamed it there (another worker given the same task, or a
+// process that died before its sync) may not have synced it yet, and a done
+// row must not outlive its file in a power cut. A failed sync does not
+// remove the file, unlike in finish: this one may be an old file whose
+// origin has gone, and the error, which syncfs reports for the whole
+// filesystem, may be another file's; the failure is retryable and the
+// retry syncs again.
 func (f *Fetcher) complete(final string, t record.Task, buf []byte) (o outcome, ok bool) {
 	fi, err := os.Stat(final)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -130,7 +149,40 @@ func (f *Fetcher) complete(final string, t record.Task, buf []byte) (o outcome, 
 		}
 		return outcome{}, false
 	}
+	if err := f.settle(final, fi); err != nil {
+		return failure(true, fmt.Errorf("%s: %w", final, err)), true
+	}
 	return outcome{path: final, bytes: n, sum: sum}, true
+}
+
+// settle makes a file found in place durable, as finish does for one of
+// ours: a syncfs of its filesystem where that serves, or an fsync of the
+// file and of its directory.
+func (f *Fetcher) settle(path string, fi os.FileInfo) error {
+	if !f.o.Fsync {
+		return nil
+	}
+	dir := filepath.Dir(path)
+	if err := f.knownDir(dir); err != nil { // registers its filesystem
+		return err
+	}
+	if dev, ok := f.fss.covers(fi); ok {
+		return f.fss.sync(dev)
+	}
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("sync existing file: %w", &fs.PathError{Op: "open", Path: path, Err: err})
+	}
+	for {
+		if err = unix.Fsync(fd); err != unix.EINTR {
+			break
+		}
+	}
+	unix.Close(fd)
+	if err != nil {
+		return fmt.Errorf("sync existing file: %w", &fs.PathError{Op: "fsync", Path: path, Err: err})
+	}
+	return f.syncer.Sync(dir)
 }
 
 // transfer sends one request and streams its body into the part file.

@@ -1,12 +1,15 @@
 package fetch
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -160,5 +163,92 @@ func TestSyncfsAfterClose(t *testing.T) {
 	checkDone(t, f.Fetch(context.Background(), record.Task{ID: "b", URL: srv.URL + "/b"}), content(100, 5))
 	if got := syncfs.Load(); got != 2 {
 		t.Errorf("%d syncfs calls for a file before and one after Close, want 2", got)
+	}
+}
+
+// TestFoundFileSyncedBeforeReport: a file found at its final path may have
+// been renamed there by a transfer that has not synced it yet (another
+// worker given the same task, a process that died first), so with durable
+// writes it is synced before it is reported done: by a look before the
+// download, and by the rename that finds it after one (ExpectNew).
+func TestFoundFileSyncedBeforeReport(t *testing.T) {
+	body := content(3000, 6)
+	for _, tc := range []struct {
+		name            string
+		expectNew, each bool
+		requests        int32
+	}{
+		{"look, syncfs", false, false, 0},
+		{"look, fsync each", false, true, 0},
+		{"rename, syncfs", true, false, 1},
+		{"rename, fsync each", true, true, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var c counter
+			srv := httptest.NewServer(c.wrap(func(w http.ResponseWriter, r *http.Request) { w.Write(body) }))
+			defer srv.Close()
+			f, syncfs, _, _ := syncingFetcher(t, Options{Layout: layout.Sharded, ExpectNew: tc.expectNew, FsyncEach: tc.each})
+			task := record.Task{ID: "7", URL: srv.URL + "/found", SHA256: sha(body)}
+			final := f.paths(task).final
+			var fileDirSynced atomic.Bool
+			run := f.syncer.Run
+			f.syncer.Run = func(dir string) error {
+				if dir == filepath.Dir(final) {
+					fileDirSynced.Store(true)
+				}
+				return run(dir)
+			}
+			if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(final, body, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			checkDone(t, f.Fetch(context.Background(), task), body)
+			if got := int32(c.n()); got != tc.requests {
+				t.Errorf("%d requests, want %d", got, tc.requests)
+			}
+			if tc.each {
+				if !fileDirSynced.Load() {
+					t.Errorf("the found file's directory was not synced before it was reported")
+				}
+				return
+			}
+			if syncfs.Load() < 1 {
+				t.Errorf("no syncfs before the found file was reported")
+			}
+		})
+	}
+}
+
+// TestFoundFileSyncFailureKeepsIt: when the sync of a found file fails, the
+// result is a retryable failure, but the file stays (it may be old, its
+// origin gone, and a syncfs error may be another file's); the retry syncs
+// it again and reports it without downloading.
+func TestFoundFileSyncFailureKeepsIt(t *testing.T) {
+	body := content(3000, 7)
+	var c counter
+	srv := httptest.NewServer(c.wrap(func(w http.ResponseWriter, r *http.Request) { w.Write(body) }))
+	defer srv.Close()
+	f, syncfs, _, fail := syncingFetcher(t, Options{})
+	task := record.Task{ID: "8", URL: srv.URL + "/kept"}
+	final := f.paths(task).final
+	if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(final, body, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fail.Store(true)
+	res := f.Fetch(context.Background(), task)
+	if res.Outcome != record.Failed || !res.Retryable || !strings.Contains(res.Error, "injected failure") {
+		t.Fatalf("after a failed sync of a found file: %+v, want a retryable failure naming the sync", res)
+	}
+	if got, err := os.ReadFile(final); err != nil || !bytes.Equal(got, body) {
+		t.Fatalf("found file after a failed sync: %v, want it kept", err)
+	}
+	checkDone(t, f.Fetch(context.Background(), task), body)
+	if c.n() != 0 || syncfs.Load() != 2 {
+		t.Errorf("%d requests and %d syncfs calls, want 0 and 2", c.n(), syncfs.Load())
 	}
 }

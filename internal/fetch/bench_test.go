@@ -7,10 +7,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"runtime"
 	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/dlkit/dl/internal/record"
 )
@@ -48,4 +51,94 @@ func BenchmarkFetch(b *testing.B) {
 		})
 		srv.Close()
 	}
+}
+
+// BenchmarkWritePath compares the file-system work of publishing one small
+// file (4 KiB, 16 at a time, in 4,096 directories made beforehand; no
+// network, no hashing, no sync): a plain create as curl does it, dl's part
+// file (exclusive create, lock, checks, rename without replace), and an
+// O_TMPFILE linked into place. Each op publishes one file each way, the ways
+// interleaved so that the file system's state (which on ext4 slows creation
+// for minutes after many deletions) weighs on all of them alike, and each
+// way's CPU is read from the thread's clock around it: "<way>-cpu-µs" per
+// file, which is what limits a busy machine. BENCHMARKS.md quotes it.
+func BenchmarkWritePath(b *testing.B) {
+	body := content(4096, 13)
+	ways := []struct {
+		name    string
+		publish func(dir, name string) error
+	}{
+		{"plain", func(dir, name string) error {
+			fd, err := unix.Open(dir+"/"+name, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_CLOEXEC, 0o644)
+			if err != nil {
+				return err
+			}
+			defer unix.Close(fd)
+			_, err = unix.Write(fd, body)
+			return err
+		}},
+		{"dl-part", func(dir, name string) error {
+			final := dir + "/" + name
+			p, err := openPart(final+".part", final+".part.meta")
+			if err != nil {
+				return err
+			}
+			defer p.close()
+			if _, err := p.f.Write(body); err != nil {
+				return err
+			}
+			return renameNoReplace(p.path, final)
+		}},
+		{"tmpfile", func(dir, name string) error {
+			fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
+			if err != nil {
+				return err
+			}
+			defer unix.Close(fd)
+			if _, err := unix.Write(fd, body); err != nil {
+				return err
+			}
+			return unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), unix.AT_FDCWD, dir+"/"+name, unix.AT_SYMLINK_FOLLOW)
+		}},
+	}
+	root := b.TempDir()
+	dirs := make([]string, 4096)
+	for i := range dirs {
+		dirs[i] = fmt.Sprintf("%s/%03x", root, i)
+		if err := os.Mkdir(dirs[i], 0o755); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var n atomic.Int64
+	cpu := make([]atomic.Int64, len(ways))
+	b.SetParallelism(8) // 16 at a time on 2 cores
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		runtime.LockOSThread() // the thread's clock is this goroutine's
+		defer runtime.UnlockOSThread()
+		for pb.Next() {
+			i := n.Add(1)
+			for k, w := range ways {
+				t0 := threadCPU()
+				if err := w.publish(dirs[i%4096], fmt.Sprintf("%d-%s", i, w.name)); err != nil {
+					b.Error(err)
+					return
+				}
+				cpu[k].Add(int64(threadCPU() - t0))
+			}
+		}
+	})
+	b.StopTimer()
+	for k, w := range ways {
+		b.ReportMetric(float64(cpu[k].Load())/1e3/float64(b.N), w.name+"-cpu-µs")
+	}
+}
+
+// threadCPU is the calling thread's user+system time so far.
+func threadCPU() time.Duration {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
+		return 0
+	}
+	return time.Duration(ts.Nano())
 }

@@ -169,18 +169,8 @@ func (f *Fetcher) settle(path string, fi os.FileInfo) error {
 	if dev, ok := f.fss.covers(fi); ok {
 		return f.fss.sync(dev)
 	}
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("sync existing file: %w", &fs.PathError{Op: "open", Path: path, Err: err})
-	}
-	for {
-		if err = unix.Fsync(fd); err != unix.EINTR {
-			break
-		}
-	}
-	unix.Close(fd)
-	if err != nil {
-		return fmt.Errorf("sync existing file: %w", &fs.PathError{Op: "fsync", Path: path, Err: err})
+	if err := fsyncPath(path, 0); err != nil {
+		return fmt.Errorf("sync existing file: %w", err)
 	}
 	return f.syncer.Sync(dir)
 }

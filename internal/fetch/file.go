@@ -86,13 +86,21 @@ func (f *Fetcher) ensureDir(dir string) error {
 	return f.syncer.Sync(filepath.Dir(dir))
 }
 
-// syncDir makes the entries of dir (a rename, a new file) durable. It uses
-// open(2) directly: os.Open would try to register the directory with the
-// network poller and undo that, four system calls per sync.
+// syncDir makes the entries of dir (a rename, a new file) durable.
 func syncDir(dir string) error {
-	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err := fsyncPath(dir, unix.O_DIRECTORY); err != nil {
+		return fmt.Errorf("sync directory: %w", err)
+	}
+	return nil
+}
+
+// fsyncPath opens path read-only and fsyncs it. It uses open(2) directly:
+// os.Open would try to register the file with the network poller and undo
+// that, four system calls per sync.
+func fsyncPath(path string, flags int) error {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|flags, 0)
 	if err != nil {
-		return fmt.Errorf("sync directory: %w", &fs.PathError{Op: "open", Path: dir, Err: err})
+		return &fs.PathError{Op: "open", Path: path, Err: err}
 	}
 	defer unix.Close(fd)
 	for {
@@ -102,7 +110,7 @@ func syncDir(dir string) error {
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("sync directory: %w", &fs.PathError{Op: "fsync", Path: dir, Err: err})
+		return &fs.PathError{Op: "fsync", Path: path, Err: err}
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package fetch
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -56,8 +57,10 @@ func BenchmarkFetch(b *testing.B) {
 // BenchmarkWritePath compares the file-system work of publishing one small
 // file (4 KiB, 8 at a time per core, in 4,096 directories made beforehand; no
 // network, no hashing, no sync): a plain create as curl does it, dl's part
-// file (exclusive create, lock, checks, rename without replace), and an
-// O_TMPFILE linked into place. Each op publishes one file each way, the ways
+// file (exclusive create, lock, checks, rename without replace), an
+// O_TMPFILE linked into place, and that O_TMPFILE with what dl's part file
+// would still need around it (the look for a part file to resume, an
+// *os.File and its stat). Each op publishes one file each way, the ways
 // interleaved so that the file system's state (which on ext4 slows creation
 // for minutes after many deletions) weighs on all of them alike, and each
 // way's CPU is read from the thread's clock around it: "<way>-cpu-µs" per
@@ -96,6 +99,27 @@ func BenchmarkWritePath(b *testing.B) {
 			}
 			defer unix.Close(fd)
 			if _, err := unix.Write(fd, body); err != nil {
+				return err
+			}
+			return unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), unix.AT_FDCWD, dir+"/"+name, unix.AT_SYMLINK_FOLLOW)
+		}},
+		{"tmpfile-resumable", func(dir, name string) error {
+			// What an O_TMPFILE costs inside dl, which must still find a
+			// part file left to resume and wants an *os.File and its stat.
+			if fd, err := unix.Open(dir+"/"+name+".part", unix.O_RDWR|unix.O_CLOEXEC, 0); err == nil {
+				unix.Close(fd)
+				return errors.New("a part file is there")
+			}
+			fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o644)
+			if err != nil {
+				return err
+			}
+			f := os.NewFile(uintptr(fd), name)
+			defer f.Close()
+			if _, err := f.Stat(); err != nil {
+				return err
+			}
+			if _, err := f.Write(body); err != nil {
 				return err
 			}
 			return unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), unix.AT_FDCWD, dir+"/"+name, unix.AT_SYMLINK_FOLLOW)

@@ -334,6 +334,12 @@ func (b *bench) listTool(ctx context.Context, workload, tool string, rows []row,
 	}
 	var st step
 	out := ""
+	// curl and curl-null differ only in where the bodies go: files named
+	// after the URLs, or the list's "output = /dev/null" lines.
+	curl := func(args ...string) step {
+		return step{name: "curl", bin: "curl", args: append([]string{"--parallel", "--parallel-max", strconv.Itoa(b.cfg.curlParallel),
+			"-sS", "--no-progress-meter", "--fail"}, append(args, "-K", list)...)}
+	}
 	switch tool {
 	case "dl":
 		out = dir + "/results.jsonl"
@@ -343,8 +349,7 @@ func (b *bench) listTool(ctx context.Context, workload, tool string, rows []row,
 			"--dir", d, "--fsync=" + strconv.FormatBool(fsync), "--stats-every", "0", "-"}}
 	case "curl":
 		s.Conc = b.cfg.curlParallel
-		st = step{name: "curl", bin: "curl", args: []string{"--parallel", "--parallel-max", strconv.Itoa(b.cfg.curlParallel),
-			"-sS", "--no-progress-meter", "--fail", "--remote-name-all", "--output-dir", d, "-K", list}}
+		st = curl("--remote-name-all", "--output-dir", d)
 	case "wget":
 		s.Conc = 1
 		st = step{name: "wget", bin: "wget", args: []string{"-q", "-P", d, "-i", list}}
@@ -358,8 +363,7 @@ func (b *bench) listTool(ctx context.Context, workload, tool string, rows []row,
 		st = step{name: "go-http", bin: self, args: []string{"-transport-only", strconv.Itoa(b.cfg.dlConc)}}
 	case "curl-null":
 		s.Tool, s.Conc = "curl, no files", b.cfg.curlParallel
-		st = step{name: "curl", bin: "curl", args: []string{"--parallel", "--parallel-max", strconv.Itoa(b.cfg.curlParallel),
-			"-sS", "--no-progress-meter", "--fail", "-K", list}}
+		st = curl()
 	case "aria2c":
 		s.Conc = b.cfg.ariaJobs
 		st = step{name: "aria2c", bin: "aria2c", args: []string{"-q", "-j", strconv.Itoa(b.cfg.ariaJobs), "-d", d, "-i", list,

@@ -122,10 +122,10 @@ func (f *Fetcher) knownDir(dir string) error {
 // transfer that renamed it there (another worker given the same task, or a
 // process that died before its sync) may not have synced it yet, and a done
 // row must not outlive its file in a power cut. A failed sync does not
-// remove the file, unlike in finish: this one may be an old file whose
-// origin has gone, and the error, which syncfs reports for the whole
-// filesystem, may be another file's; the failure is retryable and the
-// retry syncs again.
+// remove the file, unlike finish with a file of its own whose sync alone
+// fails too: this one may be an old file whose origin has gone, and the
+// error, which syncfs reports for the whole filesystem, may be another
+// file's; the failure is retryable and the retry syncs again.
 func (f *Fetcher) complete(final string, t record.Task, buf []byte) (o outcome, ok bool) {
 	fi, err := os.Stat(final)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -414,26 +414,63 @@ func (f *Fetcher) finish(t record.Task, final string, p *part) outcome {
 	// The part file is gone; nothing may remove p.path from here on, it
 	// could be a new transfer's.
 	p.path = ""
-	err = p.f.Close()
-	p.f = nil
-	if err != nil {
-		os.Remove(final)
-		return failure(true, fmt.Errorf("close %s: %w", final, err))
-	}
+	// The descriptor stays open until the file is durable: should the
+	// syncfs fail, an fsync of it, open since before our first byte was
+	// written, tells whether the error was this file's.
 	switch {
 	case viaFS:
-		// The file may not be on disk: take it away, so that the retry
-		// downloads it again instead of trusting it as complete.
 		if err := f.fss.sync(dev); err != nil {
-			os.Remove(final)
-			return failure(true, err)
+			if aerr := f.syncAlone(final, p.f); aerr != nil {
+				// The file may not be on disk: take it away, so that the
+				// retry downloads it again instead of trusting it as
+				// complete.
+				os.Remove(final)
+				return failure(true, fmt.Errorf("%w; %w", err, aerr))
+			}
 		}
 	case f.o.Fsync:
 		if err := f.syncer.Sync(filepath.Dir(final)); err != nil {
 			return failure(true, err)
 		}
 	}
+	err = p.f.Close()
+	p.f = nil
+	if err != nil {
+		os.Remove(final)
+		return failure(true, fmt.Errorf("close %s: %w", final, err))
+	}
 	return outcome{path: final, bytes: p.size, sum: sum}
+}
+
+// syncAlone makes one file durable by itself after the syncfs that should
+// have done it failed: that error is the whole filesystem's, possibly
+// another file's, so each file it served asks again for itself. It fsyncs
+// the file (through file when it is ours and still open: its descriptor
+// reports any writeback error of our bytes) and every directory from the
+// file's own up to the download directory's parent, the entries that the
+// syncfs would have made durable (a new shard directory, a new download
+// directory). The directory syncs are group-committed.
+func (f *Fetcher) syncAlone(path string, file *os.File) error {
+	var err error
+	if file != nil {
+		err = file.Sync()
+	} else {
+		err = fsyncPath(path, 0)
+	}
+	if err != nil {
+		return fmt.Errorf("sync file alone: %w", err)
+	}
+	for dir := filepath.Dir(path); ; {
+		if err := f.syncer.Sync(dir); err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(f.o.Dir, dir)
+		parent := filepath.Dir(dir)
+		if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) || parent == dir {
+			return nil
+		}
+		dir = parent
+	}
 }
 
 func tooBig(limit, n int64) bool {

@@ -173,7 +173,7 @@ func New(o Options) (*Fetcher, error) {
 	tr := NewTransport(o.ConnectTimeout)
 	var fss *fsSyncs
 	if o.Fsync && !o.FsyncEach {
-		fss = newFSSyncs()
+		fss = newFSSyncs(o.Logger)
 	}
 	return &Fetcher{
 		o:            o,

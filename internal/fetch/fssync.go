@@ -3,6 +3,7 @@ package fetch
 import (
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"sync"
 	"syscall"
@@ -30,9 +31,12 @@ import (
 // Each filesystem is held open by a descriptor taken when dl first makes or
 // finds a directory on it, before any file of ours is written there: syncfs
 // reports writeback errors recorded on the filesystem since that descriptor
-// was opened (Linux 5.8 and later), so an error in any file fails every
-// transfer that the sync served, and none is lost.
+// was opened (Linux 5.8 and later), so an error in any file fails the sync
+// for every transfer it served, and none is lost. Each of them then syncs its
+// own file and directories alone (Fetcher.syncAlone), which tells whether
+// the error was its own: a file is taken away only when it was.
 type fsSyncs struct {
+	log    *slog.Logger
 	mu     sync.Mutex
 	devs   map[uint64]*fsDev
 	closed bool // filesystems seen from now on are synced file by file
@@ -58,8 +62,8 @@ var syncfsTypes = map[int64]bool{
 	0x01021994: true, // tmpfs
 }
 
-func newFSSyncs() *fsSyncs {
-	s := &fsSyncs{devs: map[uint64]*fsDev{}}
+func newFSSyncs(log *slog.Logger) *fsSyncs {
+	s := &fsSyncs{log: log, devs: map[uint64]*fsDev{}}
 	s.group = groupsync.New(s.syncfs)
 	return s
 }
@@ -132,7 +136,9 @@ func (s *fsSyncs) syncfs(dev uint64) error {
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("sync filesystem: %w", &fs.PathError{Op: "syncfs", Path: d.path, Err: err})
+			err = fmt.Errorf("sync filesystem: %w", &fs.PathError{Op: "syncfs", Path: d.path, Err: err})
+			s.log.Warn("syncfs failed; every file it served is synced alone, and removed if that fails too", "error", err)
+			return err
 		}
 		return nil
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -32,7 +33,7 @@ func TestFSSyncsKnowsFilesystems(t *testing.T) {
 		if err != nil {
 			testenv.Missing(t, fmt.Sprintf("cannot check filesystem recognition: %v", err))
 		}
-		s := newFSSyncs()
+		s := newFSSyncs(slog.New(slog.DiscardHandler))
 		if _, ok := s.covers(fi); ok {
 			t.Errorf("%s covered before it was seen", tc.dir)
 		}
@@ -61,7 +62,7 @@ func syncingFetcher(t *testing.T, o Options) (f *Fetcher, syncfs, dirSyncs *atom
 	if err != nil {
 		t.Fatal(err)
 	}
-	probe := newFSSyncs()
+	probe := newFSSyncs(slog.New(slog.DiscardHandler))
 	probe.see(f.o.Dir, fi)
 	if _, ok := probe.covers(fi); !ok && !o.FsyncEach {
 		testenv.Missing(t, fmt.Sprintf("the temporary directory %s is not on a filesystem that syncfs serves (ext4, xfs, btrfs, f2fs, tmpfs): set TMPDIR to one", f.o.Dir))
@@ -124,29 +125,67 @@ func TestSyncfsServesManyFiles(t *testing.T) {
 	}
 }
 
-// TestSyncfsFailureTakesTheFileAway: when the syncfs that a file waited for
-// fails, the file may not be on disk, so it must not stay at its final path
-// as if complete: the result is a retryable failure, and the retry
-// downloads the file again.
-func TestSyncfsFailureTakesTheFileAway(t *testing.T) {
-	var c counter
-	srv := httptest.NewServer(c.wrap(func(w http.ResponseWriter, r *http.Request) {
-		w.Write(content(4096, 4))
-	}))
-	defer srv.Close()
-	f, _, _, fail := syncingFetcher(t, Options{})
-	task := record.Task{ID: "x", URL: srv.URL + "/x"}
-	fail.Store(true)
-	res := f.Fetch(context.Background(), task)
-	if res.Outcome != record.Failed || !res.Retryable {
-		t.Fatalf("after a failed syncfs: %+v, want a retryable failure", res)
-	}
-	if _, err := os.Stat(f.paths(task).final); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("final file after a failed syncfs: %v, want it gone", err)
-	}
-	checkDone(t, f.Fetch(context.Background(), task), content(4096, 4))
-	if c.n() != 2 {
-		t.Errorf("%d requests, want 2: the retry must download again", c.n())
+// TestSyncfsFailure: a syncfs error is the whole filesystem's, so each file
+// the sync served is then synced alone: the file through its own descriptor,
+// and every directory from its own up to the download directory's parent.
+// When that succeeds the error was another file's and the file is done; when
+// it fails too the file may not be on disk, so it must not stay at its final
+// path as if complete: the result is a retryable failure naming both errors,
+// and the retry downloads the file again.
+func TestSyncfsFailure(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		dirFails bool
+	}{
+		{"another file's error: done", false},
+		{"the file's own error: taken away", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var c counter
+			srv := httptest.NewServer(c.wrap(func(w http.ResponseWriter, r *http.Request) {
+				w.Write(content(4096, 4))
+			}))
+			defer srv.Close()
+			root := filepath.Join(t.TempDir(), "downloads")
+			if err := os.Mkdir(root, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			f, _, _, fail := syncingFetcher(t, Options{Dir: root, Layout: layout.Sharded})
+			task := record.Task{ID: "x", URL: srv.URL + "/x"}
+			final := f.paths(task).final
+			var synced []string
+			var dirFail atomic.Bool
+			run := f.syncer.Run
+			f.syncer.Run = func(dir string) error {
+				synced = append(synced, dir) // one transfer: no concurrent calls
+				if dirFail.CompareAndSwap(true, false) {
+					return errors.New("sync directory: injected failure")
+				}
+				return run(dir)
+			}
+			fail.Store(true)
+			dirFail.Store(tc.dirFails)
+			res := f.Fetch(context.Background(), task)
+			if !tc.dirFails {
+				checkDone(t, res, content(4096, 4))
+				want := []string{filepath.Dir(final), root, filepath.Dir(root)}
+				if fmt.Sprint(synced) != fmt.Sprint(want) {
+					t.Errorf("directories synced alone: %q, want %q", synced, want)
+				}
+				return
+			}
+			if res.Outcome != record.Failed || !res.Retryable ||
+				!strings.Contains(res.Error, "sync filesystem: injected failure") || !strings.Contains(res.Error, "sync directory: injected failure") {
+				t.Fatalf("after a failed syncfs and a failed sync alone: %+v, want a retryable failure naming both", res)
+			}
+			if _, err := os.Stat(final); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("final file after a failed sync: %v, want it gone", err)
+			}
+			checkDone(t, f.Fetch(context.Background(), task), content(4096, 4))
+			if c.n() != 2 {
+				t.Errorf("%d requests, want 2: the retry must download again", c.n())
+			}
+		})
 	}
 }
 

@@ -415,8 +415,8 @@ func (f *Fetcher) finish(t record.Task, final string, p *part) outcome {
 	// could be a new transfer's.
 	p.path = ""
 	// The descriptor stays open until the file is durable: should the
-	// syncfs fail, an fsync of it, open since before our first byte was
-	// written, tells whether the error was this file's.
+	// syncfs fail, an fsync of it, open since before this attempt wrote its
+	// first byte, tells whether the error was this file's.
 	switch {
 	case viaFS:
 		if err := f.fss.sync(dev); err != nil {
@@ -442,22 +442,16 @@ func (f *Fetcher) finish(t record.Task, final string, p *part) outcome {
 	return outcome{path: final, bytes: p.size, sum: sum}
 }
 
-// syncAlone makes one file durable by itself after the syncfs that should
-// have done it failed: that error is the whole filesystem's, possibly
-// another file's, so each file it served asks again for itself. It fsyncs
-// the file (through file when it is ours and still open: its descriptor
-// reports any writeback error of our bytes) and every directory from the
-// file's own up to the download directory's parent, the entries that the
-// syncfs would have made durable (a new shard directory, a new download
-// directory). The directory syncs are group-committed.
+// syncAlone makes one published file durable by itself after the syncfs
+// that should have done it failed: that error is the whole filesystem's,
+// possibly another file's, so each file it served asks again for itself. It
+// fsyncs the file through file, the descriptor it was written with, which
+// reports any writeback error of the bytes written through it, and every
+// directory from the file's own up to the download directory's parent: the
+// entries that the syncfs would have made durable (a new shard directory, a
+// new download directory). The directory syncs are group-committed.
 func (f *Fetcher) syncAlone(path string, file *os.File) error {
-	var err error
-	if file != nil {
-		err = file.Sync()
-	} else {
-		err = fsyncPath(path, 0)
-	}
-	if err != nil {
+	if err := file.Sync(); err != nil {
 		return fmt.Errorf("sync file alone: %w", err)
 	}
 	for dir := filepath.Dir(path); ; {

@@ -296,7 +296,9 @@ func (f *Fetcher) transfer(ctx context.Context, t record.Task, ps paths, p *part
 		limit = f.o.MaxSize
 	}
 	p.progress.Body(from, size)
-	err = p.write(body, limit, expect, buf)
+	pipelined, copied := f.large.start(expect)
+	err = p.write(body, limit, pipelined, buf)
+	copied()
 	got := p.size - from
 	var local *localError
 	switch {

@@ -133,6 +133,7 @@ type Fetcher struct {
 	transfers    chan struct{}            // nil: no limit on transfers at once
 	hosts        *hostLimit               // nil: no per-host limit
 	limit        *rate.Limiter            // nil: no bandwidth limit
+	large        largeCopies              // copies of large bodies in progress
 }
 
 // New checks o and builds the Fetcher and its HTTP client.

@@ -21,7 +21,7 @@ const pipelineMin = 1 << 20
 // itself included, are at most half the cores. Past that the cores are
 // already busy with one copy each, and a hasher per copy would only add a
 // wake-up per buffer and three more buffers (measured with 32 transfers of
-// 1 GiB at once on 2 cores: the same time, 29 MiB of RSS instead of 54).
+// 1 GiB at once on 2 cores: the same time, 29 MiB of RSS instead of 52).
 type largeCopies struct{ n atomic.Int64 }
 
 // start registers a copy of a body of expect bytes (-1: unknown) and tells

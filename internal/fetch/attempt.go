@@ -460,9 +460,8 @@ func (f *Fetcher) syncAlone(path string, file *os.File) error {
 		if err := f.syncer.Sync(dir); err != nil {
 			return err
 		}
-		rel, err := filepath.Rel(f.o.Dir, dir)
 		parent := filepath.Dir(dir)
-		if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) || parent == dir {
+		if !f.inDownloadDir(dir) || parent == dir {
 			return nil
 		}
 		dir = parent

@@ -78,12 +78,17 @@ func (f *Fetcher) ensureDir(dir string) error {
 	if !f.o.Fsync {
 		return nil
 	}
-	if !made {
-		if rel, err := filepath.Rel(f.o.Dir, dir); err != nil || rel == "." || strings.HasPrefix(rel, "..") {
-			return nil // the download directory or above: the user's to have made durable
-		}
+	if !made && (dir == f.o.Dir || !f.inDownloadDir(dir)) {
+		return nil // the download directory or above: the user's to have made durable
 	}
 	return f.syncer.Sync(filepath.Dir(dir))
+}
+
+// inDownloadDir tells whether dir (a clean path) is the download directory
+// or below it.
+func (f *Fetcher) inDownloadDir(dir string) bool {
+	rel, err := filepath.Rel(f.o.Dir, dir)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }
 
 // syncDir makes the entries of dir (a rename, a new file) durable.

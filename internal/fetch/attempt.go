@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -296,8 +297,8 @@ func (f *Fetcher) transfer(ctx context.Context, t record.Task, ps paths, p *part
 		limit = f.o.MaxSize
 	}
 	p.progress.Body(from, size)
-	pipelined, copied := f.large.start(expect)
-	err = p.write(body, limit, pipelined, buf)
+	way, copied := f.large.start(expect, runtime.GOMAXPROCS(0))
+	err = p.write(body, limit, way, buf)
 	copied()
 	got := p.size - from
 	var local *localError

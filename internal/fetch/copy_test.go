@@ -5,68 +5,82 @@ import (
 	"encoding/hex"
 	"errors"
 	"path/filepath"
-	"runtime"
+	"strconv"
 	"testing"
 	"testing/iotest"
 )
 
-// TestLargeCopiesPipelineOnlyIdleCores: a small body is copied serially and
+// TestLargeCopiesWays: a small body is copied with the attempt's buffer and
 // not counted; large ones (or of unknown size) are pipelined while they are
-// at most half the cores, serial beyond that, and a finished copy makes room.
-func TestLargeCopiesPipelineOnlyIdleCores(t *testing.T) {
-	limit := max(runtime.GOMAXPROCS(0)/2, 1)
-	var c largeCopies
-	if p, done := c.start(pipelineMin - 1); p {
-		t.Fatal("a small body is pipelined")
-	} else {
-		done()
-	}
-	var dones []func()
-	for i := range limit {
-		expect := int64(pipelineMin)
-		if i%2 == 1 {
-			expect = -1 // unknown size counts as large
-		}
-		p, done := c.start(expect)
-		if !p {
-			t.Fatalf("large copy %d of %d allowed is not pipelined", i+1, limit)
-		}
-		dones = append(dones, done)
-	}
-	p, done := c.start(1 << 30)
-	if p {
-		t.Fatalf("copy %d is pipelined with %d cores", limit+1, runtime.GOMAXPROCS(0))
-	}
-	done()
-	dones[0]()
-	if p, done := c.start(1 << 30); !p {
-		t.Fatal("no pipelining after a large copy ended")
-	} else {
-		done()
-	}
-	for _, done := range dones[1:] {
-		done()
-	}
-	if n := c.n.Load(); n != 0 {
-		t.Errorf("%d copies still counted after all ended", n)
+// at most (cores-1)/2, get a large buffer while at most half the cores (at
+// least one), and the small buffer beyond; a finished copy makes room.
+func TestLargeCopiesWays(t *testing.T) {
+	for _, tc := range []struct {
+		procs int
+		want  []copyWay // the ways of the 1st, 2nd, ... concurrent large copy, up to the first small
+	}{
+		{1, []copyWay{copyLarge, copySmall}},
+		{2, []copyWay{copyLarge, copySmall}},
+		{3, []copyWay{copyPipelined, copySmall}},
+		{4, []copyWay{copyPipelined, copyLarge, copySmall}},
+		{8, []copyWay{copyPipelined, copyPipelined, copyPipelined, copyLarge, copySmall}},
+	} {
+		t.Run(strconv.Itoa(tc.procs), func(t *testing.T) {
+			var c largeCopies
+			if way, done := c.start(largeMin-1, tc.procs); way != copySmall {
+				t.Fatalf("a small body is copied the way %d", way)
+			} else {
+				done()
+			}
+			var dones []func()
+			for i, want := range tc.want {
+				expect := int64(largeMin)
+				if i%2 == 1 {
+					expect = -1 // unknown size counts as large
+				}
+				way, done := c.start(expect, tc.procs)
+				if way != want {
+					t.Fatalf("large copy %d: way %d, want %d", i+1, way, want)
+				}
+				dones = append(dones, done)
+			}
+			// A copy's way follows the count in progress: with two
+			// ended, a new copy takes the way of the last but one.
+			last := len(dones) - 1
+			dones[0]()
+			dones[last]()
+			if way, done := c.start(1<<30, tc.procs); way != tc.want[last-1] {
+				t.Fatalf("after two copies ended: way %d, want %d", way, tc.want[last-1])
+			} else {
+				done()
+			}
+			for _, done := range dones[1:last] {
+				done()
+			}
+			if n := c.n.Load(); n != 0 {
+				t.Errorf("%d copies still counted after all ended", n)
+			}
+		})
 	}
 }
 
-// TestWriteBothWays: the serial and the pipelined copy write the same bytes
-// and hash, also from a reader that returns short reads, and both stop
-// before the part file passes the limit.
-func TestWriteBothWays(t *testing.T) {
+// TestWriteEveryWay: each way of copying writes the same bytes and hash,
+// also from a reader that returns short reads, and stops before the part
+// file passes the limit.
+func TestWriteEveryWay(t *testing.T) {
 	body := content(3<<20+777, 9)
 	for _, tc := range []struct {
-		name      string
-		pipelined bool
-		limit     int64
-		wantErr   error
+		name    string
+		way     copyWay
+		limit   int64
+		wantErr error
 	}{
-		{"serial", false, -1, nil},
-		{"pipelined", true, -1, nil},
-		{"serial over limit", false, 2 << 20, errTooBig},
-		{"pipelined over limit", true, 2 << 20, errTooBig},
+		{"small", copySmall, -1, nil},
+		{"large", copyLarge, -1, nil},
+		{"pipelined", copyPipelined, -1, nil},
+		{"small over limit", copySmall, 2 << 20, errTooBig},
+		{"large over limit", copyLarge, 2 << 20, errTooBig},
+		{"pipelined over limit", copyPipelined, 2 << 20, errTooBig},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -76,7 +90,7 @@ func TestWriteBothWays(t *testing.T) {
 			}
 			defer p.close()
 			buf := make([]byte, bufSize)
-			err = p.write(iotest.HalfReader(bytes.NewReader(body)), tc.limit, tc.pipelined, buf)
+			err = p.write(iotest.HalfReader(bytes.NewReader(body)), tc.limit, tc.way, buf)
 			if !errors.Is(err, tc.wantErr) {
 				t.Fatalf("write: %v, want %v", err, tc.wantErr)
 			}

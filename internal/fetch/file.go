@@ -10,13 +10,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
-	"sync"
 )
 
-// bufSize is the copy buffer: large reads keep system calls per byte low,
-// which is what lets one transfer approach curl's speed.
+// bufSize is the buffer of a small copy and of hashing a file already in
+// place: large enough that most bodies take one read, and held by every
+// transfer in flight (large copies may take a larger one: copy.go).
 const bufSize = 256 << 10
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}

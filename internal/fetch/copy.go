@@ -13,13 +13,17 @@ import (
 // goroutine or a megabyte per file is not worth it.
 const largeMin = 1 << 20
 
-// largeBufSize is the buffer of a large copy. Each read, write and (when
-// pipelined) hand-over to the hasher costs the same whatever its size, and
-// on a machine with dear system calls and wake-ups 1 MiB instead of
-// bufSize cut the CPU of one 1 GiB transfer by about a fifth.
+// largeBufSize is the buffer of a large copy. Each read and write (and,
+// when pipelined, hand-over to the hasher) costs about the same whatever its
+// size, and so does the runtime's work around it (strace -f -c of one GiB:
+// 8,064 epoll_pwait and 4,141 nanosleep calls with bufSize, 4,392 and 2,307
+// with 1 MiB). One GiB from a local origin on 2 cores, serial, took 1.25 s
+// of CPU with 1 MiB against 1.69 s with bufSize (medians of 10,
+// alternating), and pipelined 1.81 s against 2.16 s (medians of 8).
 const largeBufSize = 1 << 20
 
-// pipelineDepth is how many buffers are in flight between copy and hash.
+// pipelineDepth is how many buffers are in flight between copy and hash:
+// with 1 MiB buffers two kept both sides busy in the runs above.
 const pipelineDepth = 2
 
 // copyWay is how one body is copied.

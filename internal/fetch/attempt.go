@@ -53,6 +53,7 @@ func (f *Fetcher) attempt(ctx context.Context, t record.Task, ps paths, tr Trans
 	}
 	defer p.close()
 	p.progress = tr
+	p.writeBehind = f.o.Fsync
 	// Another transfer of the task may have finished between the check
 	// above and the lock. A part file we created ourselves needs no second
 	// look: if that happened, the rename at the end finds the final file

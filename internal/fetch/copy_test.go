@@ -2,8 +2,10 @@ package fetch
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -105,4 +107,58 @@ func TestWriteEveryWay(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestWriteBehind: with durable writes a large body has its writeback
+// started every writeBehindStep bytes, a reset starts the count again, and a
+// file that refuses the hint (here /dev/null) is written all the same.
+func TestWriteBehind(t *testing.T) {
+	body := content(2*writeBehindStep+writeBehindStep/2, 3)
+	for _, tc := range []struct {
+		name        string
+		writeBehind bool
+		want        int64
+	}{
+		{"durable", true, 2 * writeBehindStep},
+		{"not durable", false, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			p, err := openPart(filepath.Join(dir, "x.part"), filepath.Join(dir, "x.part.meta"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.close()
+			p.writeBehind = tc.writeBehind
+			if err := p.write(bytes.NewReader(body), -1, copyLarge, nil); err != nil {
+				t.Fatal(err)
+			}
+			if p.hinted != tc.want {
+				t.Errorf("writeback started for %d bytes, want %d", p.hinted, tc.want)
+			}
+			if err := p.reset(); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.write(bytes.NewReader(body[:writeBehindStep]), -1, copyLarge, nil); err != nil {
+				t.Fatal(err)
+			}
+			if want := min(tc.want, writeBehindStep); p.hinted != want {
+				t.Errorf("after a reset, writeback started for %d bytes, want %d", p.hinted, want)
+			}
+		})
+	}
+	t.Run("refused", func(t *testing.T) {
+		null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer null.Close()
+		p := &part{f: null, h: sha256.New(), progress: nopTransfer{}, writeBehind: true}
+		if err := p.write(bytes.NewReader(body), -1, copyLarge, nil); err != nil {
+			t.Fatalf("write to a file that refuses the hint: %v", err)
+		}
+		if p.size != int64(len(body)) || p.writeBehind || p.hinted != 0 {
+			t.Errorf("size %d, writeBehind %v, hinted %d; want %d, false, 0", p.size, p.writeBehind, p.hinted, len(body))
+		}
+	})
 }

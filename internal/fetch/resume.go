@@ -71,6 +71,8 @@ type part struct {
 	private        bool // a transfer's own part file, beside a busy shared one: never resumed
 	fresh          bool // created by this transfer: empty, with no sidecar
 	progress       Transfer
+	writeBehind    bool  // start the writeback of what is written as it goes (durable writes)
+	hinted         int64 // bytes whose writeback was started
 }
 
 // openPart opens and locks the part file, creating it if needed. The lock
@@ -206,7 +208,7 @@ func (p *part) resumable(t record.Task) bool {
 // reset empties the part file for a transfer from the first byte.
 func (p *part) reset() error {
 	p.h.Reset()
-	p.size, p.meta = 0, meta{}
+	p.size, p.meta, p.hinted = 0, meta{}, 0
 	if err := p.f.Truncate(0); err != nil {
 		return fmt.Errorf("truncate part file: %w", err)
 	}

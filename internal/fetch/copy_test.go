@@ -85,14 +85,9 @@ func TestWriteEveryWay(t *testing.T) {
 		{"pipelined over limit", copyPipelined, 2 << 20, errTooBig},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			p, err := openPart(filepath.Join(dir, "x.part"), filepath.Join(dir, "x.part.meta"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer p.close()
+			p := tempPart(t)
 			buf := make([]byte, bufSize)
-			err = p.write(iotest.HalfReader(bytes.NewReader(body)), tc.limit, tc.way, buf)
+			err := p.write(iotest.HalfReader(bytes.NewReader(body)), tc.limit, tc.way, buf)
 			if !errors.Is(err, tc.wantErr) {
 				t.Fatalf("write: %v, want %v", err, tc.wantErr)
 			}
@@ -123,12 +118,7 @@ func TestWriteBehind(t *testing.T) {
 		{"not durable", false, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			p, err := openPart(filepath.Join(dir, "x.part"), filepath.Join(dir, "x.part.meta"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer p.close()
+			p := tempPart(t)
 			p.writeBehind = tc.writeBehind
 			if err := p.write(bytes.NewReader(body), -1, copyLarge, nil); err != nil {
 				t.Fatal(err)
@@ -161,4 +151,17 @@ func TestWriteBehind(t *testing.T) {
 			t.Errorf("size %d, writeBehind %v, hinted %d; want %d, false, 0", p.size, p.writeBehind, p.hinted, len(body))
 		}
 	})
+}
+
+// tempPart opens a fresh part file in a directory of the test's own, closed
+// when the test ends.
+func tempPart(t *testing.T) *part {
+	t.Helper()
+	dir := t.TempDir()
+	p, err := openPart(filepath.Join(dir, "x.part"), filepath.Join(dir, "x.part.meta"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.close)
+	return p
 }

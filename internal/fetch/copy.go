@@ -196,9 +196,9 @@ const writeBehindStep = 8 << 20
 // the last call to disk, without waiting for them, so that the sync that
 // makes the file durable at the end finds little left to write (as RocksDB's
 // bytes_per_sync does). Without it nothing of a large file is written before
-// that sync (the kernel's own writeback waits for seconds or for gigabytes
-// of dirty pages): one GiB on this machine waited 0.75 s in the final
-// syncfs, and 0.13 s with it. It is a hint: durability still comes from the
+// that sync (the kernel's own writeback waits 30 s or for gigabytes of
+// dirty pages by default): one GiB on the 2-core benchmark machine waited
+// 0.75 s in the final syncfs, and 0.13 s with the hint. It is a hint: durability still comes from the
 // sync, which reports any write error, so a filesystem that refuses the hint
 // only stops being given it.
 func (p *part) startWriteback() {

@@ -198,9 +198,9 @@ const writeBehindStep = 8 << 20
 // bytes_per_sync does). Without it nothing of a large file is written before
 // that sync (the kernel's own writeback waits 30 s or for gigabytes of
 // dirty pages by default): one GiB on the 2-core benchmark machine waited
-// 0.75 s in the final syncfs, and 0.13 s with the hint. It is a hint: durability still comes from the
-// sync, which reports any write error, so a filesystem that refuses the hint
-// only stops being given it.
+// 0.75 s in the final syncfs, and 0.13 s with the hint. It is only a hint:
+// durability still comes from the sync, which reports any write error, so
+// a filesystem that refuses the hint only stops being given it.
 func (p *part) startWriteback() {
 	err := unix.SyncFileRange(int(p.f.Fd()), p.hinted, p.size-p.hinted, unix.SYNC_FILE_RANGE_WRITE)
 	if err != nil {

@@ -377,3 +377,51 @@ func tail(s string) string {
 	}
 	return strings.Join(keep, "\n")
 }
+
+// A worker whose disk fills up fails the files that met the full disk
+// without charging their rows, gives back what it had not started, and
+// stops with one line that says why, so that a full disk on one machine
+// cannot fail the queue. Once there is room, every row ends done.
+func TestFullDiskLosesNothing(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	files := e.insert(manyFiles(40, 64<<10))
+	disk := testenv.SmallDisk(t, 512<<10, false) // room for about seven
+	if r := testenv.Pipeline(t, bg, nil, e.proc("dl-select", "--limit", "0"), e.proc("dl-enqueue")); !r.OK() {
+		t.Fatalf("distributor round failed:\n%s", r)
+	}
+	r := testenv.Pipeline(t, bg, nil,
+		testenv.Proc{Bin: e.tool("dl-fetch"), Args: []string{"--mode", "batch", "--concurrency", "4"}, Env: e.with("DL_DIR=" + disk)},
+		e.proc("dl-mark"))
+	fetch, mark := r.Procs[0], r.Procs[1]
+	if fetch.Err == nil || mark.Err != nil {
+		t.Fatalf("want dl-fetch to fail and dl-mark to record what it got:\n%s", r)
+	}
+	last := lines(fetch.Stderr)
+	if msg := last[len(last)-1]; !strings.Contains(msg, "full or read-only") || !strings.Contains(msg, "no space left on device") || !strings.Contains(msg, disk) {
+		t.Fatalf("last line of dl-fetch's stderr %q does not say that %s is full", msg, disk)
+	}
+	recorded := lines(r.Stdout)
+	if len(recorded) == 0 || len(recorded) >= len(files) {
+		t.Fatalf("%d results recorded of %d files: the disk did not stop the worker", len(recorded), len(files))
+	}
+	if n := e.count("status = -1 OR attempts > 0"); n != 0 {
+		t.Fatalf("%d rows failed or charged an attempt for a full disk", n)
+	}
+	if n := e.count("status = 2 AND worker IS NOT NULL"); n != 0 {
+		t.Fatalf("%d rows still held by the stopped worker", n)
+	}
+	if n := e.count("status = 0 AND error_message LIKE '%no space left on device%'"); n == 0 {
+		t.Fatal("no row given back with the disk's error")
+	}
+
+	// With room again, a distributor round and a worker finish the rest.
+	if r := testenv.Pipeline(t, bg, nil, e.proc("dl-select", "--limit", "0"), e.proc("dl-enqueue")); !r.OK() {
+		t.Fatalf("second distributor round failed:\n%s", r)
+	}
+	if r := testenv.Pipeline(t, bg, nil, e.proc("dl-fetch", "--mode", "batch", "--concurrency", "4"), e.proc("dl-mark")); !r.OK() {
+		t.Fatalf("worker with room failed:\n%s", r)
+	}
+	e.checkRows(files)
+	e.noPartials()
+}

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -41,6 +42,14 @@ var (
 
 func failure(retryable bool, err error) outcome {
 	return outcome{err: err, retryable: retryable}
+}
+
+// diskRefused tells whether err is the local filesystem refusing to store
+// anything more: full, over quota, or read-only. That is no fault of the
+// task, and while it lasts no retry of it, nor any other task, can succeed
+// on this machine. No network error carries these codes.
+func diskRefused(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || errors.Is(err, syscall.EROFS)
 }
 
 // transportFailure classifies an error from sending the request or reading

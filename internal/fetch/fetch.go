@@ -226,7 +226,8 @@ func (f *Fetcher) paths(t record.Task) paths {
 // Fetch downloads t and reports what happened. It never panics and always
 // returns a result: done with the file's path, size and sha256, or failed
 // with one line of error and whether trying again later may help. Transient
-// failures are retried in process up to Options.Retries times first.
+// failures are retried in process up to Options.Retries times first; a
+// failure of the local disk (full, read-only) is not, and is marked Local.
 func (f *Fetcher) Fetch(ctx context.Context, t record.Task) (res record.Result) {
 	start := time.Now()
 	tr := f.observe(t)
@@ -267,6 +268,13 @@ func (f *Fetcher) Fetch(ctx context.Context, t record.Task) (res record.Result) 
 			res.Outcome, res.Path, res.Bytes, res.SHA256 = record.Done, o.path, o.bytes, o.sum
 			res.Error, res.Retryable = "", false
 			res.Attempt = t.Attempt + failures
+			return res
+		}
+		if diskRefused(o.err) {
+			// Our disk's failure, not the task's: it is not charged an
+			// attempt, and waiting here would not free any space.
+			res.Attempt = t.Attempt
+			res.Error, res.Retryable, res.Local = oneLine(o.err.Error()), true, true
 			return res
 		}
 		failures++

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"io/fs"
 	"log"
 	"net/http"
 	"net/http/httptest"
@@ -14,11 +15,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/dlkit/dl/internal/layout"
 	"github.com/dlkit/dl/internal/record"
+	"github.com/dlkit/dl/internal/testenv"
 )
 
 func TestFetchDone(t *testing.T) {
@@ -405,6 +408,60 @@ func TestFetchLocalFailures(t *testing.T) {
 			if res.Outcome != record.Failed || res.Retryable != tt.retryable || !strings.Contains(res.Error, tt.errWant) {
 				t.Errorf("got %+v; want failure %q, retryable %v", res, tt.errWant, tt.retryable)
 			}
+		})
+	}
+}
+
+// TestFetchDiskRefused: a full or read-only download directory is the
+// worker's failure, not the task's: the result is Local, charges no attempt,
+// is not retried in process, and leaves no part file taking space.
+func TestFetchDiskRefused(t *testing.T) {
+	var requests atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		w.Header().Set("Content-Length", strconv.Itoa(n))
+		w.Write(content(n, 7))
+	}))
+	defer srv.Close()
+	tests := []struct {
+		name     string
+		size     int    // body bytes
+		readOnly bool   // the disk is mounted read-only
+		want     string // in the error; "" for a done result
+		requests int64  // the origin saw
+	}{
+		{"room enough", 64 << 10, false, "", 1},
+		{"full during the body", 512 << 10, false, "no space left on device", 1},
+		{"read-only", 4 << 10, true, "read-only file system", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			requests.Store(0)
+			disk := testenv.SmallDisk(t, 256<<10, tt.readOnly)
+			f := newFetcher(t, Options{Dir: disk, Fsync: true, Retries: 3})
+			task := record.Task{ID: "1", URL: fmt.Sprintf("%s/f?n=%d", srv.URL, tt.size), Attempt: 2}
+			res := f.Fetch(context.Background(), task)
+			if got := requests.Load(); got != tt.requests {
+				t.Errorf("origin saw %d requests; want %d (no retry in process)", got, tt.requests)
+			}
+			if tt.want == "" {
+				checkDone(t, res, content(tt.size, 7))
+				if res.Local {
+					t.Error("a done result is marked Local")
+				}
+				return
+			}
+			if res.Outcome != record.Failed || !res.Local || !res.Retryable || res.Attempt != task.Attempt ||
+				!strings.Contains(res.Error, tt.want) || !strings.Contains(res.Error, disk) {
+				t.Fatalf("got %+v; want a Local, retryable failure naming %s and %q, attempt still %d", res, disk, tt.want, task.Attempt)
+			}
+			filepath.WalkDir(disk, func(path string, d fs.DirEntry, err error) error {
+				if err == nil && !d.IsDir() {
+					t.Errorf("%s left on the full disk", path)
+				}
+				return nil
+			})
 		})
 	}
 }

@@ -51,12 +51,16 @@ type Result struct {
 	SHA256   string  `json:"sha256,omitempty"`
 	HTTP     int     `json:"http_status,omitempty"`
 	Duration float64 `json:"duration"` // seconds
-	Attempt  int     `json:"attempt"`  // failed attempts before this result, plus this one if it failed
+	Attempt  int     `json:"attempt"`  // failed attempts before this result, plus this one if it failed, unless Local
 	Error    string  `json:"error,omitempty"`
 	// Retryable marks a failure worth another attempt later (5xx, timeouts,
 	// resets); dl-mark puts such a row back to pending until attempts run out.
-	Retryable bool   `json:"retryable,omitempty"`
-	Token     string `json:"token,omitempty"`
+	Retryable bool `json:"retryable,omitempty"`
+	// Local marks a failure of the worker's own disk (full, over quota or
+	// read-only), not of the task: it costs the task no attempt, and dl-mark
+	// puts the row back to pending at once for any worker to take.
+	Local bool   `json:"local,omitempty"`
+	Token string `json:"token,omitempty"`
 }
 
 // MaxLine is the longest line any tool accepts; longer lines are rejected
@@ -187,6 +191,9 @@ func ParseResult(line []byte) (Result, error) {
 	}
 	if r.Outcome == Done && r.Path == "" {
 		return Result{}, fmt.Errorf("result %q: done without a path", r.ID)
+	}
+	if r.Outcome == Done && r.Local {
+		return Result{}, fmt.Errorf("result %q: done, yet marked as a failure of the local disk", r.ID)
 	}
 	return r, nil
 }

@@ -60,6 +60,8 @@ func TestParseResult(t *testing.T) {
 		{`{"id":"1","url":"u","outcome":"done","path":"p","bytes":1}`, ""},
 		{`{"id":"1","outcome":"failed","error":"x"}`, ""},
 		{`{"id":"1","outcome":"done"}`, "done without a path"},
+		{`{"id":"1","outcome":"done","path":"p","local":true}`, "local disk"},
+		{`{"id":"1","outcome":"failed","error":"write x: no space left on device","retryable":true,"local":true}`, ""},
 		{`{"id":"1","outcome":"maybe"}`, "outcome"},
 		{`{"outcome":"done","path":"p"}`, `no "id"`},
 		{`[]`, "not a JSON result line"},

@@ -34,6 +34,11 @@ const (
 	error_message = NULL, claim_token = NULL, lease_until = NULL, next_attempt_at = NULL, finished_at = NOW(3)`
 	sqlMarkRetry = `INSERT INTO %[1]s (id, url, %[2]s) VALUES %[3]s ON DUPLICATE KEY UPDATE status = 0, %[4]s,
 	claim_token = NULL, lease_until = NULL`
+	// A failure of the worker's own disk: the row goes back to pending at
+	// once, as a give-back does, uncharged (attempts unchanged, the delivery
+	// not counted, so no poison count builds up).
+	sqlMarkReturned = `INSERT INTO %[1]s (id, url, %[2]s) VALUES %[3]s ON DUPLICATE KEY UPDATE status = 0, %[4]s,
+	claim_token = NULL, lease_until = NULL, next_attempt_at = NULL, worker = NULL, deliveries = GREATEST(deliveries - 1, 0)`
 	sqlMarkFailed = `INSERT INTO %[1]s (id, url, %[2]s) VALUES %[3]s ON DUPLICATE KEY UPDATE status = -1, file_path = NULL, %[4]s,
 	claim_token = NULL, lease_until = NULL, next_attempt_at = NULL, finished_at = NOW(3)`
 )
@@ -62,7 +67,7 @@ type Marked int
 // What a result did to its row.
 const (
 	MarkedDone      Marked = iota // row is done
-	MarkedRetry                   // row is pending again, after a backoff
+	MarkedRetry                   // row is pending again: after a backoff, or at once after a Local failure
 	MarkedFailed                  // row failed for good
 	MarkedDuplicate               // the row is no longer held under this result's token: nothing written
 )
@@ -100,7 +105,7 @@ func (s *Store) mark(ctx context.Context, results []record.Result, order []int, 
 		return nil, err
 	}
 	out := make([]Marked, len(results))
-	var done, retry, failed columns
+	var done, retry, returned, failed columns
 	for _, i := range order {
 		r := results[i]
 		row, ok := held[r.ID]
@@ -118,6 +123,9 @@ func (s *Store) mark(ctx context.Context, results []record.Result, order []int, 
 			out[i] = MarkedDone
 			done.add(r.ID, "file_path", r.Path, "download_time", r.Duration, "bytes", r.Bytes, "sha256", r.SHA256,
 				"http_status", nullInt(r.HTTP), "attempts", r.Attempt)
+		case r.Local:
+			out[i] = MarkedRetry
+			returned.add(r.ID, "download_time", r.Duration, "http_status", nullInt(r.HTTP), "error_message", r.Error)
 		case r.Retryable && r.Attempt < p.MaxAttempts:
 			out[i] = MarkedRetry
 			retry.add(r.ID, "download_time", r.Duration, "http_status", nullInt(r.HTTP), "attempts", r.Attempt,
@@ -134,7 +142,7 @@ func (s *Store) mark(ctx context.Context, results []record.Result, order []int, 
 	for _, u := range []struct {
 		stmt string
 		cols *columns
-	}{{sqlMarkDone, &done}, {sqlMarkRetry, &retry}, {sqlMarkFailed, &failed}} {
+	}{{sqlMarkDone, &done}, {sqlMarkRetry, &retry}, {sqlMarkReturned, &returned}, {sqlMarkFailed, &failed}} {
 		if len(u.cols.ids) == 0 {
 			continue
 		}

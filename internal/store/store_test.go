@@ -308,6 +308,48 @@ func TestMark(t *testing.T) {
 	}
 }
 
+// claimAndTake claims tasks as dl-enqueue does and takes them as a worker
+// does, and returns them as taken.
+func claimAndTake(t *testing.T, st *store.Store, tasks []record.Task) []record.Task {
+	t.Helper()
+	claimed, err := st.Claim(context.Background(), tasks, store.ClaimOptions{QueueLease: time.Hour, Stale: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	taken, err := st.Take(context.Background(), claimed, 30*time.Second, "host:1")
+	if err != nil || len(taken) != len(tasks) {
+		t.Fatalf("take: %d tasks of %d, %v", len(taken), len(tasks), err)
+	}
+	return taken
+}
+
+// TestMarkLocal: a result that failed on the worker's own disk puts the row
+// back to pending at once, uncharged: attempts unchanged and the delivery
+// not counted, as a give-back does, with the error kept for the operator.
+func TestMarkLocal(t *testing.T) {
+	st, db := open(t)
+	ensure(t, st)
+	tasks := insert(t, db, 2)
+	exec(t, db, "UPDATE files SET attempts = 2")
+	taken := claimAndTake(t, st, tasks)
+	full := "write part file: write /d/1.part: no space left on device"
+	results := []record.Result{
+		{ID: "1", Outcome: record.Failed, Error: full, Retryable: true, Local: true, Attempt: 2, HTTP: 200, Token: taken[0].Token},
+		{ID: "2", Outcome: record.Failed, Error: "status 503", Retryable: true, Attempt: 3, HTTP: 503, Token: taken[1].Token},
+	}
+	marked, err := st.Mark(context.Background(), results, store.RetryPolicy{MaxAttempts: 3, Base: time.Minute, Max: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if marked[0] != store.MarkedRetry || marked[1] != store.MarkedFailed {
+		t.Fatalf("marked %v, want [retry failed]", marked)
+	}
+	cols := "id, status, attempts, deliveries, claim_token IS NULL, worker IS NULL, lease_until IS NULL, next_attempt_at IS NULL, error_message"
+	if got, want := dump(t, db, cols), "1|0|2|0|1|1|1|1|"+full+";2|-1|3|1|1|0|1|1|status 503 (gave up after 3 attempts)"; got != want {
+		t.Fatalf("rows:\n got %s\nwant %s", got, want)
+	}
+}
+
 func TestTakeAndRenew(t *testing.T) {
 	st, db := open(t)
 	ensure(t, st)
@@ -415,14 +457,7 @@ func TestGiveBack(t *testing.T) {
 	st, db := open(t)
 	ensure(t, st)
 	tasks := insert(t, db, 2)
-	claimed, err := st.Claim(context.Background(), tasks, store.ClaimOptions{QueueLease: time.Hour, Stale: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	taken, err := st.Take(context.Background(), claimed, 30*time.Second, "host:1")
-	if err != nil || len(taken) != 2 {
-		t.Fatalf("take: %d tasks, %v", len(taken), err)
-	}
+	taken := claimAndTake(t, st, tasks)
 	stale := taken[1]
 	stale.Token = "someone-elses-token"
 	if err := st.GiveBack(context.Background(), []record.Task{taken[0], stale}); err != nil {

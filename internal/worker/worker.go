@@ -12,6 +12,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -80,6 +81,10 @@ func run(ctx context.Context, f Fetcher, o Options, out io.Writer, src feed, onR
 		}
 		return err
 	})
+	// The first failure of our own disk (full, read-only) stops the feed as
+	// the exit flag does: every task would fail the same way, and a worker
+	// that went on would fail the whole queue. The run then ends in error.
+	var refused atomic.Pointer[record.Result]
 	var transfers sync.WaitGroup
 	for range workers {
 		transfers.Add(1)
@@ -107,6 +112,11 @@ func run(ctx context.Context, f Fetcher, o Options, out io.Writer, src feed, onR
 				if onResult != nil {
 					onResult(t)
 				}
+				if r.Local && refused.CompareAndSwap(nil, &r) {
+					slog.Error("the download directory refused a file: taking no more tasks", "id", r.ID, "err", r.Error)
+					sl.stopped.Store(true)
+					stopFeed()
+				}
 			}
 		}()
 	}
@@ -122,8 +132,16 @@ func run(ctx context.Context, f Fetcher, o Options, out io.Writer, src feed, onR
 	}
 	err := g.Wait()
 	st.logLine("finished")
+	if r := refused.Load(); r != nil && err == nil {
+		err = fmt.Errorf("%w: task %s: %s", ErrDiskRefused, r.ID, r.Error)
+	}
 	return st, err
 }
+
+// ErrDiskRefused ends a run that stopped because the download directory
+// refused a file: the tasks it had not started are left for later (given
+// back, in queue mode), and those that failed on it were not charged.
+var ErrDiskRefused = errors.New("stopped taking tasks: the download directory's filesystem is full or read-only")
 
 // slots counts idle transfers, so a feed can pop as many tasks at once as
 // there are transfers to take them.

@@ -3,6 +3,8 @@ package worker
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -18,6 +20,7 @@ import (
 type countingFetcher struct {
 	inFlight, peak atomic.Int64
 	fail           string // URL substring that fails
+	full           string // URL substring that fails on a full disk
 }
 
 func (f *countingFetcher) Fetch(ctx context.Context, t record.Task) record.Result {
@@ -32,6 +35,9 @@ func (f *countingFetcher) Fetch(ctx context.Context, t record.Task) record.Resul
 	select {
 	case <-time.After(20 * time.Millisecond):
 	case <-ctx.Done():
+	}
+	if f.full != "" && strings.Contains(t.URL, f.full) {
+		return record.Result{ID: t.ID, URL: t.URL, Outcome: record.Failed, Error: "write /d/x.part: no space left on device", Retryable: true, Local: true}
 	}
 	if f.fail != "" && strings.Contains(t.URL, f.fail) {
 		return record.Result{ID: t.ID, URL: t.URL, Outcome: record.Failed, Error: "boom"}
@@ -107,6 +113,30 @@ func TestStopFinishesInFlight(t *testing.T) {
 	w.Close()
 	if n := strings.Count(out.String(), "\n"); n != 2 {
 		t.Fatalf("%d results after stop, want the 2 in flight:\n%s", n, out.String())
+	}
+}
+
+// TestDiskRefusedStops: the first failure of the local disk stops the feed,
+// so a full disk fails a few tasks, not the whole input, and the run ends
+// with an error that says why.
+func TestDiskRefusedStops(t *testing.T) {
+	f := &countingFetcher{full: "/full"}
+	var in strings.Builder
+	for i := range 40 {
+		if i == 2 {
+			in.WriteString("http://h/full\n")
+		}
+		fmt.Fprintf(&in, "http://h/%d\n", i)
+	}
+	var out bytes.Buffer
+	err := RunLines(context.Background(), f, strings.NewReader(in.String()), Options{Concurrency: 2}, &out)
+	if !errors.Is(err, ErrDiskRefused) || !strings.Contains(err.Error(), "http://h/full: write /d/x.part: no space left on device") {
+		t.Fatalf("err %v, want %v naming the task and its error", err, ErrDiskRefused)
+	}
+	// Started before the stop: the first two, the full one, the one beside
+	// it, and one the feed handed over as the stop came.
+	if n := strings.Count(out.String(), "\n"); n > 5 || !strings.Contains(out.String(), `"local":true`) {
+		t.Fatalf("%d result lines of 41, want at most 5 with the local failure among them:\n%s", n, out.String())
 	}
 }
 

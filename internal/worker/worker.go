@@ -53,8 +53,8 @@ type feed func(ctx context.Context, s *slots, tasks chan<- record.Task) error
 // run is the engine shared by every source. onResult is called after a
 // result is handed to the writer (to drop the task's lease). onSkip is
 // called for each prefetched task not started because a stop came first
-// (the first signal or the exit flag): a stop finishes what has started,
-// and the source gives the rest back. Either may be nil.
+// (the first signal, the exit flag, a full disk): a stop finishes what has
+// started, and the source gives the rest back. Either may be nil.
 func run(ctx context.Context, f Fetcher, o Options, out io.Writer, src feed, onResult, onSkip func(record.Task)) (*stats, error) {
 	hard := tool.Hard(ctx)
 	g, gctx := errgroup.WithContext(hard)
@@ -91,9 +91,14 @@ func run(ctx context.Context, f Fetcher, o Options, out io.Writer, src feed, onR
 		go func() {
 			defer transfers.Done()
 			for t := range tasks {
-				if (feedCtx.Err() != nil || sl.stopped.Load()) && onSkip != nil {
+				// After a stop nothing new starts: a task the feed handed
+				// over as the stop came goes back to its source, if it has
+				// a way back (the queue), or is left like the lines unread.
+				if feedCtx.Err() != nil || sl.stopped.Load() {
 					sl.release(1)
-					onSkip(t)
+					if onSkip != nil {
+						onSkip(t)
+					}
 					continue
 				}
 				st.started.Add(1)

@@ -398,7 +398,7 @@ func TestFullDiskLosesNothing(t *testing.T) {
 		t.Fatalf("want dl-fetch to fail and dl-mark to record what it got:\n%s", r)
 	}
 	last := lines(fetch.Stderr)
-	if msg := last[len(last)-1]; !strings.Contains(msg, "full or read-only") || !strings.Contains(msg, "no space left on device") || !strings.Contains(msg, disk) {
+	if msg := last[len(last)-1]; !strings.Contains(msg, "stopped taking tasks") || !strings.Contains(msg, "no space left on device") || !strings.Contains(msg, disk) {
 		t.Fatalf("last line of dl-fetch's stderr %q does not say that %s is full", msg, disk)
 	}
 	recorded := lines(r.Stdout)

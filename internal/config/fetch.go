@@ -37,6 +37,8 @@ func FetchFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "stall-timeout", EnvVars: []string{"DL_STALL_TIMEOUT"}, Value: 60 * time.Second, Usage: "give up on a transfer that receives less than 1 KiB in this long"},
 		&cli.DurationFlag{Name: "max-time", EnvVars: []string{"DL_MAX_TIME"}, Usage: "overall limit per task, retries included (0: none)"},
 		&cli.StringFlag{Name: "max-size", EnvVars: []string{"DL_MAX_SIZE"}, Value: "0", Usage: "largest file in `bytes`, with an optional K, M or G (binary) suffix (0: no limit)"},
+		&cli.StringFlag{Name: "min-free", EnvVars: []string{"DL_MIN_FREE"}, Value: "0",
+			Usage: "free `bytes` to leave on the download directory's disk (K, M, G, T): below it dl-fetch starts no download and stops, as on a full disk (0: none)"},
 		&cli.IntFlag{Name: "max-redirects", EnvVars: []string{"DL_MAX_REDIRECTS"}, Value: 10, Usage: "redirects to follow (0: none)"},
 		&cli.StringFlag{Name: "metrics-listen", EnvVars: []string{"DL_METRICS_LISTEN"},
 			Usage: "serve Prometheus metrics on this `address` (a bare :port listens on loopback; empty: off)"},
@@ -67,6 +69,10 @@ func FetchOptions(c *cli.Context) (fetch.Options, error) {
 	if err != nil {
 		return fetch.Options{}, fmt.Errorf("--max-size: %w", err)
 	}
+	minFree, err := ParseBytes(c.String("min-free"))
+	if err != nil {
+		return fetch.Options{}, fmt.Errorf("--min-free: %w", err)
+	}
 	limitRate, err := ParseBytes(c.String("limit-rate"))
 	if err != nil {
 		return fetch.Options{}, fmt.Errorf("--limit-rate: %w", err)
@@ -75,7 +81,7 @@ func FetchOptions(c *cli.Context) (fetch.Options, error) {
 		Dir: c.String("dir"), Layout: lay, Fsync: c.Bool("fsync"), FsyncEach: c.Bool("fsync-each"),
 		UserAgent: c.String("user-agent"), Header: h,
 		ConnectTimeout: c.Duration("connect-timeout"), StallTimeout: c.Duration("stall-timeout"), MaxTime: c.Duration("max-time"),
-		MaxSize: maxSize, MaxRedirects: redirects(c.Int("max-redirects")), Retries: c.Int("retries"), MaxAttempts: c.Int("max-attempts"),
+		MaxSize: maxSize, MinFree: minFree, MaxRedirects: redirects(c.Int("max-redirects")), Retries: c.Int("retries"), MaxAttempts: c.Int("max-attempts"),
 		PerHost: c.Int("per-host"), LimitRate: limitRate,
 		Logger: slog.Default(),
 	}, nil

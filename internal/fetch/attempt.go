@@ -43,6 +43,9 @@ func (f *Fetcher) attempt(ctx context.Context, t record.Task, ps paths, tr Trans
 			return o
 		}
 	}
+	if err := f.room.check(); err != nil {
+		return failure(true, err)
+	}
 	p, err := f.openPart(ps)
 	if errors.Is(err, errBusy) {
 		f.log.Debug("part file busy; downloading into a private one", "id", t.ID, "path", ps.part)

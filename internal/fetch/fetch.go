@@ -77,6 +77,11 @@ type Options struct {
 	MaxSize      int64 // largest file accepted, in bytes; 0 = no limit
 	MaxRedirects int   // default 10; negative = follow none
 
+	// MinFree is the free space, in bytes, to leave on Dir's filesystem: a
+	// task that starts below it fails as on a full disk (Local), before it
+	// writes anything. 0 = none.
+	MinFree int64
+
 	// Retries is how many times a transient failure is retried in process,
 	// after an exponential backoff with jitter (first retry within a
 	// second), or after the server's Retry-After when that is at most a
@@ -134,6 +139,7 @@ type Fetcher struct {
 	hosts        *hostLimit               // nil: no per-host limit
 	limit        *rate.Limiter            // nil: no bandwidth limit
 	large        largeCopies              // copies of large bodies in progress
+	room         *room                    // nil: no floor of free space
 }
 
 // New checks o and builds the Fetcher and its HTTP client.
@@ -143,6 +149,8 @@ func New(o Options) (*Fetcher, error) {
 		return nil, errors.New("timeouts must not be negative")
 	case o.MaxSize < 0:
 		return nil, errors.New("max size must not be negative")
+	case o.MinFree < 0:
+		return nil, errors.New("min free must not be negative")
 	case o.Retries < 0:
 		return nil, errors.New("retries must not be negative")
 	case o.Transfers < 0:
@@ -187,6 +195,7 @@ func New(o Options) (*Fetcher, error) {
 		transfers:    newTransferLimit(o.Transfers),
 		hosts:        newHostLimit(o.PerHost),
 		limit:        newRateLimit(o.LimitRate),
+		room:         newRoom(o.Dir, o.MinFree),
 	}, nil
 }
 

@@ -328,6 +328,7 @@ func TestNew(t *testing.T) {
 		{"zero", Options{}, true},
 		{"negative timeout", Options{StallTimeout: -time.Second}, false},
 		{"negative max size", Options{MaxSize: -1}, false},
+		{"negative min free", Options{MinFree: -1}, false},
 		{"negative retries", Options{Retries: -1}, false},
 		{"unknown layout", Options{Layout: layout.Layout(9)}, false},
 	}
@@ -463,6 +464,31 @@ func TestFetchDiskRefused(t *testing.T) {
 				return nil
 			})
 		})
+	}
+}
+
+// TestFetchMinFree: below the floor of free space a task fails as on a full
+// disk before it asks the origin for anything; above it, it downloads.
+func TestFetchMinFree(t *testing.T) {
+	var requests atomic.Int64
+	body := content(200<<10, 9)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		w.Write(body)
+	}))
+	defer srv.Close()
+	disk := testenv.SmallDisk(t, 1<<20, false)
+	f := newFetcher(t, Options{Dir: filepath.Join(disk, "not-yet-made"), MinFree: 900 << 10, Retries: 3})
+	f.room.every = 0 // look at the free space for every task
+	checkDone(t, f.Fetch(context.Background(), record.Task{ID: "1", URL: srv.URL + "/a"}), body)
+	// 1 MiB less 200 KiB is below the floor of 900 KiB.
+	res := f.Fetch(context.Background(), record.Task{ID: "2", URL: srv.URL + "/b", Attempt: 1})
+	if res.Outcome != record.Failed || !res.Local || res.Attempt != 1 ||
+		!strings.Contains(res.Error, "below --min-free 0.9 MiB") || !strings.Contains(res.Error, "no space left on device") {
+		t.Fatalf("got %+v; want a Local failure naming the floor", res)
+	}
+	if n := requests.Load(); n != 1 {
+		t.Fatalf("origin saw %d requests; want 1 (none below the floor)", n)
 	}
 }
 

@@ -144,9 +144,9 @@ func run(ctx context.Context, f Fetcher, o Options, out io.Writer, src feed, onR
 }
 
 // ErrDiskRefused ends a run that stopped because the download directory
-// refused a file: the tasks it had not started are left for later (given
+// refused a file (full, below the floor of free space, or read-only): the tasks it had not started are left for later (given
 // back, in queue mode), and those that failed on it were not charged.
-var ErrDiskRefused = errors.New("stopped taking tasks: the download directory's filesystem is full or read-only")
+var ErrDiskRefused = errors.New("stopped taking tasks: the download directory's filesystem is full, below --min-free or read-only")
 
 // slots counts idle transfers, so a feed can pop as many tasks at once as
 // there are transfers to take them.

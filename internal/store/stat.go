@@ -26,10 +26,11 @@ const (
 	sqlStatRecent = `SELECT status, COUNT(*), COALESCE(SUM(bytes), 0) FROM %[1]s
 	WHERE finished_at >= NOW(3) - INTERVAL ? MICROSECOND AND status IN (1, -1) GROUP BY status`
 	sqlStatOldest = `SELECT TIMESTAMPDIFF(MICROSECOND, MIN(created_at), NOW(3)) FROM %[1]s WHERE status = 0`
-	// Messages differ by URL; grouping them with the URL cut out shows the
-	// causes (a dead host, a 404 storm) instead of a list of URLs. Failed rows
-	// and rows that failed before and wait to be tried again.
-	sqlStatErrors = `SELECT REGEXP_REPLACE(error_message, '[a-z]+://[^ ]*[^ :]', '<url>') AS msg, COUNT(*) AS n FROM %[1]s
+	// Messages differ by URL and by file; grouping them with URLs and
+	// absolute paths cut out shows the causes (a dead host, a 404 storm, a
+	// full disk) instead of a list of URLs or files. Failed rows and rows
+	// that failed before and wait to be tried again.
+	sqlStatErrors = `SELECT REGEXP_REPLACE(REGEXP_REPLACE(error_message, '[a-z]+://[^ ]*[^ :]', '<url>'), '(?<![^ ])/[^ :]*', '<path>') AS msg, COUNT(*) AS n FROM %[1]s
 	WHERE (status = -1 OR (status = 0 AND next_attempt_at IS NOT NULL)) AND error_message IS NOT NULL
 	GROUP BY msg ORDER BY n DESC, msg LIMIT ?`
 )

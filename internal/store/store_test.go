@@ -344,9 +344,41 @@ func TestMarkLocal(t *testing.T) {
 	if marked[0] != store.MarkedRetry || marked[1] != store.MarkedFailed {
 		t.Fatalf("marked %v, want [retry failed]", marked)
 	}
-	cols := "id, status, attempts, deliveries, claim_token IS NULL, worker IS NULL, lease_until IS NULL, next_attempt_at IS NULL, error_message"
-	if got, want := dump(t, db, cols), "1|0|2|0|1|1|1|1|"+full+";2|-1|3|1|1|0|1|1|status 503 (gave up after 3 attempts)"; got != want {
+	cols := "id, status, attempts, deliveries, claim_token IS NULL, worker IS NULL, lease_until IS NULL, next_attempt_at <= NOW(3), error_message"
+	if got, want := dump(t, db, cols), "1|0|2|0|1|1|1|1|"+full+";2|-1|3|1|1|0|1|<nil>|status 503 (gave up after 3 attempts)"; got != want {
 		t.Fatalf("rows:\n got %s\nwant %s", got, want)
+	}
+}
+
+// TestStatShowsFullDisk: rows a full disk gave back are due at once, not
+// counted as waiting out a backoff, yet their error is among dl-stat's most
+// common ones, grouped whatever file each one was writing.
+func TestStatShowsFullDisk(t *testing.T) {
+	st, db := open(t)
+	ensure(t, st)
+	taken := claimAndTake(t, st, insert(t, db, 3))
+	results := make([]record.Result, len(taken))
+	for i, tk := range taken {
+		results[i] = record.Result{ID: tk.ID, Outcome: record.Failed, Retryable: true, Local: true, Token: tk.Token,
+			Error: fmt.Sprintf("write part file: write /srv/dl/%03d/f%s.part: no space left on device", i, tk.ID)}
+	}
+	results[2].Error = "http://h/3: create directory: mkdir /srv/dl/002: read-only file system"
+	if _, err := st.Mark(context.Background(), results, store.RetryPolicy{MaxAttempts: 3, Base: time.Minute, Max: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := st.Stat(context.Background(), time.Minute, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Counts.Pending != 3 || s.Counts.RetryWaiting != 0 {
+		t.Errorf("counts %+v, want 3 pending and none waiting", s.Counts)
+	}
+	want := []store.ErrorCount{
+		{Message: "write part file: write <path>: no space left on device", Rows: 2},
+		{Message: "<url>: create directory: mkdir <path>: read-only file system", Rows: 1},
+	}
+	if len(s.Errors) != len(want) || s.Errors[0] != want[0] || s.Errors[1] != want[1] {
+		t.Fatalf("errors %+v, want %+v", s.Errors, want)
 	}
 }
 

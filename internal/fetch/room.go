@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -49,14 +48,14 @@ func (r *room) check() error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if now := time.Now(); r.at.IsZero() || now.Sub(r.at) >= r.every {
+	if now := time.Now(); now.Sub(r.at) >= r.every { // the zero at is long ago
 		r.at = now
 		r.free, r.err = freeBytes(r.dir)
 	}
 	if r.err != nil || r.free >= r.min {
 		return nil
 	}
-	return fmt.Errorf("free space on %s is %s, below --min-free %s: %w", r.dir, mib(r.free), mib(r.min), syscall.ENOSPC)
+	return fmt.Errorf("free space on %s is %s, below --min-free %s: %w", r.dir, mib(r.free), mib(r.min), unix.ENOSPC)
 }
 
 // freeBytes is the space an unprivileged writer may still use on dir's

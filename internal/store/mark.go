@@ -34,12 +34,12 @@ const (
 	error_message = NULL, claim_token = NULL, lease_until = NULL, next_attempt_at = NULL, finished_at = NOW(3)`
 	sqlMarkRetry = `INSERT INTO %[1]s (id, url, %[2]s) VALUES %[3]s ON DUPLICATE KEY UPDATE status = 0, %[4]s,
 	claim_token = NULL, lease_until = NULL`
-	// A failure of the worker's own disk: the row goes back to pending at
-	// once, as a give-back does, uncharged (attempts unchanged, the delivery
-	// not counted, so no poison count builds up). Its retry time is now: due
-	// at once, yet marked as having failed, so dl-stat shows its error.
-	sqlMarkReturned = `INSERT INTO %[1]s (id, url, %[2]s) VALUES %[3]s ON DUPLICATE KEY UPDATE status = 0, %[4]s,
-	claim_token = NULL, lease_until = NULL, next_attempt_at = NOW(3), worker = NULL, deliveries = GREATEST(deliveries - 1, 0)`
+	// A failure of the worker's own disk: the row is given back (attempts
+	// unchanged, the delivery not counted, so no poison count builds up).
+	// Its retry time is now: due at once, yet marked as having failed, so
+	// dl-stat shows its error.
+	sqlMarkReturned = `INSERT INTO %[1]s (id, url, %[2]s) VALUES %[3]s ON DUPLICATE KEY UPDATE %[4]s,
+	next_attempt_at = NOW(3), ` + setGivenBack
 	sqlMarkFailed = `INSERT INTO %[1]s (id, url, %[2]s) VALUES %[3]s ON DUPLICATE KEY UPDATE status = -1, file_path = NULL, %[4]s,
 	claim_token = NULL, lease_until = NULL, next_attempt_at = NULL, finished_at = NOW(3)`
 )

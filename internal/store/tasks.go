@@ -38,8 +38,11 @@ const (
 	// A worker gives back what it took but never started (it is stopping).
 	// One statement per token, so that only rows held under the very token
 	// their task carries go back.
-	sqlGiveBack = `UPDATE %[1]s SET status = 0, claim_token = NULL, lease_until = NULL, worker = NULL, deliveries = GREATEST(deliveries - 1, 0)
+	sqlGiveBack = `UPDATE %[1]s SET ` + setGivenBack + `
 	WHERE id IN (%[2]s) AND status = 2 AND claim_token = ?`
+	// A row given back is pending again as if it had never been delivered.
+	setGivenBack = `status = 0, claim_token = NULL, lease_until = NULL, worker = NULL, deliveries = GREATEST(deliveries - 1, 0)`
+
 	sqlHeld  = `SELECT id, claim_token, attempts FROM %[1]s WHERE id IN (%[2]s) AND status = 2 AND claim_token IS NOT NULL`
 	sqlRenew = `UPDATE %[1]s SET lease_until = NOW(3) + INTERVAL ? MICROSECOND
 	WHERE id IN (%[2]s) AND status = 2 AND claim_token IN (%[3]s)`

@@ -117,10 +117,13 @@ func run(ctx context.Context, f Fetcher, o Options, out io.Writer, src feed, onR
 				if onResult != nil {
 					onResult(t)
 				}
-				if r.Local && refused.CompareAndSwap(nil, &r) {
-					slog.Error("the download directory refused a file: taking no more tasks", "id", r.ID, "err", r.Error)
-					sl.stopped.Store(true)
-					stopFeed()
+				if r.Local {
+					// A copy, so that only this rare result goes to the heap.
+					if first := r; refused.CompareAndSwap(nil, &first) {
+						slog.Error("the download directory refused a file: taking no more tasks", "id", r.ID, "err", r.Error)
+						sl.stopped.Store(true)
+						stopFeed()
+					}
 				}
 			}
 		}()

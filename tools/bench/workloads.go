@@ -398,6 +398,7 @@ func (b *bench) listTool(ctx context.Context, workload, tool string, rows []row,
 // it and deletes it (a few large deletions do not slow the filesystem).
 func (b *bench) bigFile(ctx context.Context, workload, tool string, r0 row, fsync bool) sample {
 	s := sample{Workload: workload, Tool: tool, N: 1, Bytes: r0.size, Unit: "MB/s"}
+	b.e.settleMemory()
 	if tool == "original" {
 		s = b.e2eSeed(ctx, workload, []row{r0}, 1)
 		s.Unit = "MB/s"

@@ -355,7 +355,7 @@ func (e *env) freshDir(label string) (string, error) {
 // measured on, which report free memory to their host, the first write to
 // a page the guest has not used yet, or has given back, is several times
 // slower: dd of one GiB into tmpfs took 0.43 s into pages just freed and
-// 2.3-4.5 s into new ones. The small-file workloads before this one grow
+// 2.3-4.7 s into new ones. The small-file workloads before this one grow
 // the page cache into such memory, and in full runs the large-file rounds
 // then took two to three times their CPU, mostly dl-fetch's (whichever
 // tool drew the new pages). It needs root; without it, it says so once

@@ -40,6 +40,10 @@ const (
 	// dl-stat shows its error.
 	sqlMarkReturned = `INSERT INTO %[1]s (id, url, %[2]s) VALUES %[3]s ON DUPLICATE KEY UPDATE %[4]s,
 	next_attempt_at = NOW(3), ` + setGivenBack
+	// The same for a tokenless result (dl-select | dl-fetch - | dl-mark):
+	// no take counted a delivery, so none is taken back.
+	sqlMarkReleased = `INSERT INTO %[1]s (id, url, %[2]s) VALUES %[3]s ON DUPLICATE KEY UPDATE %[4]s,
+	next_attempt_at = NOW(3), ` + setReleased
 	sqlMarkFailed = `INSERT INTO %[1]s (id, url, %[2]s) VALUES %[3]s ON DUPLICATE KEY UPDATE status = -1, file_path = NULL, %[4]s,
 	claim_token = NULL, lease_until = NULL, next_attempt_at = NULL, finished_at = NOW(3)`
 )
@@ -106,7 +110,7 @@ func (s *Store) mark(ctx context.Context, results []record.Result, order []int, 
 		return nil, err
 	}
 	out := make([]Marked, len(results))
-	var done, retry, returned, failed columns
+	var done, retry, returned, released, failed columns
 	for _, i := range order {
 		r := results[i]
 		row, ok := held[r.ID]
@@ -126,7 +130,11 @@ func (s *Store) mark(ctx context.Context, results []record.Result, order []int, 
 				"http_status", nullInt(r.HTTP), "attempts", r.Attempt)
 		case r.Local:
 			out[i] = MarkedRetry
-			returned.add(r.ID, "download_time", r.Duration, "http_status", nullInt(r.HTTP), "error_message", r.Error)
+			back := &returned
+			if r.Token == "" {
+				back = &released
+			}
+			back.add(r.ID, "download_time", r.Duration, "http_status", nullInt(r.HTTP), "error_message", r.Error)
 		case r.Retryable && r.Attempt < p.MaxAttempts:
 			out[i] = MarkedRetry
 			retry.add(r.ID, "download_time", r.Duration, "http_status", nullInt(r.HTTP), "attempts", r.Attempt,
@@ -143,7 +151,7 @@ func (s *Store) mark(ctx context.Context, results []record.Result, order []int, 
 	for _, u := range []struct {
 		stmt string
 		cols *columns
-	}{{sqlMarkDone, &done}, {sqlMarkRetry, &retry}, {sqlMarkReturned, &returned}, {sqlMarkFailed, &failed}} {
+	}{{sqlMarkDone, &done}, {sqlMarkRetry, &retry}, {sqlMarkReturned, &returned}, {sqlMarkReleased, &released}, {sqlMarkFailed, &failed}} {
 		if len(u.cols.ids) == 0 {
 			continue
 		}

@@ -41,7 +41,9 @@ const (
 	sqlGiveBack = `UPDATE %[1]s SET ` + setGivenBack + `
 	WHERE id IN (%[2]s) AND status = 2 AND claim_token = ?`
 	// A row given back is pending again as if it had never been delivered.
-	setGivenBack = `status = 0, claim_token = NULL, lease_until = NULL, worker = NULL, deliveries = GREATEST(deliveries - 1, 0)`
+	setGivenBack = setReleased + `, deliveries = GREATEST(deliveries - 1, 0)`
+	// A row released is pending again and held by nobody.
+	setReleased = `status = 0, claim_token = NULL, lease_until = NULL, worker = NULL`
 
 	sqlHeld  = `SELECT id, claim_token, attempts FROM %[1]s WHERE id IN (%[2]s) AND status = 2 AND claim_token IS NOT NULL`
 	sqlRenew = `UPDATE %[1]s SET lease_until = NOW(3) + INTERVAL ? MICROSECOND

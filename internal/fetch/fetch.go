@@ -195,7 +195,7 @@ func New(o Options) (*Fetcher, error) {
 		transfers:    newTransferLimit(o.Transfers),
 		hosts:        newHostLimit(o.PerHost),
 		limit:        newRateLimit(o.LimitRate),
-		room:         newRoom(o.Dir, o.MinFree),
+		room:         newRoom(o.Dir, o.MinFree, o.Logger),
 	}, nil
 }
 

@@ -3,6 +3,7 @@ package fetch
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"sync"
 	"time"
@@ -21,27 +22,32 @@ type room struct {
 	dir   string
 	min   int64
 	every time.Duration
+	log   *slog.Logger
 
 	mu   sync.Mutex
 	at   time.Time // of the last look
 	free int64     // bytes available to an unprivileged writer, as of at
 	err  error     // of the last look
+	// warned: the operator was told that the floor cannot be kept. Once
+	// is enough; a filesystem that answers again is checked again.
+	warned bool
 }
 
 // roomEvery is how stale the free space may be.
 const roomEvery = 250 * time.Millisecond
 
 // newRoom returns nil when min is 0: no floor, nothing to check.
-func newRoom(dir string, min int64) *room {
+func newRoom(dir string, min int64, log *slog.Logger) *room {
 	if min <= 0 {
 		return nil
 	}
-	return &room{dir: dir, min: min, every: roomEvery}
+	return &room{dir: dir, min: min, every: roomEvery, log: log}
 }
 
 // check returns an error wrapping ENOSPC when the free space is below the
-// floor. A filesystem that cannot be asked is not refused for that: the
-// writes will tell.
+// floor. A filesystem that cannot be asked is not refused for that (the
+// writes will tell), but the operator who set the floor is told, once,
+// that it is not being kept.
 func (r *room) check() error {
 	if r == nil {
 		return nil
@@ -51,6 +57,11 @@ func (r *room) check() error {
 	if now := time.Now(); now.Sub(r.at) >= r.every { // the zero at is long ago
 		r.at = now
 		r.free, r.err = freeBytes(r.dir)
+		if r.err != nil && !r.warned {
+			r.warned = true
+			r.log.Warn("cannot tell the free space of the download directory's filesystem: --min-free is not kept while this lasts",
+				"dir", r.dir, "err", r.err)
+		}
 	}
 	if r.err != nil || r.free >= r.min {
 		return nil

@@ -66,7 +66,7 @@ func (r *room) check() error {
 	if r.err != nil || r.free >= r.min {
 		return nil
 	}
-	return fmt.Errorf("free space on %s is %s, below --min-free %s: %w", r.dir, mib(r.free), mib(r.min), unix.ENOSPC)
+	return fmt.Errorf("free space on %s is %s, below --min-free %s: %w", r.dir, humanBytes(r.free), humanBytes(r.min), unix.ENOSPC)
 }
 
 // freeBytes is the space an unprivileged writer may still use on dir's
@@ -86,4 +86,11 @@ func freeBytes(dir string) (int64, error) {
 	}
 }
 
-func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+// humanBytes formats n bytes in MiB, or in GiB from one GiB on, so that a floor
+// of 5G reads "5.0 GiB" and not "5120.0 MiB".
+func humanBytes(n int64) string {
+	if n >= 1<<30 {
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	}
+	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+}

@@ -44,3 +44,21 @@ func TestRoomRefusesBelowTheFloor(t *testing.T) {
 		t.Fatal("a floor of 0 should need no room at all")
 	}
 }
+
+func TestHumanBytes(t *testing.T) {
+	for _, c := range []struct {
+		n    int64
+		want string
+	}{
+		{0, "0.0 MiB"},
+		{900 << 10, "0.9 MiB"},
+		{1<<30 - 1, "1024.0 MiB"},
+		{1 << 30, "1.0 GiB"},
+		{5 << 30, "5.0 GiB"},
+		{1536 << 30, "1536.0 GiB"},
+	} {
+		if got := humanBytes(c.n); got != c.want {
+			t.Errorf("humanBytes(%d) = %q, want %q", c.n, got, c.want)
+		}
+	}
+}

@@ -281,8 +281,9 @@ func (f *Fetcher) Fetch(ctx context.Context, t record.Task) (res record.Result) 
 		}
 		if diskRefused(o.err) {
 			// Our disk's failure, not the task's: it is not charged an
-			// attempt, and waiting here would not free any space.
-			res.Attempt = t.Attempt
+			// attempt (the failures before it in this call are), and
+			// waiting here would not free any space.
+			res.Attempt = t.Attempt + failures
 			res.Error, res.Retryable, res.Local = oneLine(o.err.Error()), true, true
 			return res
 		}

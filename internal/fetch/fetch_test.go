@@ -414,12 +414,16 @@ func TestFetchLocalFailures(t *testing.T) {
 }
 
 // TestFetchDiskRefused: a full or read-only download directory is the
-// worker's failure, not the task's: the result is Local, charges no attempt,
-// is not retried in process, and leaves no part file taking space.
+// worker's failure, not the task's: the result is Local, charges no attempt
+// for it (a 503 before it in the same call still counts), is not retried in
+// process, and leaves no part file taking space.
 func TestFetchDiskRefused(t *testing.T) {
 	var requests atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		requests.Add(1)
+		if requests.Add(1) == 1 && r.URL.Query().Get("first") == "503" {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
 		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
 		w.Header().Set("Content-Length", strconv.Itoa(n))
 		w.Write(content(n, 7))
@@ -428,13 +432,16 @@ func TestFetchDiskRefused(t *testing.T) {
 	tests := []struct {
 		name     string
 		size     int    // body bytes
+		first503 bool   // the origin answers the first request with a 503
 		readOnly bool   // the disk is mounted read-only
 		want     string // in the error; "" for a done result
 		requests int64  // the origin saw
+		charged  int    // failed attempts the result adds to the task's
 	}{
-		{"room enough", 64 << 10, false, "", 1},
-		{"full during the body", 512 << 10, false, "no space left on device", 1},
-		{"read-only", 4 << 10, true, "read-only file system", 0},
+		{"room enough", 64 << 10, false, false, "", 1, 0},
+		{"full during the body", 512 << 10, false, false, "no space left on device", 1, 0},
+		{"full after a 503", 512 << 10, true, false, "no space left on device", 2, 1},
+		{"read-only", 4 << 10, false, true, "read-only file system", 0, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -442,6 +449,9 @@ func TestFetchDiskRefused(t *testing.T) {
 			disk := testenv.SmallDisk(t, 256<<10, tt.readOnly)
 			f := newFetcher(t, Options{Dir: disk, Fsync: true, Retries: 3})
 			task := record.Task{ID: "1", URL: fmt.Sprintf("%s/f?n=%d", srv.URL, tt.size), Attempt: 2}
+			if tt.first503 {
+				task.URL += "&first=503"
+			}
 			res := f.Fetch(context.Background(), task)
 			if got := requests.Load(); got != tt.requests {
 				t.Errorf("origin saw %d requests; want %d (no retry in process)", got, tt.requests)
@@ -453,9 +463,9 @@ func TestFetchDiskRefused(t *testing.T) {
 				}
 				return
 			}
-			if res.Outcome != record.Failed || !res.Local || !res.Retryable || res.Attempt != task.Attempt ||
+			if res.Outcome != record.Failed || !res.Local || !res.Retryable || res.Attempt != task.Attempt+tt.charged ||
 				!strings.Contains(res.Error, tt.want) || !strings.Contains(res.Error, disk) {
-				t.Fatalf("got %+v; want a Local, retryable failure naming %s and %q, attempt still %d", res, disk, tt.want, task.Attempt)
+				t.Fatalf("got %+v; want a Local, retryable failure naming %s and %q, attempt %d", res, disk, tt.want, task.Attempt+tt.charged)
 			}
 			filepath.WalkDir(disk, func(path string, d fs.DirEntry, err error) error {
 				if err == nil && !d.IsDir() {

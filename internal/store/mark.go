@@ -34,8 +34,9 @@ const (
 	error_message = NULL, claim_token = NULL, lease_until = NULL, next_attempt_at = NULL, finished_at = NOW(3)`
 	sqlMarkRetry = `INSERT INTO %[1]s (id, url, %[2]s) VALUES %[3]s ON DUPLICATE KEY UPDATE status = 0, %[4]s,
 	claim_token = NULL, lease_until = NULL`
-	// A failure of the worker's own disk: the row is given back (attempts
-	// unchanged, the delivery not counted, so no poison count builds up).
+	// A failure of the worker's own disk: the row is given back (the
+	// disk's failure charges no attempt, the delivery is not counted, so
+	// no poison count builds up).
 	// Its retry time is now: due at once, yet marked as having failed, so
 	// dl-stat shows its error.
 	sqlMarkReturned = `INSERT INTO %[1]s (id, url, %[2]s) VALUES %[3]s ON DUPLICATE KEY UPDATE %[4]s,
@@ -134,7 +135,7 @@ func (s *Store) mark(ctx context.Context, results []record.Result, order []int, 
 			if r.Token == "" {
 				back = &released
 			}
-			back.add(r.ID, "download_time", r.Duration, "http_status", nullInt(r.HTTP), "error_message", r.Error)
+			back.add(r.ID, "download_time", r.Duration, "http_status", nullInt(r.HTTP), "attempts", r.Attempt, "error_message", r.Error)
 		case r.Retryable && r.Attempt < p.MaxAttempts:
 			out[i] = MarkedRetry
 			retry.add(r.ID, "download_time", r.Duration, "http_status", nullInt(r.HTTP), "attempts", r.Attempt,

@@ -324,14 +324,16 @@ func claimAndTake(t *testing.T, st *store.Store, tasks []record.Task) []record.T
 }
 
 // TestMarkLocal: a result that failed on the worker's own disk puts the row
-// back to pending at once, uncharged: attempts unchanged and the delivery
-// not counted, as a give-back does, with the error kept for the operator.
+// back to pending at once, uncharged: the disk's failure adds no attempt
+// (the result's count, which holds earlier failures, is kept) and the
+// delivery is not counted, as a give-back does, with the error kept for the
+// operator.
 func TestMarkLocal(t *testing.T) {
 	st, db := open(t)
 	ensure(t, st)
-	tasks := insert(t, db, 3)
+	tasks := insert(t, db, 4)
 	exec(t, db, "UPDATE files SET attempts = 2")
-	taken := claimAndTake(t, st, tasks[:2])
+	taken := claimAndTake(t, st, []record.Task{tasks[0], tasks[1], tasks[3]})
 	// Row 3 was delivered by queues before; a tokenless pipeline
 	// (dl-select | dl-fetch - | dl-mark) took no delivery of it now.
 	exec(t, db, "UPDATE files SET deliveries = 3 WHERE id = '3'")
@@ -340,16 +342,18 @@ func TestMarkLocal(t *testing.T) {
 		{ID: "1", Outcome: record.Failed, Error: full, Retryable: true, Local: true, Attempt: 2, HTTP: 200, Token: taken[0].Token},
 		{ID: "2", Outcome: record.Failed, Error: "status 503", Retryable: true, Attempt: 3, HTTP: 503, Token: taken[1].Token},
 		{ID: "3", Outcome: record.Failed, Error: full, Retryable: true, Local: true, Attempt: 2},
+		// A 503 in the same call before the disk refused it: that one counts.
+		{ID: "4", Outcome: record.Failed, Error: full, Retryable: true, Local: true, Attempt: 3, Token: taken[2].Token},
 	}
 	marked, err := st.Mark(context.Background(), results, store.RetryPolicy{MaxAttempts: 3, Base: time.Minute, Max: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if marked[0] != store.MarkedRetry || marked[1] != store.MarkedFailed || marked[2] != store.MarkedRetry {
-		t.Fatalf("marked %v, want [retry failed retry]", marked)
+	if marked[0] != store.MarkedRetry || marked[1] != store.MarkedFailed || marked[2] != store.MarkedRetry || marked[3] != store.MarkedRetry {
+		t.Fatalf("marked %v, want [retry failed retry retry]", marked)
 	}
 	cols := "id, status, attempts, deliveries, claim_token IS NULL, worker IS NULL, lease_until IS NULL, next_attempt_at <= NOW(3), error_message"
-	if got, want := dump(t, db, cols), "1|0|2|0|1|1|1|1|"+full+";2|-1|3|1|1|0|1|<nil>|status 503 (gave up after 3 attempts);3|0|2|3|1|1|1|1|"+full; got != want {
+	if got, want := dump(t, db, cols), "1|0|2|0|1|1|1|1|"+full+";2|-1|3|1|1|0|1|<nil>|status 503 (gave up after 3 attempts);3|0|2|3|1|1|1|1|"+full+";4|0|3|0|1|1|1|1|"+full; got != want {
 		t.Fatalf("rows:\n got %s\nwant %s", got, want)
 	}
 }

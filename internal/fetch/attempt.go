@@ -236,6 +236,22 @@ func (f *Fetcher) transfer(ctx context.Context, t record.Task, ps paths, p *part
 			return failure(true, fmt.Errorf("%s: content-length %d does not match content-range %q", where(), expect, resp.Header.Get("Content-Range"))), false
 		}
 		expect, total = last-first+1, tot
+		if from > 0 && p.meta.Size >= 0 {
+			switch {
+			case total < 0:
+				// "bytes N-M/*" may stop short of the end; the end is
+				// where the answer that began the part file put it.
+				total = p.meta.Size
+			case total != p.meta.Size:
+				// Another size is another file: the bytes we have
+				// belong to an earlier one.
+				drain(body)
+				if err := p.reset(); err != nil {
+					return failure(true, err), false
+				}
+				return failure(true, fmt.Errorf("%s: resumed a file of %d bytes, got %q", where(), p.meta.Size, resp.Header.Get("Content-Range"))), true
+			}
+		}
 		if from == 0 {
 			if err := p.begin(metaFrom(t.URL, resp.Header, total)); err != nil {
 				return failure(true, err), false
@@ -287,12 +303,17 @@ func (f *Fetcher) transfer(ctx context.Context, t record.Task, ps paths, p *part
 	if name := f.dispositionName(t, resp); name != "" {
 		named := t
 		named.Name = name
-		final = filepath.Join(f.o.Dir, f.o.Layout.Path(named))
-		if o, ok := f.complete(final, t, buf); ok {
-			if o.err == nil {
-				p.remove()
+		// A suggested name that is the task's own part file or sidecar
+		// would have one published onto the other; the default name
+		// serves instead.
+		if nf := filepath.Join(f.o.Dir, f.o.Layout.Path(named)); nf != ps.part && nf != ps.meta {
+			final = nf
+			if o, ok := f.complete(final, t, buf); ok {
+				if o.err == nil {
+					p.remove()
+				}
+				return o, false
 			}
-			return o, false
 		}
 	}
 
@@ -307,6 +328,14 @@ func (f *Fetcher) transfer(ctx context.Context, t record.Task, ps paths, p *part
 	got := p.size - from
 	var local *localError
 	switch {
+	case expect >= 0 && got > expect:
+		// More than the range announced (a 206 with no Content-Length):
+		// which bytes are the file's is unknown, so none is kept for a
+		// resume, whatever ended the body.
+		if err := p.reset(); err != nil {
+			return failure(true, err), false
+		}
+		return failure(true, fmt.Errorf("%s: body longer than announced: got %d of %d bytes", where(), got, expect)), false
 	case errors.Is(err, errTooBig):
 		return failure(false, fmt.Errorf("%s: body exceeds max size %d", where(), f.o.MaxSize)), false
 	case errors.As(err, &local):

@@ -87,6 +87,16 @@ func TestFetchDone(t *testing.T) {
 				w.Write(body[:10])
 			}},
 		{name: "no name at all", path: "/dir/", task: record.Task{ID: "77"}, want: body[:10], file: "-file_77", handler: serve(body[:10])},
+		{name: "content-disposition naming the part file", path: "/dir/", task: record.Task{ID: "77"}, want: body[:10], file: "-file_77",
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Disposition", `attachment; filename="file_77.part"`)
+				w.Write(body[:10])
+			}},
+		{name: "content-disposition naming the sidecar", path: "/dir/", task: record.Task{ID: "77"}, want: body[:10], file: "-file_77",
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Disposition", `attachment; filename="file_77.part.meta"`)
+				w.Write(body[:10])
+			}},
 		{name: "user agent and headers", path: "/h", want: body[:10], file: "-h",
 			opts:    Options{Header: http.Header{"Authorization": {"Bearer x"}, "Range": {"bytes=5-"}}},
 			handler: serve(body[:10]),

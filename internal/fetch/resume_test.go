@@ -222,6 +222,75 @@ func TestResumeAfterCut(t *testing.T) {
 	})
 }
 
+// TestResumeAnswersThatDoNotAddUp: a resume answered with bytes that do not
+// fit the part file (a range that stops short with no total, another
+// total, more bytes than the range) never ends in a published file other
+// than the origin's, however many deliveries it takes.
+func TestResumeAnswersThatDoNotAddUp(t *testing.T) {
+	body := content(600000, 7)
+	other := content(700000, 8) // another version of the file
+	const half = 250000
+	partial := func(rng string, b []byte, chunked bool) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("ETag", `"v1"`)
+			w.Header().Set("Content-Range", "bytes "+rng)
+			if !chunked {
+				w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+			}
+			w.WriteHeader(http.StatusPartialContent)
+			w.(http.Flusher).Flush() // chunked: the body's end is not announced
+			w.Write(b)
+		}
+	}
+	tests := []struct {
+		name  string
+		first http.HandlerFunc // the answer to the first resume
+		error string           // of the first delivery, "" when it is done
+	}{
+		{name: "a range that stops short, total unknown",
+			first: partial("250000-399999/*", body[half:400000], false),
+			error: "partial content ended at byte 400000 of 600000"},
+		{name: "another total",
+			first: partial("250000-599999/700000", other[half:600000], false)},
+		{name: "a body longer than its range",
+			first: partial("250000-250099/600000", append(append([]byte{}, body[half:half+100]...), "GARBAGE"...), true),
+			error: "body longer than announced: got 107 of 100 bytes"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var c counter
+			srv := httptest.NewServer(c.wrap(func(w http.ResponseWriter, r *http.Request) {
+				if c.n() == 1 {
+					tt.first(w, r)
+					return
+				}
+				w.Header().Set("ETag", `"v1"`)
+				http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body))
+			}))
+			defer srv.Close()
+			f := newFetcher(t, Options{})
+			task := record.Task{ID: "r", URL: srv.URL + "/big.bin"}
+			ps := f.paths(task)
+			os.MkdirAll(filepath.Dir(ps.part), 0o755)
+			m, _ := json.Marshal(meta{URL: task.URL, ETag: `"v1"`, Size: int64(len(body))})
+			if os.WriteFile(ps.part, body[:half], 0o644) != nil || os.WriteFile(ps.meta, m, 0o644) != nil {
+				t.Fatal("cannot write the part file")
+			}
+
+			res := f.Fetch(context.Background(), task)
+			if tt.error != "" {
+				if res.Outcome != record.Failed || !res.Retryable || !strings.Contains(res.Error, tt.error) {
+					t.Errorf("first delivery: %+v; want a retryable failure %q", res, tt.error)
+				}
+				if res.Outcome != record.Done {
+					res = f.Fetch(context.Background(), task)
+				}
+			}
+			checkDone(t, res, body)
+		})
+	}
+}
+
 func TestMetaFrom(t *testing.T) {
 	tests := []struct {
 		etag, lastMod string

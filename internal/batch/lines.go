@@ -28,26 +28,31 @@ type Lines[In, Out any] struct {
 // Run reads in until it ends or readCtx is done, hands the lines to Handle in
 // batches under workCtx, and writes what Handle returns to out. A bad line is
 // reported with its number and skipped; their count is the error at the end.
+// An error of Handle or of out ends Run at once, with in still open: in a
+// pipeline the process must exit (and its supervisor restart it) rather than
+// wait for an end of input that a live upstream never sends.
 func (l Lines[In, Out]) Run(readCtx, workCtx context.Context, in io.Reader, out io.Writer) error {
 	values := make(chan In, l.Max)
 	echo := make(chan Out, l.Max)
+	readErr := make(chan error, 1)
 	bad := 0
-	g, gctx := errgroup.WithContext(workCtx)
-	g.Go(func() error { return record.WriteLines(out, echo) })
-	g.Go(func() error {
+	rctx, stopReading := context.WithCancel(readCtx)
+	defer stopReading()
+	// The reader is not waited for when the work fails: it may be blocked
+	// in a read of in, and the tool is about to exit. Its send gives up
+	// when Run returns.
+	go func() {
 		defer close(values)
-		err := record.ReadAll(readCtx, in, l.Parse, values, func(b record.BadLine) {
+		readErr <- record.ReadAll(rctx, in, l.Parse, values, func(b record.BadLine) {
 			bad++
 			slog.Error("skipping bad "+l.Kind+" line", "line", b.Line, "err", b.Err)
 		})
-		if readCtx.Err() != nil && gctx.Err() == nil {
-			return nil // stopped reading on a signal: what was read is still handled
-		}
-		return err
-	})
+	}()
+	g, gctx := errgroup.WithContext(workCtx)
+	g.Go(func() error { return record.WriteLines(out, echo) })
 	g.Go(func() error {
 		defer close(echo)
-		return Run(gctx, values, l.Max, l.Linger, func(b []In) error {
+		err := Run(gctx, values, l.Max, l.Linger, func(b []In) error {
 			done, err := l.Handle(gctx, b)
 			if err != nil {
 				return err
@@ -61,6 +66,14 @@ func (l Lines[In, Out]) Run(readCtx, workCtx context.Context, in io.Reader, out 
 			}
 			return nil
 		})
+		if err != nil {
+			return err
+		}
+		// values is closed: the reader has ended, and said how.
+		if err := <-readErr; err != nil && readCtx.Err() == nil {
+			return err
+		}
+		return nil // at the end of in, or stopped reading on a signal: what was read is handled
 	})
 	if err := g.Wait(); err != nil {
 		return err

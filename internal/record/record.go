@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"strconv"
 	"strings"
@@ -195,8 +196,29 @@ func ParseResult(line []byte) (Result, error) {
 	if r.Outcome == Done && r.Local {
 		return Result{}, fmt.Errorf("result %q: done, yet marked as a failure of the local disk", r.ID)
 	}
+	// What the table's columns cannot hold is refused here, line by line:
+	// in the database it would fail the whole batch the line came in.
+	r.SHA256 = strings.ToLower(r.SHA256)
+	switch {
+	case len(r.ID) > 255:
+		return Result{}, errors.New("result id longer than 255 bytes (the column is VARCHAR(255))")
+	case r.SHA256 != "" && !isHex(r.SHA256, 64):
+		return Result{}, fmt.Errorf("result %q: sha256 %q is not 64 hex digits", r.ID, truncate(r.SHA256, 80))
+	case r.HTTP < 0 || r.HTTP > 999:
+		return Result{}, fmt.Errorf("result %q: http_status %d is not an HTTP status", r.ID, r.HTTP)
+	case r.Attempt < 0 || r.Attempt > math.MaxInt32:
+		return Result{}, fmt.Errorf("result %q: attempt %d out of range", r.ID, r.Attempt)
+	case r.Bytes < 0:
+		return Result{}, fmt.Errorf("result %q: negative bytes %d", r.ID, r.Bytes)
+	case r.Duration < 0 || r.Duration > maxDuration:
+		return Result{}, fmt.Errorf("result %q: duration %g s out of range", r.ID, r.Duration)
+	}
 	return r, nil
 }
+
+// maxDuration bounds a result's duration in seconds: far beyond any
+// download, and well inside the FLOAT column that stores it.
+const maxDuration = 1e9
 
 func isHex(s string, n int) bool {
 	if len(s) != n {

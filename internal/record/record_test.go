@@ -65,6 +65,17 @@ func TestParseResult(t *testing.T) {
 		{`{"id":"1","outcome":"maybe"}`, "outcome"},
 		{`{"outcome":"done","path":"p"}`, `no "id"`},
 		{`[]`, "not a JSON result line"},
+		{`{"id":"1","outcome":"done","path":"p","sha256":"` + strings.Repeat("A", 64) + `"}`, ""},
+		{`{"id":"1","outcome":"done","path":"p","sha256":"` + strings.Repeat("a", 65) + `"}`, "not 64 hex digits"},
+		{`{"id":"1","outcome":"done","path":"p","sha256":"` + strings.Repeat("g", 64) + `"}`, "not 64 hex digits"},
+		{`{"id":"1","outcome":"failed","error":"x","http_status":70000}`, "not an HTTP status"},
+		{`{"id":"1","outcome":"failed","error":"x","http_status":-1}`, "not an HTTP status"},
+		{`{"id":"1","outcome":"failed","error":"x","attempt":3000000000}`, "attempt 3000000000 out of range"},
+		{`{"id":"1","outcome":"failed","error":"x","attempt":-1}`, "out of range"},
+		{`{"id":"1","outcome":"done","path":"p","bytes":-5}`, "negative bytes"},
+		{`{"id":"1","outcome":"done","path":"p","duration":1e300}`, "duration"},
+		{`{"id":"` + strings.Repeat("x", 256) + `","outcome":"failed","error":"x"}`, "longer than 255 bytes"},
+		{`{"id":"` + strings.Repeat("x", 255) + `","outcome":"failed","error":"x","http_status":999,"attempt":2147483647}`, ""},
 	}
 	for _, tc := range tests {
 		_, err := ParseResult([]byte(tc.line))

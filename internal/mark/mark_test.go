@@ -42,7 +42,7 @@ func TestRunRecordsEvenWhileRedisIsAway(t *testing.T) {
 		return out.String(), err
 	}
 
-	out, err := run(`{"id":"1","url":"http://h/1","outcome":"done","path":"d/1","bytes":3,"sha256":"ab"}` + "\n" +
+	out, err := run(`{"id":"1","url":"http://h/1","outcome":"done","path":"d/1","bytes":3,"sha256":"` + strings.Repeat("ab", 32) + `"}` + "\n" +
 		"not json\n" +
 		`{"id":"2","url":"http://h/2","outcome":"failed","error":"status 404","http_status":404,"attempt":1}` + "\n")
 	if err == nil || !strings.Contains(err.Error(), "1 bad result lines skipped") {
@@ -56,7 +56,7 @@ func TestRunRecordsEvenWhileRedisIsAway(t *testing.T) {
 	}
 
 	stopRedis()
-	out, err = run(`{"id":"3","url":"http://h/3","outcome":"done","path":"d/3","bytes":1,"sha256":"cd"}` + "\n")
+	out, err = run(`{"id":"3","url":"http://h/3","outcome":"done","path":"d/3","bytes":1,"sha256":"` + strings.Repeat("cd", 32) + `"}` + "\n")
 	if err != nil || strings.Count(out, "\n") != 1 {
 		t.Fatalf("with Redis away: err %v, echoed %q", err, out)
 	}

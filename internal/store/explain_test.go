@@ -51,3 +51,38 @@ func TestSelectUsesIndex(t *testing.T) {
 		}
 	}
 }
+
+// TestTakeUsesThePrimaryKey: the take, the renewals and the claim name their
+// rows by id, and must reach them through the primary key, not a scan, however
+// the (id, token) pairs that filter them are written.
+func TestTakeUsesThePrimaryKey(t *testing.T) {
+	dsn, db := testenv.MySQL(t)
+	st, err := Open(context.Background(), dsn, "files")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.Ensure(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, db, "INSERT INTO files (id, url, status, claim_token) SELECT seq, CONCAT('http://h/', seq), 2, 't' FROM seq_1_to_20000")
+	mustExec(t, db, "ANALYZE TABLE files")
+	for _, tc := range []struct {
+		name string
+		stmt string
+		args []any
+	}{
+		{"take", st.qPaired(sqlTake, 2), []any{1000, "w", "5", "7", "5", "t", "7", "t"}},
+		{"renew", st.qPaired(sqlRenew, 2), []any{1000, "5", "7", "5", "t", "7", "t"}},
+		{"renew queued", st.qPaired(sqlRenewQueued, 2), []any{1000, "5", "7", "5", "t", "7", "t"}},
+	} {
+		var id, selType, table, typ, possible, key, keyLen, ref, rows, extra sql.NullString
+		err := db.QueryRow("EXPLAIN "+tc.stmt, tc.args...).Scan(&id, &selType, &table, &typ, &possible, &key, &keyLen, &ref, &rows, &extra)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if key.String != "PRIMARY" || typ.String != "range" {
+			t.Errorf("%s: access %q by key %q (%s rows); want a range of PRIMARY", tc.name, typ.String, key.String, rows.String)
+		}
+	}
+}

@@ -490,6 +490,51 @@ func TestTakeDropsStaleCopies(t *testing.T) {
 	}
 }
 
+// TestTakeMatchesEachRowWithItsOwnToken: a stale copy of row 1 (its first
+// token) popped beside row 2, where row 2 and row 1 were claimed again
+// together under a second token, must not take row 1 by row 2's token; nor
+// may renewing the queue's copy of row 1 then find it taken.
+func TestTakeMatchesEachRowWithItsOwnToken(t *testing.T) {
+	st, db := open(t)
+	ensure(t, st)
+	tasks := insert(t, db, 2)
+	ctx := context.Background()
+	o := store.ClaimOptions{QueueLease: time.Hour, Stale: time.Hour}
+	first, err := st.Claim(ctx, tasks[:1], o)
+	if err != nil || len(first) != 1 {
+		t.Fatalf("claim: %v %v", first, err)
+	}
+	exec(t, db, "UPDATE files SET lease_until = NOW(3) - INTERVAL 1 SECOND WHERE id = '1'")
+	second, err := st.Claim(ctx, tasks, o)
+	if err != nil || len(second) != 2 {
+		t.Fatalf("reclaim: %v %v", second, err)
+	}
+	taken, err := st.Take(ctx, []record.Task{first[0], second[1]}, time.Minute, "w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(taken) != 1 || taken[0].ID != "2" {
+		t.Errorf("taken %+v; want row 2 alone", taken)
+	}
+	if got := dump(t, db, "id, deliveries, worker IS NULL"); got != "1|0|1;2|1|0" {
+		t.Errorf("rows after the take (id|deliveries|no worker): %s; want row 1 untouched, 1|0|1;2|1|0", got)
+	}
+	if err := st.RenewQueued(ctx, second[:1], time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if got := dump(t, db, "id, lease_until > NOW(3) + INTERVAL 30 MINUTE"); got != "1|1;2|0" {
+		t.Errorf("queue lease renewed (id|long lease): %s; want 1|1;2|0", got)
+	}
+	// Renewing the stale copy with row 2 must not keep row 1's lease.
+	exec(t, db, "UPDATE files SET lease_until = NOW(3) + INTERVAL 1 SECOND WHERE id = '1'")
+	if err := st.Renew(ctx, []record.Task{first[0], second[1]}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if got := dump(t, db, "id, lease_until > NOW(3) + INTERVAL 30 MINUTE"); got != "1|0;2|1" {
+		t.Errorf("leases renewed (id|long lease): %s; want 1|0;2|1", got)
+	}
+}
+
 // TestGiveBack: a stopping worker's taken but unstarted tasks go back to
 // pending with the delivery uncounted; a row held under another token (a
 // stale copy's) is left alone.

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/dlkit/dl/internal/record"
@@ -28,8 +29,11 @@ const (
 	sqlClaimed = `SELECT id, url, attempts FROM %[1]s WHERE id IN (%[2]s) AND claim_token = ?`
 
 	// A worker takes what it popped (counting a delivery) and renews while it works.
+	// Each row must be held under its own task's token: a token matched
+	// against another row of the batch would take a stale copy of that row.
+	// "id IN" keeps the primary key's range; the pairs filter it.
 	sqlTake = `UPDATE %[1]s SET lease_until = NOW(3) + INTERVAL ? MICROSECOND, worker = ?, deliveries = deliveries + 1
-	WHERE id IN (%[2]s) AND status = 2 AND claim_token IN (%[3]s)`
+	WHERE id IN (%[2]s) AND status = 2 AND (id, claim_token) IN (%[3]s)`
 	// A task from the original distributor carries no token: take it over,
 	// unless a worker of ours holds the row. A token no worker took can be
 	// one an original worker left behind when it finished the row.
@@ -47,10 +51,10 @@ const (
 
 	sqlHeld  = `SELECT id, claim_token, attempts FROM %[1]s WHERE id IN (%[2]s) AND status = 2 AND claim_token IS NOT NULL`
 	sqlRenew = `UPDATE %[1]s SET lease_until = NOW(3) + INTERVAL ? MICROSECOND
-	WHERE id IN (%[2]s) AND status = 2 AND claim_token IN (%[3]s)`
+	WHERE id IN (%[2]s) AND status = 2 AND (id, claim_token) IN (%[3]s)`
 	// Only rows no worker has taken: a taken row keeps its worker's lease.
 	sqlRenewQueued = `UPDATE %[1]s SET lease_until = GREATEST(COALESCE(lease_until, NOW(3)), NOW(3) + INTERVAL ? MICROSECOND)
-	WHERE id IN (%[2]s) AND status = 2 AND worker IS NULL AND claim_token IN (%[3]s)`
+	WHERE id IN (%[2]s) AND status = 2 AND worker IS NULL AND (id, claim_token) IN (%[3]s)`
 )
 
 func (s *Store) q(stmt string, lists ...int) string {
@@ -59,6 +63,12 @@ func (s *Store) q(stmt string, lists ...int) string {
 		args = append(args, placeholders(n))
 	}
 	return fmt.Sprintf(stmt, args...)
+}
+
+// qPaired fills a statement on n tasks: %[2]s with their ids, %[3]s with
+// their (id, token) pairs, as idsAndPairs lists them.
+func (s *Store) qPaired(stmt string, n int) string {
+	return fmt.Sprintf(stmt, s.quoted, placeholders(n), strings.TrimSuffix(strings.Repeat("(?, ?), ", n), ", "))
 }
 
 // SelectOptions choose which rows SelectDue streams.
@@ -209,9 +219,9 @@ func (s *Store) Take(ctx context.Context, tasks []record.Task, lease time.Durati
 		}
 	}
 	if len(tokened) > 0 {
-		ids, tokens := idsAndTokens(tokened)
-		args := append(append([]any{micros(lease), worker}, ids...), tokens...)
-		n, err := s.execRetryCount(ctx, s.q(sqlTake, len(ids), len(tokens)), args)
+		ids, pairs := idsAndPairs(tokened)
+		args := append(append([]any{micros(lease), worker}, ids...), pairs...)
+		n, err := s.execRetryCount(ctx, s.qPaired(sqlTake, len(ids)), args)
 		if err != nil {
 			return nil, fmt.Errorf("take %d tasks: %w", len(ids), err)
 		}
@@ -225,13 +235,13 @@ func (s *Store) Take(ctx context.Context, tasks []record.Task, lease time.Durati
 	}
 	seedToken := NewToken()
 	if len(seed) > 0 {
-		ids, _ := idsAndTokens(seed)
+		ids, _ := idsAndPairs(seed)
 		args := append([]any{seedToken, micros(lease), worker}, ids...)
 		if err := s.execRetry(ctx, s.q(sqlTakeSeed, len(ids)), args); err != nil {
 			return nil, fmt.Errorf("take %d tasks of the original distributor: %w", len(ids), err)
 		}
 	}
-	ids, _ := idsAndTokens(tasks)
+	ids, _ := idsAndPairs(tasks)
 	rows, err := s.db.QueryContext(ctx, s.q(sqlHeld, len(ids)), ids...)
 	if err != nil {
 		return nil, fmt.Errorf("read taken rows: %w", err)
@@ -299,10 +309,10 @@ func (s *Store) GiveBack(ctx context.Context, tasks []record.Task) error {
 func (s *Store) RenewQueued(ctx context.Context, tasks []record.Task, queueLease time.Duration) error {
 	for len(tasks) > 0 {
 		n := min(len(tasks), 1000)
-		ids, tokens := idsAndTokens(tasks[:n])
+		ids, pairs := idsAndPairs(tasks[:n])
 		tasks = tasks[n:]
-		args := append(append([]any{micros(queueLease)}, ids...), tokens...)
-		if err := s.execRetry(ctx, s.q(sqlRenewQueued, len(ids), len(tokens)), args); err != nil {
+		args := append(append([]any{micros(queueLease)}, ids...), pairs...)
+		if err := s.execRetry(ctx, s.qPaired(sqlRenewQueued, len(ids)), args); err != nil {
 			return fmt.Errorf("renew %d queue leases: %w", len(ids), err)
 		}
 	}
@@ -341,10 +351,10 @@ func (s *Store) Renew(ctx context.Context, tasks []record.Task, lease time.Durat
 	if len(held) == 0 {
 		return nil
 	}
-	ids, tokens := idsAndTokens(held)
-	args := append(append([]any{micros(lease)}, ids...), tokens...)
+	ids, pairs := idsAndPairs(held)
+	args := append(append([]any{micros(lease)}, ids...), pairs...)
 	err := retryConflicts(ctx, func() error {
-		_, err := s.db.ExecContext(ctx, s.q(sqlRenew, len(ids), len(tokens)), args...)
+		_, err := s.db.ExecContext(ctx, s.qPaired(sqlRenew, len(ids)), args...)
 		return err
 	})
 	if err != nil {
@@ -353,16 +363,12 @@ func (s *Store) Renew(ctx context.Context, tasks []record.Task, lease time.Durat
 	return nil
 }
 
-// idsAndTokens returns the ids and the distinct tokens of tasks; tokens are
-// per claim batch, so there are few.
-func idsAndTokens(tasks []record.Task) (ids, tokens []any) {
-	seen := map[string]bool{}
+// idsAndPairs returns the ids of tasks and, flattened, their (id, token)
+// pairs.
+func idsAndPairs(tasks []record.Task) (ids, pairs []any) {
 	for _, t := range tasks {
 		ids = append(ids, t.ID)
-		if !seen[t.Token] {
-			seen[t.Token] = true
-			tokens = append(tokens, t.Token)
-		}
+		pairs = append(pairs, t.ID, t.Token)
 	}
-	return ids, tokens
+	return ids, pairs
 }

@@ -16,16 +16,23 @@ func mustExec(t *testing.T, db *sql.DB, q string) {
 	}
 }
 
-func TestSelectUsesIndex(t *testing.T) {
+// explainStore opens a store on a fresh database with dl's table.
+func explainStore(t *testing.T) (*Store, *sql.DB) {
+	t.Helper()
 	dsn, db := testenv.MySQL(t)
 	st, err := Open(context.Background(), dsn, "files")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	t.Cleanup(func() { st.Close() })
 	if err := st.Ensure(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	return st, db
+}
+
+func TestSelectUsesIndex(t *testing.T) {
+	st, db := explainStore(t)
 	// Most rows of a big table are done; the pending few must be found by index.
 	mustExec(t, db, "INSERT INTO files (id, url, status) SELECT seq, CONCAT('http://h/', seq), IF(seq % 100 = 0, 0, 1) FROM seq_1_to_20000")
 	mustExec(t, db, "ANALYZE TABLE files")
@@ -56,15 +63,7 @@ func TestSelectUsesIndex(t *testing.T) {
 // rows by id, and must reach them through the primary key, not a scan, however
 // the (id, token) pairs that filter them are written.
 func TestTakeUsesThePrimaryKey(t *testing.T) {
-	dsn, db := testenv.MySQL(t)
-	st, err := Open(context.Background(), dsn, "files")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if err := st.Ensure(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	st, db := explainStore(t)
 	mustExec(t, db, "INSERT INTO files (id, url, status, claim_token) SELECT seq, CONCAT('http://h/', seq), 2, 't' FROM seq_1_to_20000")
 	mustExec(t, db, "ANALYZE TABLE files")
 	for _, tc := range []struct {

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"syscall"
@@ -356,6 +357,42 @@ func TestSecondSignalAbandonsButLosesNothing(t *testing.T) {
 		t.Fatalf("no abandon on the second signal:\n%s", r)
 	}
 	b := e.worker("--concurrency", "10")
+	e.settle(60*time.Second, d, b)
+	e.checkRows(files)
+}
+
+// A second signal ends a worker that waits out a MySQL outage with tasks it
+// has popped but not yet taken; their rows come back by their leases.
+func TestSecondSignalEndsAWaitOnMySQL(t *testing.T) {
+	t.Parallel()
+	e, o := newPrivateEnv(t)
+	files := e.insert(manyFiles(4, 1000))
+	testenv.Pipeline(t, bg, nil, e.fastProc("dl-select", "--limit", "0"), e.fastProc("dl-enqueue"))
+	held := e.queue() + "_held"
+	if err := e.rdb.Rename(bg, e.queue(), held).Err(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(bg, 60*time.Second) // Wait fails the test past it
+	defer cancel()
+	w := testenv.Start(t, ctx, nil, e.fastProc("dl-fetch"), e.fastProc("dl-mark"))
+	testenv.Eventually(t, 30*time.Second, 20*time.Millisecond, func() bool {
+		info, _ := e.rdb.Info(bg, "clients").Result()
+		return strings.Contains(info, "blocked_clients:1")
+	}, "dl-fetch waiting on the empty queue")
+	o.stopMySQL()
+	if err := e.rdb.Rename(bg, held, e.queue()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, 20*time.Millisecond, func() bool {
+		return strings.Contains(w.Stderr(0), "mysql unavailable; retrying")
+	}, "dl-fetch waiting on MySQL with the tasks it popped")
+	w.SignalProc(0, syscall.SIGTERM)
+	time.Sleep(200 * time.Millisecond) // two separate signals
+	w.SignalProc(0, syscall.SIGTERM)
+	w.Wait()
+	o.startMySQL()
+	d := e.distributorLoop()
+	b := e.worker()
 	e.settle(60*time.Second, d, b)
 	e.checkRows(files)
 }

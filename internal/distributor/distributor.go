@@ -16,6 +16,7 @@ import (
 	"github.com/dlkit/dl/internal/queue"
 	"github.com/dlkit/dl/internal/record"
 	"github.com/dlkit/dl/internal/store"
+	"github.com/dlkit/dl/internal/tool"
 )
 
 // Select writes one task line per due row to out, as the rows stream in.
@@ -74,8 +75,9 @@ func renewQueued(ctx context.Context, st *store.Store, q *queue.Queue, o Enqueue
 // error at the end. When ctx is done it finishes the batch in hand and stops.
 func Enqueue(ctx context.Context, st *store.Store, q *queue.Queue, o EnqueueOptions, in io.Reader, out io.Writer) error {
 	// Batches finish under a context a first signal does not cancel, so a
-	// claimed batch is always pushed.
-	work := context.WithoutCancel(ctx)
+	// claimed batch is pushed; a second signal ends even a wait on an
+	// outage, and the claimed rows come back by their queue leases.
+	work := tool.Hard(ctx)
 	if err := renewQueued(work, st, q, o); err != nil {
 		return err
 	}

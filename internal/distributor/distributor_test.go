@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"github.com/dlkit/dl/internal/record"
 	"github.com/dlkit/dl/internal/store"
 	"github.com/dlkit/dl/internal/testenv"
+	"github.com/dlkit/dl/internal/tool"
 )
 
 // env is a test's own table (in its own database) and Redis keys, with the
@@ -30,19 +32,26 @@ type env struct {
 	keys queue.Keys
 }
 
-func newEnv(t *testing.T) env {
+// openStore is a store over dl's table in a database of the test's own.
+func openStore(t *testing.T) (*store.Store, *sql.DB) {
 	t.Helper()
-	ctx := context.Background()
 	dsn, db := testenv.MySQL(t)
-	redisURL, prefix, rdb := testenv.Redis(t)
-	st, err := store.Open(ctx, dsn, "files")
+	st, err := store.Open(context.Background(), dsn, "files")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	if err := st.Ensure(ctx); err != nil {
+	if err := st.Ensure(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	return st, db
+}
+
+func newEnv(t *testing.T) env {
+	t.Helper()
+	ctx := context.Background()
+	st, db := openStore(t)
+	redisURL, prefix, rdb := testenv.Redis(t)
 	keys := queue.NewKeys(prefix+"download_queue", prefix+"download_")
 	q, err := queue.Open(ctx, redisURL, keys)
 	if err != nil {
@@ -150,5 +159,49 @@ func TestEnqueueClaimsBigBatchesInParts(t *testing.T) {
 	}
 	if claimed != rows {
 		t.Errorf("%d rows claimed, want %d", claimed, rows)
+	}
+}
+
+// TestSecondSignalEndsAWaitOnRedis: a first signal lets the batch in hand be
+// pushed, waiting out a Redis outage; a second ends that wait (the claimed
+// rows come back when their queue leases run out).
+func TestSecondSignalEndsAWaitOnRedis(t *testing.T) {
+	st, db := openStore(t)
+	redisURL, stopRedis, _ := testenv.StartRedisServer(t)
+	ctx := context.Background()
+	if _, err := db.Exec("INSERT INTO files (id, url) VALUES ('1', 'http://h/1')"); err != nil {
+		t.Fatal(err)
+	}
+	q, err := queue.Open(ctx, redisURL, queue.NewKeys("download_queue", "download_"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	stopRedis()
+	hard, abort := context.WithCancel(ctx)
+	defer abort()
+	soft, stop := context.WithCancel(tool.WithHard(hard, hard))
+	defer stop()
+	done := make(chan error, 1)
+	o := distributor.EnqueueOptions{Claim: store.ClaimOptions{QueueLease: time.Minute, Stale: time.Minute}, Batch: 10}
+	go func() {
+		done <- distributor.Enqueue(soft, st, q, o, strings.NewReader(`{"id":"1","url":"http://h/1"}`+"\n"), io.Discard)
+	}()
+	testenv.Eventually(t, 30*time.Second, 20*time.Millisecond, func() bool {
+		var n int
+		db.QueryRow("SELECT COUNT(*) FROM files WHERE status = 2").Scan(&n)
+		return n == 1
+	}, "the row claimed, its push waiting on Redis")
+	stop()
+	select {
+	case err := <-done:
+		t.Fatalf("Enqueue returned %v on the first signal, its claimed batch not pushed", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	abort()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("Enqueue still waiting on Redis 15 s after the second signal")
 	}
 }

@@ -7,12 +7,14 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dlkit/dl/internal/outage"
 	"github.com/dlkit/dl/internal/queue"
 	"github.com/dlkit/dl/internal/record"
 	"github.com/dlkit/dl/internal/store"
+	"github.com/dlkit/dl/internal/tool"
 )
 
 // Mode is how long a queue worker runs, as in the original design.
@@ -121,9 +123,11 @@ func RunQueue(ctx context.Context, f Fetcher, st *store.Store, q *queue.Queue, o
 			if len(got) == 0 {
 				continue
 			}
-			// Popped tasks are taken even if a signal arrives now: they are
-			// ours, and the transfers are about to run them.
-			wctx := context.WithoutCancel(ctx)
+			// Popped tasks are taken even if a first signal arrives now:
+			// they are ours, and the transfers are about to run them. A
+			// second signal ends the wait on an outage too; the leases
+			// bring the rows back.
+			wctx := tool.Hard(ctx)
 			var taken []record.Task
 			err = outage.Retry(wctx, "mysql", store.IsUnavailable, func() (err error) {
 				taken, err = st.Take(wctx, got, o.Lease, o.Worker)
@@ -134,6 +138,12 @@ func RunQueue(ctx context.Context, f Fetcher, st *store.Store, q *queue.Queue, o
 			s.release(len(got) - len(taken))
 			if err != nil {
 				return err
+			}
+			if dropped := len(got) - len(taken); dropped > 0 {
+				// Stale copies (claimed again since) and finished rows are
+				// dropped; if all are, the queue may belong to another table.
+				slog.Warn("dropping popped tasks whose rows are not held under their tokens in this table",
+					"dropped", dropped, "popped", len(got), "queue", q.Keys().Queue, "table", st.Table())
 			}
 			got = taken
 			held.add(got)
@@ -236,6 +246,7 @@ func (h *heldTasks) renew(ctx context.Context, st *store.Store, lease time.Durat
 // any failed downloads.
 func RunLines(ctx context.Context, f Fetcher, in io.Reader, o Options, out io.Writer) error {
 	bad := 0
+	var ended atomic.Bool // the input was read to its end
 	src := func(ctx context.Context, s *slots, tasks chan<- record.Task) error {
 		lines := make(chan record.Task)
 		readErr := make(chan error, 1)
@@ -253,6 +264,7 @@ func RunLines(ctx context.Context, f Fetcher, in io.Reader, o Options, out io.Wr
 			select {
 			case v, ok := <-lines:
 				if !ok {
+					ended.Store(true)
 					return <-readErr
 				}
 				t = v
@@ -269,8 +281,9 @@ func RunLines(ctx context.Context, f Fetcher, in io.Reader, o Options, out io.Wr
 			}
 		}
 	}
-	st, err := run(ctx, f, o, out, src, nil, nil)
-	return summary(st, err, bad)
+	var skipped atomic.Int64
+	st, err := run(ctx, f, o, out, src, nil, func(record.Task) { skipped.Add(1) })
+	return summary(st, err, bad, !ended.Load() || skipped.Load() > 0)
 }
 
 // RunURLs downloads the given URLs.
@@ -283,6 +296,7 @@ func RunURLs(ctx context.Context, f Fetcher, urls []string, o Options, out io.Wr
 		}
 		tasks = append(tasks, t)
 	}
+	var ended atomic.Bool // every URL was handed to a transfer
 	src := func(ctx context.Context, s *slots, out chan<- record.Task) error {
 		for _, t := range tasks {
 			if _, err := s.acquire(ctx, 1); err != nil {
@@ -294,21 +308,31 @@ func RunURLs(ctx context.Context, f Fetcher, urls []string, o Options, out io.Wr
 				return ctx.Err()
 			}
 		}
+		ended.Store(true)
 		return nil
 	}
-	st, err := run(ctx, f, o, out, src, nil, nil)
-	return summary(st, err, 0)
+	var skipped atomic.Int64
+	st, err := run(ctx, f, o, out, src, nil, func(record.Task) { skipped.Add(1) })
+	return summary(st, err, 0, !ended.Load() || skipped.Load() > 0)
 }
 
 // summary turns a run of a line or URL source into the exit status: like
-// curl and wget, a failed download makes the command fail.
-func summary(st *stats, err error, bad int) error {
+// curl and wget, a failed download makes the command fail, and so does a
+// stop (a signal, the exit flag) before every task was started, so that
+// "dl-fetch - < urls && next" never takes a partial run for a whole one.
+func summary(st *stats, err error, bad int, cut bool) error {
 	if err != nil {
 		return err
 	}
 	var msg string
+	if cut {
+		msg = fmt.Sprintf("stopped before every task was started, after %d downloads", st.done.Load()+st.failed.Load())
+	}
 	if n := st.failed.Load(); n > 0 {
-		msg = fmt.Sprintf("%d of %d downloads failed", n, n+st.done.Load())
+		if msg != "" {
+			msg += "; "
+		}
+		msg += fmt.Sprintf("%d of %d downloads failed", n, n+st.done.Load())
 	}
 	if bad > 0 {
 		if msg != "" {

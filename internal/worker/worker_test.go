@@ -107,12 +107,33 @@ func TestStopFinishesInFlight(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	stop() // with stdin still open: the reader must not hold the exit
-	if err := <-done; err != nil {
-		t.Fatal(err)
+	// Nor may the exit status say the input was done: it was not all read.
+	if err := <-done; err == nil || !strings.Contains(err.Error(), "stopped before every task was started, after 2 downloads") {
+		t.Fatalf("err %v; want the run reported cut short after 2 downloads", err)
 	}
 	w.Close()
 	if n := strings.Count(out.String(), "\n"); n != 2 {
 		t.Fatalf("%d results after stop, want the 2 in flight:\n%s", n, out.String())
+	}
+}
+
+// TestStopBeforeEveryURLFails: dl-fetch URL… stopped with URLs not yet
+// started exits non-zero, like curl and wget interrupted.
+func TestStopBeforeEveryURLFails(t *testing.T) {
+	f := &countingFetcher{}
+	hard := context.Background()
+	ctx, stop := context.WithCancel(tool.WithHard(hard, hard))
+	done := make(chan error, 1)
+	var out testenv.SyncBuffer
+	go func() {
+		done <- RunURLs(ctx, f, []string{"http://h/1", "http://h/2", "http://h/3"}, Options{Concurrency: 1}, &out)
+	}()
+	for f.inFlight.Load() < 1 {
+		time.Sleep(time.Millisecond)
+	}
+	stop()
+	if err := <-done; err == nil || !strings.Contains(err.Error(), "stopped before every task was started") {
+		t.Fatalf("err %v; want the run reported cut short", err)
 	}
 }
 

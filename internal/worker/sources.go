@@ -54,6 +54,9 @@ func RunQueue(ctx context.Context, f Fetcher, st *store.Store, q *queue.Queue, o
 		o.Prefetch = o.Concurrency
 	}
 	held := &heldTasks{m: map[string]record.Task{}}
+	// Taken from the command's context: the feed's own is cancelled by
+	// any stop and does not carry it.
+	hard := tool.Hard(ctx)
 	renewCtx, stopRenew := context.WithCancel(context.WithoutCancel(ctx))
 	var renewer sync.WaitGroup
 	renewer.Add(1)
@@ -123,11 +126,12 @@ func RunQueue(ctx context.Context, f Fetcher, st *store.Store, q *queue.Queue, o
 			if len(got) == 0 {
 				continue
 			}
-			// Popped tasks are taken even if a first signal arrives now:
-			// they are ours, and the transfers are about to run them. A
-			// second signal ends the wait on an outage too; the leases
-			// bring the rows back.
-			wctx := tool.Hard(ctx)
+			// Popped tasks are taken even if a stop (a first signal, the
+			// exit flag, a full disk) comes now: the take may have changed
+			// the rows already, and what it returns is either run or given
+			// back. A second signal ends the wait on an outage too; the
+			// leases bring the rows back.
+			wctx := hard
 			var taken []record.Task
 			err = outage.Retry(wctx, "mysql", store.IsUnavailable, func() (err error) {
 				taken, err = st.Take(wctx, got, o.Lease, o.Worker)

@@ -523,5 +523,10 @@ func renameNoReplace(old, new string) error {
 	if errors.Is(err, unix.EEXIST) {
 		return fs.ErrExist
 	}
-	return err
+	if err != nil {
+		// With its paths, so that the error names the file and diskRefused
+		// can tell a denied rename in the download directory.
+		return &os.LinkError{Op: "rename", Old: old, New: new, Err: err}
+	}
+	return nil
 }

@@ -6,8 +6,11 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -45,11 +48,42 @@ func failure(retryable bool, err error) outcome {
 }
 
 // diskRefused tells whether err is the local filesystem refusing to store
-// anything more: full, over quota, or read-only. That is no fault of the
-// task, and while it lasts no retry of it, nor any other task, can succeed
-// on this machine. No network error carries these codes.
-func diskRefused(err error) bool {
-	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || errors.Is(err, syscall.EROFS)
+// anything more: full, over quota or read-only, or not ours to write (the
+// download directory, or a parent it needs, denies us: a service user never
+// given it). That is no fault of the task, and while it lasts no retry of
+// it, nor any other task, can succeed on this machine.
+//
+// No network error carries the codes of a full disk, so they count from
+// anywhere. Permission errors do come from the network too (a firewall
+// makes connect or send fail with EPERM or EACCES), so they count only as
+// the error of a filesystem operation on a path of the download directory.
+func (f *Fetcher) diskRefused(err error) bool {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || errors.Is(err, syscall.EROFS) {
+		return true
+	}
+	if !errors.Is(err, syscall.EACCES) && !errors.Is(err, syscall.EPERM) {
+		return false
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return f.downloadPath(pe.Path)
+	}
+	var le *os.LinkError
+	if errors.As(err, &le) {
+		return f.downloadPath(le.Old) && f.downloadPath(le.New)
+	}
+	return false
+}
+
+// downloadPath tells whether path is in the download directory or is one of
+// the parents that ensureDir may have to create for it.
+func (f *Fetcher) downloadPath(path string) bool {
+	path = filepath.Clean(path)
+	if f.inDownloadDir(path) {
+		return true
+	}
+	rel, err := filepath.Rel(path, f.o.Dir)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }
 
 // transportFailure classifies an error from sending the request or reading

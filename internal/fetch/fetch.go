@@ -236,7 +236,8 @@ func (f *Fetcher) paths(t record.Task) paths {
 // returns a result: done with the file's path, size and sha256, or failed
 // with one line of error and whether trying again later may help. Transient
 // failures are retried in process up to Options.Retries times first; a
-// failure of the local disk (full, read-only) is not, and is marked Local.
+// failure of the local disk (full, read-only, not ours to write) is not, and
+// is marked Local.
 func (f *Fetcher) Fetch(ctx context.Context, t record.Task) (res record.Result) {
 	start := time.Now()
 	tr := f.observe(t)
@@ -279,7 +280,7 @@ func (f *Fetcher) Fetch(ctx context.Context, t record.Task) (res record.Result) 
 			res.Attempt = t.Attempt + failures
 			return res
 		}
-		if diskRefused(o.err) {
+		if f.diskRefused(o.err) {
 			// Our disk's failure, not the task's: it is not charged an
 			// attempt (the failures before it in this call are), and
 			// waiting here would not free any space.

@@ -81,9 +81,10 @@ func run(ctx context.Context, f Fetcher, o Options, out io.Writer, src feed, onR
 		}
 		return err
 	})
-	// The first failure of our own disk (full, read-only) stops the feed as
-	// the exit flag does: every task would fail the same way, and a worker
-	// that went on would fail the whole queue. The run then ends in error.
+	// The first failure of our own disk (full, read-only, not ours to
+	// write) stops the feed as the exit flag does: every task would fail
+	// the same way, and a worker that went on would fail the whole queue.
+	// The run then ends in error.
 	var refused atomic.Pointer[record.Result]
 	var transfers sync.WaitGroup
 	for range workers {
@@ -147,9 +148,10 @@ func run(ctx context.Context, f Fetcher, o Options, out io.Writer, src feed, onR
 }
 
 // ErrDiskRefused ends a run that stopped because the download directory
-// refused a file (full, below the floor of free space, or read-only): the tasks it had not started are left for later (given
-// back, in queue mode), and those that failed on it were not charged.
-var ErrDiskRefused = errors.New("stopped taking tasks: the download directory's filesystem is full, below --min-free or read-only")
+// refused a file (full, below the floor of free space, read-only, or not
+// writable by this user): the tasks it had not started are left for later
+// (given back, in queue mode), and those that failed on it were not charged.
+var ErrDiskRefused = errors.New("stopped taking tasks: the download directory's filesystem is full, below --min-free, read-only or not writable by this user")
 
 // slots counts idle transfers, so a feed can pop as many tasks at once as
 // there are transfers to take them.

@@ -28,6 +28,9 @@ type outcome struct {
 	err        error
 	retryable  bool
 	retryAfter time.Duration // the server's Retry-After, on 429 and 503
+	// unstarted: the attempt ended while it waited for a slot, before it
+	// touched the disk or the network.
+	unstarted bool
 }
 
 // Causes a request's context is cancelled with, so that a failed read can

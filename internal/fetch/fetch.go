@@ -238,7 +238,21 @@ func (f *Fetcher) paths(t record.Task) paths {
 // failures are retried in process up to Options.Retries times first; a
 // failure of the local disk (full, read-only, not ours to write) is not, and
 // is marked Local.
-func (f *Fetcher) Fetch(ctx context.Context, t record.Task) (res record.Result) {
+func (f *Fetcher) Fetch(ctx context.Context, t record.Task) record.Result {
+	res, _ := f.FetchUnlessStopped(ctx, ctx, t)
+	return res
+}
+
+// FetchUnlessStopped is Fetch for a caller that stops in two steps, as
+// dl-fetch does on a first and a second signal. ctx ends everything, the
+// transfer in flight included. stop, ctx or a context derived from it (so
+// that ctx ends it too), ends only the waiting. A task still waiting for
+// its host's slot or a transfer slot when stop ends is not started: nothing
+// of it was asked of the origin, and started is false, so that the caller
+// gives the task back instead of reporting res. A transfer that failed is
+// not tried again after stop: its retryable failure is returned, for the
+// queue's backoff. A transfer under way when stop ends runs to its end.
+func (f *Fetcher) FetchUnlessStopped(stop, ctx context.Context, t record.Task) (res record.Result, started bool) {
 	start := time.Now()
 	tr := f.observe(t)
 	res = record.Result{ID: t.ID, URL: t.URL, Token: t.Token, Outcome: record.Failed, Attempt: t.Attempt}
@@ -247,6 +261,7 @@ func (f *Fetcher) Fetch(ctx context.Context, t record.Task) (res record.Result) 
 			f.log.Error("fetch panicked", "id", t.ID, "panic", p, "stack", string(debug.Stack()))
 			res = record.Result{ID: t.ID, URL: t.URL, Token: t.Token, Outcome: record.Failed,
 				Attempt: t.Attempt + 1, Error: oneLine(fmt.Sprintf("internal error: %v", p)), Retryable: true}
+			started = true // a task that crashes Fetch is reported, never handed out again untried
 		}
 		res.Duration = time.Since(start).Seconds()
 		tr.End(res)
@@ -256,12 +271,20 @@ func (f *Fetcher) Fetch(ctx context.Context, t record.Task) (res record.Result) 
 	if err != nil {
 		res.Attempt++
 		res.Error = oneLine(err.Error())
-		return res
+		return res, true
 	}
+	// Waiting (for a slot, or before a retry) ends with stop, and so with
+	// ctx, from which stop derives: at once, so that a task that gets its
+	// slot just after the stop is not started.
+	wait := stop
 	if f.o.MaxTime > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeoutCause(ctx, f.o.MaxTime, errMaxTime)
+		// The max time counts the waits too.
+		deadline := time.Now().Add(f.o.MaxTime)
+		var cancel, cancelWait context.CancelFunc
+		ctx, cancel = context.WithDeadlineCause(ctx, deadline, errMaxTime)
 		defer cancel()
+		wait, cancelWait = context.WithDeadlineCause(stop, deadline, errMaxTime)
+		defer cancelWait()
 	}
 	p := f.paths(t)
 	p.url = u
@@ -272,13 +295,23 @@ func (f *Fetcher) Fetch(ctx context.Context, t record.Task) (res record.Result) 
 		backoff.WithMaxElapsedTime(0),
 	)
 	for failures := 0; ; {
-		o := f.politeAttempt(ctx, t, p, tr)
+		o := f.politeAttempt(wait, ctx, t, p, tr)
+		if o.unstarted && stop.Err() != nil {
+			if failures > 0 {
+				// A retry the stop came before: the failure before it
+				// stands, and this one, which never asked, is not charged.
+				return res, true
+			}
+			started = false
+		} else {
+			started = true
+		}
 		res.HTTP = o.status
 		if o.err == nil {
 			res.Outcome, res.Path, res.Bytes, res.SHA256 = record.Done, o.path, o.bytes, o.sum
 			res.Error, res.Retryable = "", false
 			res.Attempt = t.Attempt + failures
-			return res
+			return res, true
 		}
 		if f.diskRefused(o.err) {
 			// Our disk's failure, not the task's: it is not charged an
@@ -286,26 +319,28 @@ func (f *Fetcher) Fetch(ctx context.Context, t record.Task) (res record.Result) 
 			// waiting here would not free any space.
 			res.Attempt = t.Attempt + failures
 			res.Error, res.Retryable, res.Local = oneLine(o.err.Error()), true, true
-			return res
+			return res, started
 		}
 		failures++
 		res.Attempt = t.Attempt + failures
 		res.Error, res.Retryable = oneLine(o.err.Error()), o.retryable
 		spent := f.o.MaxAttempts > 0 && res.Attempt >= f.o.MaxAttempts
-		if !o.retryable || failures > f.o.Retries || spent || ctx.Err() != nil || o.retryAfter > maxRetryAfter {
-			return res
+		// After a stop a failed transfer goes back to the queue, whose
+		// backoff retries it, rather than holding up the process's exit.
+		if !o.retryable || failures > f.o.Retries || spent || wait.Err() != nil || o.retryAfter > maxRetryAfter {
+			return res, started
 		}
-		wait := max(bo.NextBackOff(), o.retryAfter)
-		if d, ok := ctx.Deadline(); ok && time.Until(d) < wait {
-			return res
+		delay := max(bo.NextBackOff(), o.retryAfter)
+		if d, ok := ctx.Deadline(); ok && time.Until(d) < delay {
+			return res, started
 		}
-		f.log.Info("retrying", "id", t.ID, "url", redact(t.URL), "error", res.Error, "after", wait, "failures", failures)
-		tr.Retry(res.Error, wait)
-		timer := time.NewTimer(wait)
+		f.log.Info("retrying", "id", t.ID, "url", redact(t.URL), "error", res.Error, "after", delay, "failures", failures)
+		tr.Retry(res.Error, delay)
+		timer := time.NewTimer(delay)
 		select {
-		case <-ctx.Done():
+		case <-wait.Done():
 			timer.Stop()
-			return res
+			return res, true
 		case <-timer.C:
 		}
 	}
@@ -313,26 +348,30 @@ func (f *Fetcher) Fetch(ctx context.Context, t record.Task) (res record.Result) 
 
 // politeAttempt is one attempt inside the transfer and per-host limits.
 // The slots are held for the transfer only: not through the backoff before
-// a retry, nor while the finished body is synced and renamed.
-func (f *Fetcher) politeAttempt(ctx context.Context, t record.Task, p paths, tr Transfer) outcome {
+// a retry, nor while the finished body is synced and renamed. wait ends the
+// wait for the slots, ctx the transfer; an attempt whose wait ended, or
+// that got its slots only as wait ended, is unstarted: it asked nothing.
+func (f *Fetcher) politeAttempt(wait, ctx context.Context, t record.Task, p paths, tr Transfer) outcome {
 	waitErr := func(err error) outcome {
 		if errors.Is(err, context.Canceled) {
 			err = errors.New("canceled")
 		}
-		return failure(true, fmt.Errorf("GET %s: waiting for a connection to %s: %w", redact(t.URL), hostOf(t.URL), err))
+		o := failure(true, fmt.Errorf("GET %s: waiting for a connection to %s: %w", redact(t.URL), hostOf(t.URL), err))
+		o.unstarted = true
+		return o
 	}
 	// The host's slot first: a transfer waiting for a busy host must not
 	// hold one of the transfer slots that others could use meanwhile.
-	releaseHost, err := f.hosts.acquire(ctx, t.URL)
+	releaseHost, err := f.hosts.acquire(wait, t.URL)
 	if err != nil {
 		return waitErr(err)
 	}
 	if f.transfers != nil {
 		select {
 		case f.transfers <- struct{}{}:
-		case <-ctx.Done():
+		case <-wait.Done():
 			releaseHost()
-			return waitErr(context.Cause(ctx))
+			return waitErr(context.Cause(wait))
 		}
 	}
 	bodyDone := sync.OnceFunc(func() {
@@ -342,6 +381,11 @@ func (f *Fetcher) politeAttempt(ctx context.Context, t record.Task, p paths, tr 
 		}
 	})
 	defer bodyDone()
+	// A slot and the stop may come at once, and select picks either: a
+	// stop that came first must win, or a task could start after it.
+	if wait.Err() != nil {
+		return waitErr(context.Cause(wait))
+	}
 	return f.attempt(ctx, t, p, tr, bodyDone)
 }
 

@@ -87,3 +87,46 @@ func TestTransferSlotFreedBeforeFinish(t *testing.T) {
 	close(release)
 	checkDone(t, <-resA, content(1000, 2))
 }
+
+// TestStopBeforeTransferSlot: a task that waits for a transfer slot when
+// the stop comes is not started: FetchUnlessStopped says so and asks the
+// origin nothing, while the transfer holding the slot runs to its end.
+func TestStopBeforeTransferSlot(t *testing.T) {
+	var requests atomic.Int32
+	arrived, release := make(chan struct{}, 1), make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		arrived <- struct{}{}
+		<-release
+		w.Write([]byte("x"))
+	}))
+	defer srv.Close()
+	f := newFetcher(t, Options{Transfers: 1})
+	holder := make(chan record.Result, 1)
+	go func() { holder <- f.Fetch(context.Background(), record.Task{ID: "holder", URL: srv.URL + "/a"}) }()
+	select {
+	case <-arrived:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the holder's request never came")
+	}
+	stop, cancel := context.WithCancel(context.Background())
+	waited := make(chan bool, 1)
+	go func() {
+		_, started := f.FetchUnlessStopped(stop, context.Background(), record.Task{ID: "waiter", URL: srv.URL + "/b"})
+		waited <- started
+	}()
+	cancel()
+	select {
+	case started := <-waited:
+		if started {
+			t.Error("a task still waiting for a transfer slot at the stop was started")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the waiting task did not end at the stop")
+	}
+	close(release)
+	checkDone(t, <-holder, []byte("x"))
+	if n := requests.Load(); n != 1 {
+		t.Errorf("origin saw %d requests; want only the holder's", n)
+	}
+}

@@ -4,8 +4,9 @@
 // goroutine that owns stdout.
 //
 // Shutdown order: a first SIGINT/SIGTERM or the exit flag stops the feed;
-// transfers in flight finish and their results are written; then stdout is
-// flushed and Run returns. A second signal cancels the transfers: their
+// tasks still waiting for a slot in the Fetcher go back to their source
+// unstarted; transfers in flight finish, without retries, and their results
+// are written; then stdout is flushed and Run returns. A second signal cancels the transfers: their
 // results are not written, so their rows stay held and come back when the
 // lease runs out.
 package worker
@@ -26,9 +27,12 @@ import (
 	"github.com/dlkit/dl/internal/tool"
 )
 
-// Fetcher downloads one task; it always returns a result.
+// Fetcher downloads one task. It returns a result unless stop ended while
+// the task waited for a transfer to start it (started false): then the task
+// is given back like one the feed handed over too late. stop also ends
+// in-process retries; ctx, the second signal, ends the transfer itself.
 type Fetcher interface {
-	Fetch(ctx context.Context, t record.Task) record.Result
+	FetchUnlessStopped(stop, ctx context.Context, t record.Task) (r record.Result, started bool)
 }
 
 // Options tune Run.
@@ -59,9 +63,12 @@ func run(ctx context.Context, f Fetcher, o Options, out io.Writer, src feed, onR
 	hard := tool.Hard(ctx)
 	g, gctx := errgroup.WithContext(hard)
 	// The feed stops on the first signal (ctx) or on any failure (gctx).
-	feedCtx, stopFeed := context.WithCancel(gctx)
+	// It derives from ctx, so that it is done as soon as the signal is in:
+	// it is also the stop of the tasks the Fetcher holds for a slot, and one
+	// that got a slot right after the signal must not start.
+	feedCtx, stopFeed := context.WithCancel(ctx)
 	defer stopFeed()
-	defer context.AfterFunc(ctx, stopFeed)()
+	defer context.AfterFunc(gctx, stopFeed)()
 
 	// Prefetched tasks wait in the channel, so a transfer that finishes
 	// starts the next task at once instead of waiting for the feed's round
@@ -76,6 +83,11 @@ func run(ctx context.Context, f Fetcher, o Options, out io.Writer, src feed, onR
 	g.Go(func() error {
 		defer close(tasks)
 		err := src(feedCtx, sl, tasks)
+		if sl.stopped.Load() {
+			// The exit flag: tasks waiting for a slot in the Fetcher
+			// go back too, as on a signal.
+			stopFeed()
+		}
 		if feedCtx.Err() != nil && gctx.Err() == nil {
 			return nil // stopped by a signal or the exit flag: not an error
 		}
@@ -102,9 +114,20 @@ func run(ctx context.Context, f Fetcher, o Options, out io.Writer, src feed, onR
 					}
 					continue
 				}
+				// feedCtx is the stop: a first signal, the exit flag, a
+				// refused file or a failure. A task the Fetcher was still
+				// holding for a slot (per host, or a transfer) when it came
+				// has not started, and goes back as the skipped ones do.
 				st.started.Add(1)
-				r := f.Fetch(hard, t)
+				r, started := f.FetchUnlessStopped(feedCtx, hard, t)
 				sl.release(1)
+				if !started {
+					st.started.Add(-1)
+					if onSkip != nil {
+						onSkip(t)
+					}
+					continue
+				}
 				if hard.Err() != nil {
 					slog.Warn("abandoned in flight; its row comes back when its lease runs out", "id", t.ID)
 					continue

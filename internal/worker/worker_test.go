@@ -23,7 +23,11 @@ type countingFetcher struct {
 	full           string // URL substring that fails on a full disk
 }
 
-func (f *countingFetcher) Fetch(ctx context.Context, t record.Task) record.Result {
+func (f *countingFetcher) FetchUnlessStopped(stop, ctx context.Context, t record.Task) (record.Result, bool) {
+	return f.fetch(ctx, t), true
+}
+
+func (f *countingFetcher) fetch(ctx context.Context, t record.Task) record.Result {
 	n := f.inFlight.Add(1)
 	defer f.inFlight.Add(-1)
 	for {

@@ -79,7 +79,7 @@ func run(app *cli.App, args []string, stderr io.Writer) int {
 	}()
 
 	app.Version = version()
-	app.Writer = os.Stdout
+	app.Writer = os.Stdout // --help and --version only: usage errors go to stderr as one line
 	app.ErrWriter = stderr
 	app.Flags = append(app.Flags, &cli.StringFlag{Name: "log-level", EnvVars: []string{"DL_LOG_LEVEL"}, Value: "info",
 		Usage: "log `level`: debug, info, warn, error"})
@@ -90,7 +90,7 @@ func run(app *cli.App, args []string, stderr io.Writer) int {
 	app.Before = func(c *cli.Context) error {
 		var lvl slog.Level
 		if err := lvl.UnmarshalText([]byte(c.String("log-level"))); err != nil {
-			return fmt.Errorf("--log-level: %w", err)
+			return Usage(c, "--log-level: %v", err)
 		}
 		slog.SetDefault(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl})).With("tool", app.Name))
 		if before != nil {
@@ -99,6 +99,7 @@ func run(app *cli.App, args []string, stderr io.Writer) int {
 		return nil
 	}
 	app.ExitErrHandler = func(*cli.Context, error) {} // we print and exit ourselves
+	strict(app)
 	err := app.RunContext(soft, args)
 	if err == nil {
 		return 0
@@ -108,8 +109,13 @@ func run(app *cli.App, args []string, stderr io.Writer) int {
 	if errors.As(err, &ec) {
 		code = ec.ExitCode()
 	}
+	prog := app.Name
+	var ue *UsageError
+	if errors.As(err, &ue) && ue.Prog != "" {
+		prog = ue.Prog
+	}
 	if msg := strings.TrimSpace(err.Error()); msg != "" {
-		fmt.Fprintf(stderr, "%s: %s\n", app.Name, oneLine(msg))
+		fmt.Fprintf(stderr, "%s: %s\n", prog, oneLine(msg))
 	}
 	return code
 }

@@ -1,0 +1,220 @@
+package tool
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+)
+
+// ExitUsage is the exit code of a command line the tool cannot run: an
+// unknown flag, a stray argument, a value out of range. Nothing has been
+// done then, and nothing is written to stdout.
+const ExitUsage = 2
+
+// UsageError is a command line the tool cannot run. Run prints it as one
+// line on stderr, "<prog>: <msg> (see <prog> --help)", and exits ExitUsage.
+type UsageError struct {
+	Prog string // the command as typed: "dl-mark requeue"
+	Msg  string
+}
+
+func (e *UsageError) Error() string {
+	if e.Prog == "" {
+		return e.Msg
+	}
+	return fmt.Sprintf("%s (see %s --help)", e.Msg, e.Prog)
+}
+
+// ExitCode makes a UsageError a cli.ExitCoder.
+func (e *UsageError) ExitCode() int { return ExitUsage }
+
+// Usage returns a UsageError for the command c runs.
+func Usage(c *cli.Context, format string, args ...any) error {
+	return &UsageError{Prog: prog(c), Msg: fmt.Sprintf(format, args...)}
+}
+
+// ExitError ends the process with Code; Err, if not nil, is the one line
+// printed for it.
+type ExitError struct {
+	Code int
+	Err  error
+}
+
+// Exit returns an ExitError (err may be nil: nothing is printed then).
+func Exit(code int, err error) error { return &ExitError{Code: code, Err: err} }
+
+func (e *ExitError) Error() string {
+	if e.Err == nil {
+		return ""
+	}
+	return e.Err.Error()
+}
+
+func (e *ExitError) Unwrap() error { return e.Err }
+
+// ExitCode makes an ExitError a cli.ExitCoder.
+func (e *ExitError) ExitCode() int { return e.Code }
+
+// prog is the command c runs as the operator typed it: the tool's name and
+// the subcommands' names.
+func prog(c *cli.Context) string {
+	var names []string
+	for _, l := range c.Lineage() {
+		if l.Command != nil {
+			names = append(names, l.Command.Name)
+		}
+	}
+	if len(names) == 0 {
+		return c.App.Name
+	}
+	for i, j := 0, len(names)-1; i < j; i, j = i+1, j-1 {
+		names[i], names[j] = names[j], names[i]
+	}
+	names[0] = c.App.Name
+	return strings.Join(names, " ")
+}
+
+// Positive marks a duration flag whose value must be above zero (an
+// interval, a lease, a timeout that has no "off"). Every other duration flag
+// of a tool run by Run must not be negative.
+func Positive(f *cli.DurationFlag) *cli.DurationFlag {
+	f.Action = checkDuration(f, true)
+	return f
+}
+
+func checkDuration(f *cli.DurationFlag, positive bool) func(*cli.Context, time.Duration) error {
+	return func(c *cli.Context, d time.Duration) error {
+		if d > 0 || d == 0 && !positive {
+			return nil
+		}
+		name := "--" + f.Name
+		if len(f.EnvVars) > 0 {
+			name += " (" + strings.Join(f.EnvVars, ", ") + ")"
+		}
+		want := "must not be negative"
+		if positive {
+			want = "must be positive"
+		}
+		return Usage(c, "%s %s (got %s)", name, want, d)
+	}
+}
+
+// strict makes app and its subcommands refuse what they would otherwise
+// let pass or print to stdout: a usage error (unknown flag, a value that
+// does not parse) becomes a UsageError instead of the help text on stdout;
+// a positional argument to a command that takes none (no ArgsUsage) is one;
+// so is a negative duration, or a non-positive one for a flag marked
+// Positive.
+func strict(app *cli.App) {
+	app.OnUsageError = onUsageError
+	checkFlags(app.Flags)
+	app.Action = strictAction(app.Action, app.ArgsUsage, app.Commands)
+	var walk func([]*cli.Command)
+	walk = func(cmds []*cli.Command) {
+		for _, cmd := range cmds {
+			cmd.OnUsageError = onUsageError
+			checkFlags(cmd.Flags)
+			cmd.Action = strictAction(cmd.Action, cmd.ArgsUsage, cmd.Subcommands)
+			walk(cmd.Subcommands)
+		}
+	}
+	walk(app.Commands)
+}
+
+func onUsageError(c *cli.Context, err error, _ bool) error {
+	msg := err.Error()
+	// A tool's own options go before its command: say so rather than
+	// send the operator to the command's help, which does not list them.
+	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok && c.Command != nil {
+		for _, l := range c.Lineage()[1:] {
+			if l.Command == nil {
+				continue
+			}
+			for _, f := range l.Command.Flags {
+				for _, n := range f.Names() {
+					if n == name {
+						msg += fmt.Sprintf("; it is an option of %s: give it before %s", prog(l), c.Command.Name)
+					}
+				}
+			}
+		}
+	}
+	return &UsageError{Prog: prog(c), Msg: msg}
+}
+
+func checkFlags(flags []cli.Flag) {
+	for _, f := range flags {
+		if d, ok := f.(*cli.DurationFlag); ok && d.Action == nil {
+			d.Action = checkDuration(d, false)
+		}
+	}
+}
+
+// strictAction wraps a command's action: a command without ArgsUsage takes
+// no positional arguments; one with subcommands and no action of its own
+// needs one of them.
+func strictAction(action cli.ActionFunc, argsUsage string, subs []*cli.Command) cli.ActionFunc {
+	var names []string
+	for _, s := range subs {
+		if !s.Hidden {
+			names = append(names, s.Name)
+		}
+	}
+	commands := strings.Join(names, ", ")
+	if action == nil && len(subs) > 0 {
+		return func(c *cli.Context) error {
+			if c.NArg() == 0 {
+				return Usage(c, "missing command: one of %s", commands)
+			}
+			return Usage(c, "unknown command %q: want one of %s", c.Args().First(), commands)
+		}
+	}
+	if action == nil || argsUsage != "" {
+		return action
+	}
+	return func(c *cli.Context) error {
+		if c.NArg() > 0 {
+			if len(subs) > 0 {
+				return Usage(c, "unexpected argument %q: takes options or one of the commands %s", c.Args().First(), commands)
+			}
+			return Usage(c, "unexpected argument %q: takes options only%s", c.Args().First(), didYouMean(c, c.Args().First()))
+		}
+		return action(c)
+	}
+}
+
+// didYouMean names the one flag of the command that would take arg as its
+// value ("404" → --error, not --older-than, which wants a unit), if there
+// is exactly one.
+func didYouMean(c *cli.Context, arg string) string {
+	if c.Command == nil || strings.HasPrefix(arg, "-") {
+		return ""
+	}
+	var fits []string
+	for _, f := range c.Command.Flags {
+		if vf, ok := f.(cli.VisibleFlag); ok && !vf.IsVisible() {
+			continue
+		}
+		ok := false
+		switch f.(type) {
+		case *cli.StringFlag:
+			ok = true
+		case *cli.DurationFlag:
+			_, err := time.ParseDuration(arg)
+			ok = err == nil
+		case *cli.IntFlag, *cli.Int64Flag:
+			_, err := strconv.ParseInt(arg, 10, 64)
+			ok = err == nil
+		}
+		if ok {
+			fits = append(fits, f.Names()[0])
+		}
+	}
+	if len(fits) != 1 {
+		return ""
+	}
+	return fmt.Sprintf("; did you mean --%s %s?", fits[0], arg)
+}

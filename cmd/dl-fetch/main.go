@@ -17,7 +17,7 @@ import (
 func main() {
 	flags := append(config.FetchFlags(),
 		&cli.StringFlag{Name: "mode", EnvVars: []string{"DL_MODE"}, Value: "forever", Usage: "queue mode: forever (until the exit flag or a signal), once (one task) or batch (until the queue is empty)"},
-		&cli.DurationFlag{Name: "poll", EnvVars: []string{"DL_POLL"}, Value: time.Second, Usage: "longest wait on an empty queue before the exit flag is looked at again"},
+		tool.Positive(&cli.DurationFlag{Name: "poll", EnvVars: []string{"DL_POLL"}, Value: time.Second, Usage: "longest wait on an empty queue before the exit flag is looked at again"}),
 		config.MySQLFlag(), config.TableFlag())
 	flags = append(append(flags, config.RedisFlags()...), config.LeaseFlags()...)
 	os.Exit(tool.Run(&cli.App{
@@ -25,7 +25,8 @@ func main() {
 		Usage: "download tasks from the queue, from stdin (-) or the URLs given, many at once",
 		UsageText: "dl-fetch [options]            # tasks from the Redis queue\n   dl-fetch [options] -          # task lines or bare URLs on stdin\n   dl-fetch [options] URL...     # these URLs; needs neither MySQL nor Redis\n\n" +
 			"Example:\n   dl-fetch --concurrency 32 | dl-mark\n   dl-fetch --dir . https://example.org/file.iso",
-		Flags: flags,
+		ArgsUsage: "[- | URL...]",
+		Flags:     flags,
 		Action: func(c *cli.Context) error {
 			term := config.StartTerminal(c) // first: it may route the log above its bars
 			defer term.Close()
@@ -56,7 +57,7 @@ func main() {
 			}
 			mode, err := worker.ParseMode(c.String("mode"))
 			if err != nil {
-				return err
+				return tool.Usage(c, "--mode: %v", err)
 			}
 			sv, err := config.OpenServices(c)
 			if err != nil {

@@ -2,7 +2,6 @@
 package main
 
 import (
-	"errors"
 	"os"
 	"time"
 
@@ -20,7 +19,7 @@ func main() {
 		&cli.DurationFlag{Name: "watch", Aliases: []string{"w"}, Usage: "show a new snapshot every `DURATION` until interrupted"},
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "replace `FILE` atomically with each snapshot instead of writing to stdout"},
 		&cli.BoolFlag{Name: "publish", EnvVars: []string{"DL_STAT_PUBLISH"}, Usage: "also keep the JSON status in Redis (<prefix>status) for other tools"},
-		&cli.DurationFlag{Name: "window", Value: time.Minute, Usage: "span of the throughput figures"},
+		tool.Positive(&cli.DurationFlag{Name: "window", Value: time.Minute, Usage: "span of the throughput figures"}),
 		&cli.IntFlag{Name: "errors", Value: 5, Usage: "show the `N` most common error messages"},
 	}, config.RedisFlags()...)
 	os.Exit(tool.Run(&cli.App{
@@ -33,7 +32,7 @@ func main() {
 			format := stat.Table
 			switch {
 			case c.Bool("json") && c.Bool("prometheus"):
-				return errors.New("--json and --prometheus: choose one")
+				return tool.Usage(c, "--json and --prometheus: choose one")
 			case c.Bool("json"):
 				format = stat.JSON
 			case c.Bool("prometheus"):

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/dlkit/dl/internal/tool"
 )
 
 // Defaults that work against the MariaDB and Redis of a Debian machine.
@@ -61,10 +63,10 @@ func RedisFlags() []cli.Flag {
 // queue-lease while it waits in the Redis queue.
 func LeaseFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.DurationFlag{Name: FlagLease, EnvVars: []string{"DL_LEASE"}, Value: 60 * time.Second,
-			Usage: "a worker's hold on a task; renewed every third of it while the task is in progress"},
-		&cli.DurationFlag{Name: FlagQueueWait, EnvVars: []string{"DL_QUEUE_LEASE"}, Value: 5 * time.Minute,
-			Usage: "how long a claimed task may wait in the queue before it is claimable again (covers a lost Redis); each distributor round renews it for tasks still queued, so keep it well above DL_INTERVAL"},
+		tool.Positive(&cli.DurationFlag{Name: FlagLease, EnvVars: []string{"DL_LEASE"}, Value: 60 * time.Second,
+			Usage: "a worker's hold on a task; renewed every third of it while the task is in progress"}),
+		tool.Positive(&cli.DurationFlag{Name: FlagQueueWait, EnvVars: []string{"DL_QUEUE_LEASE"}, Value: 5 * time.Minute,
+			Usage: "how long a claimed task may wait in the queue before it is claimable again (covers a lost Redis); each distributor round renews it for tasks still queued, so keep it well above DL_INTERVAL"}),
 	}
 }
 

@@ -33,8 +33,8 @@ func FetchFlags() []cli.Flag {
 			Usage: "fsync every file and its directory instead of one syncfs(2) of an ext4, xfs, btrfs or f2fs filesystem for all files finishing together (for a filesystem shared with heavy writers; others always get per-file fsyncs)"},
 		&cli.StringFlag{Name: "user-agent", EnvVars: []string{"DL_USER_AGENT"}, Value: fetch.UserAgent(tool.Version), Usage: "User-Agent header"},
 		&cli.StringSliceFlag{Name: "header", Aliases: []string{"H"}, EnvVars: []string{"DL_HEADERS"}, Usage: "extra request header `'Name: value'` (repeatable)"},
-		&cli.DurationFlag{Name: "connect-timeout", EnvVars: []string{"DL_CONNECT_TIMEOUT"}, Value: 30 * time.Second, Usage: "TCP connect and TLS handshake"},
-		&cli.DurationFlag{Name: "stall-timeout", EnvVars: []string{"DL_STALL_TIMEOUT"}, Value: 60 * time.Second, Usage: "give up on a transfer that receives less than 1 KiB in this long"},
+		tool.Positive(&cli.DurationFlag{Name: "connect-timeout", EnvVars: []string{"DL_CONNECT_TIMEOUT"}, Value: 30 * time.Second, Usage: "TCP connect and TLS handshake"}),
+		tool.Positive(&cli.DurationFlag{Name: "stall-timeout", EnvVars: []string{"DL_STALL_TIMEOUT"}, Value: 60 * time.Second, Usage: "give up on a transfer that receives less than 1 KiB in this long"}),
 		&cli.DurationFlag{Name: "max-time", EnvVars: []string{"DL_MAX_TIME"}, Usage: "overall limit per task, retries included (0: none)"},
 		&cli.StringFlag{Name: "max-size", EnvVars: []string{"DL_MAX_SIZE"}, Value: "0", Usage: "largest file in `bytes`, with an optional K, M or G (binary) suffix (0: no limit)"},
 		&cli.StringFlag{Name: "min-free", EnvVars: []string{"DL_MIN_FREE"}, Value: "0",
@@ -55,27 +55,27 @@ func FetchFlags() []cli.Flag {
 func FetchOptions(c *cli.Context) (fetch.Options, error) {
 	lay, err := layout.Parse(c.String("layout"))
 	if err != nil {
-		return fetch.Options{}, fmt.Errorf("--layout: %w", err)
+		return fetch.Options{}, tool.Usage(c, "--layout: %v", err)
 	}
 	h := http.Header{}
 	for _, kv := range c.StringSlice("header") {
 		name, value, ok := strings.Cut(kv, ":")
 		if !ok || strings.TrimSpace(name) == "" {
-			return fetch.Options{}, fmt.Errorf("--header %q: want 'Name: value'", kv)
+			return fetch.Options{}, tool.Usage(c, "--header %q: want 'Name: value'", kv)
 		}
 		h.Add(strings.TrimSpace(name), strings.TrimSpace(value))
 	}
 	maxSize, err := ParseBytes(c.String("max-size"))
 	if err != nil {
-		return fetch.Options{}, fmt.Errorf("--max-size: %w", err)
+		return fetch.Options{}, tool.Usage(c, "--max-size: %v", err)
 	}
 	minFree, err := ParseBytes(c.String("min-free"))
 	if err != nil {
-		return fetch.Options{}, fmt.Errorf("--min-free: %w", err)
+		return fetch.Options{}, tool.Usage(c, "--min-free: %v", err)
 	}
 	limitRate, err := ParseBytes(c.String("limit-rate"))
 	if err != nil {
-		return fetch.Options{}, fmt.Errorf("--limit-rate: %w", err)
+		return fetch.Options{}, tool.Usage(c, "--limit-rate: %v", err)
 	}
 	return fetch.Options{
 		Dir: c.String("dir"), Layout: lay, Fsync: c.Bool("fsync"), FsyncEach: c.Bool("fsync-each"),

@@ -1,12 +1,16 @@
 package config
 
 import (
+	"errors"
 	"os"
 	"strings"
 	"testing"
 
 	"github.com/urfave/cli/v2"
 )
+
+// noExit keeps cli from calling os.Exit on an error with an exit code.
+func noExit(*cli.Context, error) {}
 
 func TestParseBytes(t *testing.T) {
 	for in, want := range map[string]int64{
@@ -38,7 +42,7 @@ func TestFetchOptionsMinFree(t *testing.T) {
 	}
 	for _, tt := range tests {
 		var got int64
-		app := &cli.App{Flags: FetchFlags(), Action: func(c *cli.Context) error {
+		app := &cli.App{Name: "dl-fetch", Flags: FetchFlags(), ExitErrHandler: noExit, Action: func(c *cli.Context) error {
 			o, err := FetchOptions(c)
 			got = o.MinFree
 			return err
@@ -46,6 +50,45 @@ func TestFetchOptionsMinFree(t *testing.T) {
 		err := app.Run(append([]string{"dl-fetch"}, tt.args...))
 		if tt.wantErr == "" && (err != nil || got != tt.want) || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
 			t.Errorf("%v: MinFree %d, err %v; want %d, error %q", tt.args, got, err, tt.want, tt.wantErr)
+		}
+	}
+}
+
+// TestDurationsMustBePositive: a lease, an interval or a timeout that has
+// no "off" is refused at 0 or below, from the flag or the environment, as
+// a usage error (exit 2) naming both; dl-fetch used to panic on --lease 0
+// (non-positive interval for NewTicker).
+func TestDurationsMustBePositive(t *testing.T) {
+	flags := func() []cli.Flag { return append(LeaseFlags(), FetchFlags()...) }
+	tests := []struct {
+		env, val string
+		args     []string
+		wantErr  string
+	}{
+		{"", "", []string{"--lease", "0"}, "--lease (DL_LEASE) must be positive (got 0s)"},
+		{"DL_LEASE", "-5s", nil, "--lease (DL_LEASE) must be positive (got -5s)"},
+		{"DL_QUEUE_LEASE", "0", nil, "--queue-lease (DL_QUEUE_LEASE) must be positive (got 0s)"},
+		{"", "", []string{"--stall-timeout", "0s"}, "--stall-timeout (DL_STALL_TIMEOUT) must be positive (got 0s)"},
+		{"DL_CONNECT_TIMEOUT", "0", nil, "--connect-timeout (DL_CONNECT_TIMEOUT) must be positive (got 0s)"},
+		{"", "", []string{"--lease", "1ms", "--queue-lease", "1s", "--stall-timeout", "1s", "--connect-timeout", "1s", "--max-time", "0", "--stats-every", "0"}, ""},
+		{"", "", nil, ""}, // the defaults
+	}
+	for _, tt := range tests {
+		if tt.env != "" {
+			t.Setenv(tt.env, tt.val)
+		}
+		ran := false
+		app := &cli.App{Name: "dl-x", Flags: flags(), ExitErrHandler: noExit, Action: func(*cli.Context) error { ran = true; return nil }}
+		err := app.Run(append([]string{"dl-x"}, tt.args...))
+		var ec cli.ExitCoder
+		switch {
+		case tt.wantErr == "" && (err != nil || !ran):
+			t.Errorf("%s=%s %v: %v, want the action to run", tt.env, tt.val, tt.args, err)
+		case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr) || !errors.As(err, &ec) || ec.ExitCode() != 2 || ran):
+			t.Errorf("%s=%s %v: %v (action ran: %v), want exit code 2 and %q", tt.env, tt.val, tt.args, err, ran, tt.wantErr)
+		}
+		if tt.env != "" {
+			os.Unsetenv(tt.env)
 		}
 	}
 }

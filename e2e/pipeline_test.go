@@ -3,8 +3,9 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"fmt"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -274,29 +275,47 @@ func TestMissingServicesGiveOneClearLine(t *testing.T) {
 	}
 }
 
+// dl-flag: every command prints the flag's new or current state on stdout;
+// status exits 0 when set, 1 when clear and 2 when Redis could not be asked
+// (as scripts/dl-distributor reads it).
 func TestFlagStatusExitCodes(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	run := func(args ...string) error {
-		_, stderr, err := testenv.Run(t, bg, e.tool("dl-flag"), e.vars, nil, args...)
-		if err != nil && !strings.Contains(fmt.Sprint(err), "exit status 1") {
-			t.Fatalf("dl-flag %v: %v %s", args, err, stderr)
+	key := e.prefix + "download_exit_flag"
+	tests := []struct {
+		env      []string
+		args     []string
+		wantCode int
+		wantOut  string
+	}{
+		{nil, []string{"status"}, 1, key + ": clear\n"},
+		{nil, []string{"set"}, 0, key + ": set\n"},
+		{nil, []string{"status"}, 0, key + ": set\n"},
+		{nil, []string{"set"}, 0, key + ": set\n"},
+		{nil, []string{"clear"}, 0, key + ": clear\n"},
+		{nil, []string{"status"}, 1, key + ": clear\n"},
+		{[]string{"DL_REDIS_URL=redis://127.0.0.1:1/0"}, []string{"status"}, 2, ""},
+		{[]string{"DL_REDIS_URL=http://x"}, []string{"status"}, 2, ""},
+	}
+	for _, tc := range tests {
+		stdout, stderr, err := testenv.Run(t, bg, e.tool("dl-flag"), append(append([]string{}, e.vars...), tc.env...), nil, tc.args...)
+		code := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatalf("dl-flag %v: %v", tc.args, err)
 		}
-		return err
-	}
-	if run("status") == nil {
-		t.Fatal("status exit 0 while clear")
-	}
-	run("set")
-	if run("status") != nil {
-		t.Fatal("status exit 1 while set")
-	}
-	if v, _ := e.rdb.Get(bg, e.prefix+"download_exit_flag").Result(); v != "1" {
-		t.Fatalf("flag value %q", v)
-	}
-	run("clear")
-	if run("status") == nil {
-		t.Fatal("status exit 0 after clear")
+		errLine := strings.HasPrefix(stderr, "dl-flag: ") || strings.Contains(stderr, "\ndl-flag: ")
+		if code != tc.wantCode || stdout != tc.wantOut || (code > 1) != errLine {
+			t.Fatalf("%v dl-flag %v: exit %d, stdout %q, stderr %q; want exit %d, stdout %q, an error line on stderr only for exit 2",
+				tc.env, tc.args, code, stdout, stderr, tc.wantCode, tc.wantOut)
+		}
+		if tc.args[0] == "set" {
+			if v, _ := e.rdb.Get(bg, key).Result(); v != "1" {
+				t.Fatalf("flag value %q", v)
+			}
+		}
 	}
 }
 

@@ -11,6 +11,18 @@ import (
 	"github.com/dlkit/dl/internal/tool"
 )
 
+// exitUnknown is status's exit code when Redis could not be asked (0: set,
+// 1: clear), as scripts/dl-distributor reads it.
+const exitUnknown = 2
+
+// state is the line every command prints: the flag's key and its state.
+func state(key string, set bool) string {
+	if set {
+		return key + ": set\n"
+	}
+	return key + ": clear\n"
+}
+
 func main() {
 	flag := func(on bool) cli.ActionFunc {
 		return func(c *cli.Context) error {
@@ -19,7 +31,11 @@ func main() {
 				return err
 			}
 			defer q.Close()
-			return q.SetExitFlag(c.Context, on)
+			if err := q.SetExitFlag(c.Context, on); err != nil {
+				return err
+			}
+			_, err = fmt.Fprint(c.App.Writer, state(q.Keys().ExitFlag, on))
+			return err
 		}
 	}
 	os.Exit(tool.Run(&cli.App{
@@ -28,23 +44,22 @@ func main() {
 		UsageText: "dl-flag set|clear|status\n\nExample:\n   dl-flag set      # every worker finishes what it has and exits\n   dl-flag status && echo stopping",
 		Flags:     config.RedisFlags(),
 		Commands: []*cli.Command{
-			{Name: "set", Usage: "set the flag: workers finish their transfers and exit 0", Action: flag(true)},
-			{Name: "clear", Usage: "clear the flag: workers may run again", Action: flag(false)},
-			{Name: "status", Usage: "print the flag; exit 0 when set, 1 when clear", Action: func(c *cli.Context) error {
+			{Name: "set", Usage: "set the flag: workers finish their transfers and exit 0; prints the new state", Action: flag(true)},
+			{Name: "clear", Usage: "clear the flag: workers may run again; prints the new state", Action: flag(false)},
+			{Name: "status", Usage: "print the flag; exit 0 when set, 1 when clear, 2 when Redis could not be asked", Action: func(c *cli.Context) error {
 				q, err := config.OpenQueue(c)
 				if err != nil {
-					return err
+					return tool.Exit(exitUnknown, err)
 				}
 				defer q.Close()
 				set, err := q.ExitFlag(c.Context)
 				if err != nil {
-					return err
+					return tool.Exit(exitUnknown, err)
 				}
+				fmt.Fprint(c.App.Writer, state(q.Keys().ExitFlag, set))
 				if !set {
-					fmt.Fprintf(c.App.Writer, "%s: clear\n", q.Keys().ExitFlag)
-					return cli.Exit("", 1)
+					return tool.Exit(1, nil)
 				}
-				fmt.Fprintf(c.App.Writer, "%s: set\n", q.Keys().ExitFlag)
 				return nil
 			}},
 		},

@@ -5,9 +5,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dlkit/dl/internal/testenv"
 )
@@ -133,5 +135,66 @@ func TestZshCompletion(t *testing.T) {
 	_, stderr, err := testenv.Run(t, context.Background(), filepath.Join(bin, "dl-flag"), nil, nil, "--generate-completion", "fish")
 	if err == nil || !strings.Contains(stderr, "want bash or zsh") {
 		t.Errorf("fish: %v %q", err, stderr)
+	}
+}
+
+// TestEnvExampleShowsTheDefaults: a variable the example leaves commented
+// out "takes the default shown", so the value shown must be the tool's
+// default (as --help prints it), and a file the example refers to must
+// exist.
+func TestEnvExampleShowsTheDefaults(t *testing.T) {
+	bin := testenv.Binaries(t)
+	defaultRE := regexp.MustCompile(`\(default: ("[^"]*"|[^)]*)\) \[\$(DL_[A-Z0-9_]+)\]`)
+	envRE := regexp.MustCompile(`\[\$(DL_[A-Z0-9_]+)\]`)
+	defaults := map[string]string{} // every variable a tool reads → its default ("" for none)
+	for _, tool := range tools {
+		help, stderr, err := testenv.Run(t, context.Background(), filepath.Join(bin, tool), nil, nil, "--help")
+		if err != nil {
+			t.Fatalf("%s --help: %v %s", tool, err, stderr)
+		}
+		for _, line := range strings.Split(help, "\n") {
+			if m := defaultRE.FindStringSubmatch(line); m != nil {
+				defaults[m[2]] = strings.Trim(m[1], `"`)
+			} else if m := envRE.FindStringSubmatch(line); m != nil {
+				defaults[m[1]] = ""
+			}
+		}
+	}
+	path := filepath.Join("..", "..", "systemd", "dl.env.example")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	same := func(a, b string) bool {
+		da, errA := time.ParseDuration(a)
+		db, errB := time.ParseDuration(b)
+		if errA == nil && errB == nil {
+			return da == db
+		}
+		return a == b
+	}
+	checked := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(strings.TrimPrefix(line, "#"), "=")
+		if !strings.HasPrefix(line, "#DL_") || !ok || strings.Contains(k, " ") {
+			continue
+		}
+		def, known := defaults[k]
+		if !known {
+			continue // a script's variable (DL_INTERVAL, DL_BIN)
+		}
+		v = strings.ReplaceAll(strings.Trim(v, `'"`), "VERSION", "dev")
+		if !same(v, def) {
+			t.Errorf("%s shows %s=%s, but the default is %q", path, k, v, def)
+		}
+		checked++
+	}
+	if checked < 20 {
+		t.Errorf("checked only %d defaults of %s", checked, path)
+	}
+	for _, ref := range regexp.MustCompile(`\b(docs/[\w./-]+\w|README\.md)`).FindAllString(string(b), -1) {
+		if _, err := os.Stat(filepath.Join("..", "..", ref)); err != nil {
+			t.Errorf("%s refers to %s: %v", path, ref, err)
+		}
 	}
 }

@@ -301,7 +301,15 @@ func RunURLs(ctx context.Context, f Fetcher, urls []string, o Options, out io.Wr
 		tasks = append(tasks, t)
 	}
 	var ended atomic.Bool // every URL was handed to a transfer
-	src := func(ctx context.Context, s *slots, out chan<- record.Task) error {
+	var skipped atomic.Int64
+	st, err := run(ctx, f, o, out, listFeed(tasks, &ended), nil, func(record.Task) { skipped.Add(1) })
+	return summary(st, err, 0, !ended.Load() || skipped.Load() > 0)
+}
+
+// listFeed hands tasks over one by one, each when a transfer is idle, and
+// sets ended once all were handed over.
+func listFeed(tasks []record.Task, ended *atomic.Bool) feed {
+	return func(ctx context.Context, s *slots, out chan<- record.Task) error {
 		for _, t := range tasks {
 			if _, err := s.acquire(ctx, 1); err != nil {
 				return err
@@ -315,9 +323,6 @@ func RunURLs(ctx context.Context, f Fetcher, urls []string, o Options, out io.Wr
 		ended.Store(true)
 		return nil
 	}
-	var skipped atomic.Int64
-	st, err := run(ctx, f, o, out, src, nil, func(record.Task) { skipped.Add(1) })
-	return summary(st, err, 0, !ended.Load() || skipped.Load() > 0)
 }
 
 // summary turns a run of a line or URL source into the exit status: like

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -65,21 +66,20 @@ func (quietTransfer) Advance(int)                 {}
 func (quietTransfer) Retry(string, time.Duration) {}
 func (quietTransfer) End(record.Result)           {}
 
-// listFeed hands the tasks over one by one, as RunURLs does.
-func listFeed(tasks ...record.Task) feed {
-	return func(ctx context.Context, s *slots, out chan<- record.Task) error {
-		for _, t := range tasks {
-			if _, err := s.acquire(ctx, 1); err != nil {
-				return err
-			}
-			select {
-			case out <- t:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-		return nil
-	}
+// startRun runs the engine on tasks with f in the background, as dl-fetch
+// does under a command's soft and hard contexts; stop is the first signal,
+// done says how the run ended.
+func startRun(t *testing.T, f Fetcher, concurrency int, onSkip func(record.Task), tasks ...record.Task) (stop func(), out *testenv.SyncBuffer, done chan error) {
+	hard := context.Background()
+	ctx, stop := context.WithCancel(tool.WithHard(hard, hard))
+	t.Cleanup(stop)
+	out = new(testenv.SyncBuffer)
+	done = make(chan error, 1)
+	go func() {
+		_, err := run(ctx, f, Options{Concurrency: concurrency}, out, listFeed(tasks, new(atomic.Bool)), nil, onSkip)
+		done <- err
+	}()
+	return stop, out, done
 }
 
 func receive[T any](t *testing.T, ch <-chan T, what string) T {
@@ -105,20 +105,12 @@ func TestStopGivesBackTasksWaitingForASlot(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	hard := context.Background()
-	ctx, stop := context.WithCancel(tool.WithHard(hard, hard))
-	defer stop()
 	var mu sync.Mutex
 	var skipped []string
 	onSkip := func(t record.Task) { mu.Lock(); skipped = append(skipped, t.ID); mu.Unlock() }
-	var out testenv.SyncBuffer
-	done := make(chan error, 1)
-	go func() {
-		_, err := run(ctx, f, Options{Concurrency: 2}, &out, listFeed(
-			record.Task{ID: "a", URL: origin.URL + "/a"},
-			record.Task{ID: "b", URL: origin.URL + "/b"}), nil, onSkip)
-		done <- err
-	}()
+	stop, out, done := startRun(t, f, 2, onSkip,
+		record.Task{ID: "a", URL: origin.URL + "/a"},
+		record.Task{ID: "b", URL: origin.URL + "/b"})
 	// Both tasks are in Fetch, one of them at the origin: the other waits
 	// for the host's slot (or is about to).
 	first := strings.TrimPrefix(receive(t, origin.arrived, "request"), "/")
@@ -158,15 +150,7 @@ func TestStopEndsRetries(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	hard := context.Background()
-	ctx, stop := context.WithCancel(tool.WithHard(hard, hard))
-	defer stop()
-	var out testenv.SyncBuffer
-	done := make(chan error, 1)
-	go func() {
-		_, err := run(ctx, f, Options{Concurrency: 1}, &out, listFeed(record.Task{ID: "a", URL: origin.URL + "/a", Attempt: 1}), nil, nil)
-		done <- err
-	}()
+	stop, out, done := startRun(t, f, 1, nil, record.Task{ID: "a", URL: origin.URL + "/a", Attempt: 1})
 	receive(t, origin.arrived, "request")
 	stop()
 	close(origin.gate)

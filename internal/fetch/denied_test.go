@@ -110,17 +110,18 @@ func TestFetchPermissionDenied(t *testing.T) {
 
 // runAsNobody runs the calling test again in a child process as the user
 // nobody, for a test that needs permissions to be enforced, and fails as the
-// child fails. It skips when that cannot be arranged.
+// child fails, or when that cannot be arranged: a root that cannot drop its
+// privileges must not pass a test it did not run.
 func runAsNobody(t *testing.T) {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
-		t.Skipf("running as root, and cannot find the test binary to run again as nobody: %v", err)
+		t.Fatalf("running as root, and cannot find the test binary to run again as nobody: %v", err)
 	}
 	// The build directory is private to root: nobody runs a copy.
 	bin := filepath.Join(t.TempDir(), "fetch.test")
 	if err := copyExecutable(exe, bin); err != nil {
-		t.Skipf("running as root, and cannot copy the test binary for nobody: %v", err)
+		t.Fatalf("running as root, and cannot copy the test binary for nobody: %v", err)
 	}
 	for d := filepath.Dir(bin); d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
 		os.Chmod(d, 0o755)
@@ -132,11 +133,15 @@ func runAsNobody(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	var exit *exec.ExitError
 	if err != nil && !errors.As(err, &exit) {
-		t.Skipf("running as root, and cannot run the test as nobody: %v", err)
+		t.Fatalf("running as root, and cannot run the test as nobody: %v", err)
 	}
 	t.Logf("as nobody:\n%s", out)
 	if err != nil {
 		t.Fatalf("as nobody: %v", err)
+	}
+	// A child that matched no test would pass having checked nothing.
+	if !strings.Contains(string(out), "--- PASS: "+t.Name()+" ") {
+		t.Fatalf("as nobody, %s did not run", t.Name())
 	}
 }
 

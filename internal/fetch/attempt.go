@@ -306,7 +306,7 @@ func (f *Fetcher) transfer(ctx context.Context, t record.Task, ps paths, p *part
 		// A suggested name that is the task's own part file or sidecar
 		// would have one published onto the other; the default name
 		// serves instead.
-		if nf := filepath.Join(f.o.Dir, f.o.Layout.Path(named)); nf != ps.part && nf != ps.meta {
+		if nf := f.final(named); nf != ps.part && nf != ps.meta {
 			final = nf
 			if o, ok := f.complete(final, t, buf); ok {
 				if o.err == nil {

@@ -25,6 +25,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
+	"path"
 	"path/filepath"
 	"runtime/debug"
 	"sync"
@@ -133,6 +135,7 @@ type Fetcher struct {
 	// firstBackoff is the mean delay before the first retry; tests shorten it.
 	firstBackoff time.Duration
 	dirs         sync.Map                 // directories known to exist
+	shards       sync.Map                 // shard name -> whether something other than a directory holds it
 	syncer       *groupsync.Group[string] // group commit of directory fsyncs
 	fss          *fsSyncs                 // group commit of syncfs; nil: per-file syncs only
 	transfers    chan struct{}            // nil: no limit on transfers at once
@@ -228,8 +231,40 @@ type paths struct {
 }
 
 func (f *Fetcher) paths(t record.Task) paths {
-	final := filepath.Join(f.o.Dir, f.o.Layout.Path(t))
+	final := f.final(t)
 	return paths{final: final, part: final + ".part", meta: final + ".part.meta"}
+}
+
+// final is where the task's finished file goes: its layout's path in the
+// download directory, unless its shard's name is held by a file. dl may share
+// the original design's download directory (README, migration), where that
+// saved files under the URL's basename: "123" for ".../items/123" holds the
+// name of shard 123, and URLs ending in three-digit numbers could hold a
+// quarter of all shards, every task of which would fail. Those tasks go into
+// the download directory itself, under the name --layout flat gives them.
+func (f *Fetcher) final(t record.Task) string {
+	rel := f.o.Layout.Path(t)
+	if f.o.Layout == layout.Sharded && f.shardTaken(path.Dir(rel)) {
+		rel = layout.Flat.Path(t)
+	}
+	return filepath.Join(f.o.Dir, rel)
+}
+
+// shardTaken tells whether something other than a directory holds the
+// shard's name. The answer is remembered once the name exists, so it costs
+// one stat per shard and process; a missing shard is looked at again, as the
+// first task in it will make the directory.
+func (f *Fetcher) shardTaken(shard string) bool {
+	if v, ok := f.shards.Load(shard); ok {
+		return v.(bool)
+	}
+	fi, err := os.Stat(filepath.Join(f.o.Dir, shard))
+	if err != nil {
+		return false // missing, or trouble that making the directory reports
+	}
+	taken := !fi.IsDir()
+	f.shards.Store(shard, taken)
+	return taken
 }
 
 // Fetch downloads t and reports what happened. It never panics and always

@@ -389,6 +389,62 @@ func TestFetchDispositionNameKnown(t *testing.T) {
 	}
 }
 
+// TestFetchShardNameTakenByAFile: the original design's download directory,
+// which dl may share (README, migration), holds files named after the URLs'
+// basenames, "123" for ".../items/123". One that takes a shard's name must not
+// fail every task of that shard: their files go into the download directory
+// itself, named as --layout flat names them, and are found there again.
+func TestFetchShardNameTakenByAFile(t *testing.T) {
+	body := content(3000, 14)
+	tests := []struct {
+		name        string
+		path        string // request path on the server
+		disposition string // Content-Disposition header
+		expectNew   bool
+	}{
+		{name: "url name", path: "/items/x.bin"},
+		{name: "url name, queue rows", path: "/items/x.bin", expectNew: true},
+		{name: "content-disposition name", path: "/items/", disposition: `attachment; filename="named.bin"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var c counter
+			srv := httptest.NewServer(c.wrap(func(w http.ResponseWriter, r *http.Request) {
+				if tt.disposition != "" {
+					w.Header().Set("Content-Disposition", tt.disposition)
+				}
+				w.Write(body)
+			}))
+			defer srv.Close()
+			dir := t.TempDir()
+			task := record.Task{ID: "1", URL: srv.URL + tt.path}
+			seed := filepath.Join(dir, layout.Key(task)[:layout.ShardLen])
+			if err := os.WriteFile(seed, []byte("the original's file"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			f := newFetcher(t, Options{Dir: dir, Fsync: true, ExpectNew: tt.expectNew})
+			res := f.Fetch(context.Background(), task)
+			checkDone(t, res, body)
+			if filepath.Dir(res.Path) != dir || !strings.HasPrefix(filepath.Base(res.Path), layout.Key(task)+"-") {
+				t.Errorf("path %q; want %s/%s-…", res.Path, dir, layout.Key(task))
+			}
+			if b, err := os.ReadFile(seed); err != nil || string(b) != "the original's file" {
+				t.Errorf("the original's file now holds %q, %v", b, err)
+			}
+			// A later run (another process) finds the file where it went.
+			asked := c.n()
+			again := newFetcher(t, Options{Dir: dir}).Fetch(context.Background(), task)
+			checkDone(t, again, body)
+			if again.Path != res.Path {
+				t.Errorf("found again at %q; want %q", again.Path, res.Path)
+			}
+			if tt.disposition == "" && c.n() != asked {
+				t.Errorf("%d more requests for a file already done", c.n()-asked)
+			}
+		})
+	}
+}
+
 // TestFetchLocalFailures: trouble with our own disk is never the URL's
 // fault, so it is retryable, except a final path that cannot be a file.
 func TestFetchLocalFailures(t *testing.T) {

@@ -84,17 +84,23 @@ type part struct {
 //
 // The file is opened with open(2) and wrapped afterwards, because os.OpenFile
 // tries to register a regular file with the network poller and undoes that,
-// five system calls per file that a small download notices.
+// five system calls per file that a small download notices. It is never
+// opened through a symbolic link: one planted at its name would have the
+// download written over the file it points to, outside the download
+// directory, and the link published as the task's file.
 func openPart(path, metaPath string) (*part, error) {
 	for range 3 {
 		fresh := true
-		fd, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o644)
+		fd, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
 		if errors.Is(err, unix.EEXIST) {
 			fresh = false
-			fd, err = unix.Open(path, unix.O_RDWR|unix.O_CLOEXEC, 0)
+			fd, err = unix.Open(path, unix.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 			if errors.Is(err, unix.ENOENT) {
 				continue // its holder just renamed it into place
 			}
+		}
+		if errors.Is(err, unix.ELOOP) {
+			return nil, fmt.Errorf("open part file: %s is a symbolic link", path)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("open part file: %w", &fs.PathError{Op: "open", Path: path, Err: err})
@@ -237,11 +243,28 @@ func (p *part) begin(m meta) error {
 	if err != nil {
 		return fmt.Errorf("encode part meta: %w", err)
 	}
-	if err := os.WriteFile(p.metaPath, append(b, '\n'), 0o644); err != nil {
+	if err := writeMeta(p.metaPath, append(b, '\n')); err != nil {
 		return fmt.Errorf("write part meta: %w", err)
 	}
 	p.sidecar = true
 	return nil
+}
+
+// writeMeta is os.WriteFile that does not follow a symbolic link at path,
+// for the reason openPart does not.
+func writeMeta(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|unix.O_NOFOLLOW, 0o644)
+	if errors.Is(err, unix.ELOOP) {
+		return fmt.Errorf("%s is a symbolic link", path)
+	}
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // remove deletes the part file and its sidecar; the lock goes with close.

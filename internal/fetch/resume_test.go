@@ -341,3 +341,53 @@ func TestContentRange(t *testing.T) {
 		}
 	}
 }
+
+// TestPartFilesDoNotFollowSymlinks: a symbolic link planted at a task's part
+// file or sidecar name (by anyone who can write the download directory, a
+// shared one say) must not make dl write where it points: the file outside
+// stays as it was, the task fails naming the link, and nothing is published.
+func TestPartFilesDoNotFollowSymlinks(t *testing.T) {
+	body := content(resumeMin+1000, 15) // large enough for a sidecar
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("ETag", `"v1"`)
+		w.Write(body)
+	}))
+	defer srv.Close()
+	task := record.Task{ID: "1", URL: srv.URL + "/a.bin"}
+	tests := []struct {
+		name string
+		link func(paths) string
+	}{
+		{"part file", func(ps paths) string { return ps.part }},
+		{"sidecar", func(ps paths) string { return ps.meta }},
+	}
+	for _, tt := range tests {
+		for _, expectNew := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s, expect new %v", tt.name, expectNew), func(t *testing.T) {
+				victim := filepath.Join(t.TempDir(), "victim")
+				if err := os.WriteFile(victim, []byte("precious"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				f := newFetcher(t, Options{ExpectNew: expectNew})
+				ps := f.paths(task)
+				link := tt.link(ps)
+				if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Symlink(victim, link); err != nil {
+					t.Fatal(err)
+				}
+				res := f.Fetch(context.Background(), task)
+				if b, err := os.ReadFile(victim); err != nil || string(b) != "precious" {
+					t.Errorf("the file the link points to now holds %d bytes (%v)", len(b), err)
+				}
+				if res.Outcome != record.Failed || !strings.Contains(res.Error, link+" is a symbolic link") {
+					t.Errorf("got %+v; want a failure naming the link", res)
+				}
+				if fi, err := os.Lstat(ps.final); err == nil {
+					t.Errorf("%s published as %v", ps.final, fi.Mode())
+				}
+			})
+		}
+	}
+}

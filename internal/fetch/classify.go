@@ -53,18 +53,22 @@ func failure(retryable bool, err error) outcome {
 // diskRefused tells whether err is the local filesystem refusing to store
 // anything more: full, over quota or read-only, or not ours to write (the
 // download directory, or a parent it needs, denies us: a service user never
-// given it). That is no fault of the task, and while it lasts no retry of
-// it, nor any other task, can succeed on this machine.
+// given it), or not a directory where one must be (the download directory,
+// a parent of it or a shard's name is a file). That is no fault of the task,
+// and while it lasts no retry of it, nor any other task, can succeed on this
+// machine.
 //
 // No network error carries the codes of a full disk, so they count from
 // anywhere. Permission errors do come from the network too (a firewall
 // makes connect or send fail with EPERM or EACCES), so they count only as
-// the error of a filesystem operation on a path of the download directory.
+// the error of a filesystem operation on a path of the download directory,
+// and ENOTDIR, which no task's name can cause (names never hold a slash),
+// counts the same way.
 func (f *Fetcher) diskRefused(err error) bool {
 	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || errors.Is(err, syscall.EROFS) {
 		return true
 	}
-	if !errors.Is(err, syscall.EACCES) && !errors.Is(err, syscall.EPERM) {
+	if !errors.Is(err, syscall.EACCES) && !errors.Is(err, syscall.EPERM) && !errors.Is(err, syscall.ENOTDIR) {
 		return false
 	}
 	var pe *fs.PathError

@@ -446,34 +446,53 @@ func TestFetchShardNameTakenByAFile(t *testing.T) {
 }
 
 // TestFetchLocalFailures: trouble with our own disk is never the URL's
-// fault, so it is retryable, except a final path that cannot be a file.
+// fault, so it is retryable, except a final path that cannot be a file. A
+// download directory that is a file (or lies below one) fails every task
+// alike, so it is the worker's failure, as a full disk is: Local, no
+// attempt charged, no request, whether the tasks are queue rows or a list;
+// otherwise a worker would run through the whole queue failing each row.
 func TestFetchLocalFailures(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("x")) }))
+	var c counter
+	srv := httptest.NewServer(c.wrap(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("x")) }))
 	defer srv.Close()
-	task := record.Task{ID: "1", URL: srv.URL + "/f"}
+	task := record.Task{ID: "1", URL: srv.URL + "/f", Attempt: 2}
 	tests := []struct {
 		name      string
 		setup     func(t *testing.T, dir string, f *Fetcher)
+		expectNew bool
 		retryable bool
+		local     bool
 		errWant   string
 	}{
 		{"download dir is a file", func(t *testing.T, dir string, f *Fetcher) {
 			os.Remove(dir)
 			os.WriteFile(dir, nil, 0o644)
-		}, true, "not a directory"},
+		}, false, true, true, "not a directory"},
+		{"download dir is a file, queue rows", func(t *testing.T, dir string, f *Fetcher) {
+			os.Remove(dir)
+			os.WriteFile(dir, nil, 0o644)
+		}, true, true, true, "not a directory"},
+		{"a parent of the download dir is a file", func(t *testing.T, dir string, f *Fetcher) {
+			os.RemoveAll(filepath.Dir(dir))
+			os.WriteFile(filepath.Dir(dir), nil, 0o644)
+		}, true, true, true, "not a directory"},
 		{"final path is a directory", func(t *testing.T, dir string, f *Fetcher) {
 			os.MkdirAll(filepath.Join(dir, f.o.Layout.Path(task)), 0o755)
-		}, false, "is not a regular file"},
+		}, false, false, false, "is not a regular file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			dir := filepath.Join(t.TempDir(), "dl")
-			os.Mkdir(dir, 0o755)
-			f := newFetcher(t, Options{Dir: dir})
+			dir := filepath.Join(t.TempDir(), "p", "dl")
+			os.MkdirAll(dir, 0o755)
+			f := newFetcher(t, Options{Dir: dir, Retries: 2, ExpectNew: tt.expectNew})
 			tt.setup(t, dir, f)
+			asked := c.n()
 			res := f.Fetch(context.Background(), task)
-			if res.Outcome != record.Failed || res.Retryable != tt.retryable || !strings.Contains(res.Error, tt.errWant) {
-				t.Errorf("got %+v; want failure %q, retryable %v", res, tt.errWant, tt.retryable)
+			if res.Outcome != record.Failed || res.Retryable != tt.retryable || res.Local != tt.local || !strings.Contains(res.Error, tt.errWant) {
+				t.Errorf("got %+v; want failure %q, retryable %v, local %v", res, tt.errWant, tt.retryable, tt.local)
+			}
+			if tt.local && (res.Attempt != task.Attempt || c.n() != asked) {
+				t.Errorf("attempt %d and %d requests; want attempt %d (none charged) and no request", res.Attempt, c.n()-asked, task.Attempt)
 			}
 		})
 	}

@@ -69,7 +69,9 @@ func (f *Fetcher) ensureDir(dir string) error {
 			return fmt.Errorf("create directory: %w", err)
 		}
 		if !fi.IsDir() {
-			return fmt.Errorf("create directory: %s is not a directory", dir)
+			// With its errno, so that diskRefused sees the download
+			// directory's trouble rather than the task's.
+			return fmt.Errorf("create directory: %w", &fs.PathError{Op: "mkdir", Path: dir, Err: unix.ENOTDIR})
 		}
 		f.fss.see(dir, fi)
 		if _, ok := f.fss.covers(fi); ok {

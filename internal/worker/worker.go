@@ -171,10 +171,11 @@ func run(ctx context.Context, f Fetcher, o Options, out io.Writer, src feed, onR
 }
 
 // ErrDiskRefused ends a run that stopped because the download directory
-// refused a file (full, below the floor of free space, read-only, or not
-// writable by this user): the tasks it had not started are left for later
-// (given back, in queue mode), and those that failed on it were not charged.
-var ErrDiskRefused = errors.New("stopped taking tasks: the download directory's filesystem is full, below --min-free, read-only or not writable by this user")
+// refused a file (full, below the floor of free space, read-only, not
+// writable by this user, or not a directory): the tasks it had not started
+// are left for later (given back, in queue mode), and those that failed on it
+// were not charged.
+var ErrDiskRefused = errors.New("stopped taking tasks: the download directory's filesystem is full, below --min-free, read-only, not writable by this user or not a directory")
 
 // slots counts idle transfers, so a feed can pop as many tasks at once as
 // there are transfers to take them.

@@ -465,46 +465,59 @@ func TestFullDiskLosesNothing(t *testing.T) {
 	e.noPartials()
 }
 
-// A worker whose download directory is a file (a wrong DL_DIR) can store
-// nothing, whatever the task: it stops at the first task with one line that
-// names the file, and charges and fails no row, as for a full disk, rather
-// than running through the queue and using up every row's attempts in a
-// few seconds. Pointed at a directory, the next worker does them all.
-func TestDownloadDirIsAFileLosesNothing(t *testing.T) {
+// A worker whose download directory is a file (a wrong DL_DIR), or a
+// symbolic link to a directory that does not exist (a disk not mounted), can
+// store nothing, whatever the task: it stops at the first task with one line
+// that names the path, and charges and fails no row, as for a full disk,
+// rather than running through the queue and using up every row's attempts
+// in a few seconds. Pointed at a directory, the next worker does them all.
+func TestDownloadDirNotADirectoryLosesNothing(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	files := e.insert(manyFiles(20, 4<<10))
-	notDir := filepath.Join(t.TempDir(), "downloads")
-	if err := os.WriteFile(notDir, []byte("not a directory"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if r := testenv.Pipeline(t, bg, nil, e.proc("dl-select", "--limit", "0"), e.proc("dl-enqueue")); !r.OK() {
-		t.Fatalf("distributor round failed:\n%s", r)
-	}
-	r := testenv.Pipeline(t, bg, nil,
-		testenv.Proc{Bin: e.tool("dl-fetch"), Args: []string{"--mode", "batch", "--concurrency", "4"}, Env: e.with("DL_DIR=" + notDir)},
-		e.proc("dl-mark"))
-	fetch, mark := r.Procs[0], r.Procs[1]
-	if fetch.Err == nil || mark.Err != nil {
-		t.Fatalf("want dl-fetch to fail and dl-mark to record what it got:\n%s", r)
-	}
-	last := lines(fetch.Stderr)
-	if msg := last[len(last)-1]; !strings.Contains(msg, "stopped taking tasks") || !strings.Contains(msg, "not a directory") || !strings.Contains(msg, notDir) {
-		t.Fatalf("last line of dl-fetch's stderr %q does not say that %s is not a directory", msg, notDir)
-	}
-	if n := e.count("status = -1 OR attempts > 0"); n != 0 {
-		t.Fatalf("%d rows failed or charged an attempt for a download directory that is a file", n)
-	}
-	if n := e.count("status = 2 AND worker IS NOT NULL"); n != 0 {
-		t.Fatalf("%d rows still held by the stopped worker", n)
-	}
+	for _, tc := range []struct {
+		name string
+		make func(path string) error
+		want string // in the last line of dl-fetch's stderr
+	}{
+		{"a file", func(p string) error { return os.WriteFile(p, []byte("not a directory"), 0o644) }, "not a directory"},
+		{"a link to nowhere", func(p string) error { return os.Symlink(filepath.Join(filepath.Dir(p), "unmounted", "dl"), p) }, "does not exist"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			files := e.insert(manyFiles(20, 4<<10))
+			notDir := filepath.Join(t.TempDir(), "downloads")
+			if err := tc.make(notDir); err != nil {
+				t.Fatal(err)
+			}
+			if r := testenv.Pipeline(t, bg, nil, e.proc("dl-select", "--limit", "0"), e.proc("dl-enqueue")); !r.OK() {
+				t.Fatalf("distributor round failed:\n%s", r)
+			}
+			r := testenv.Pipeline(t, bg, nil,
+				testenv.Proc{Bin: e.tool("dl-fetch"), Args: []string{"--mode", "batch", "--concurrency", "4"}, Env: e.with("DL_DIR=" + notDir)},
+				e.proc("dl-mark"))
+			fetch, mark := r.Procs[0], r.Procs[1]
+			if fetch.Err == nil || mark.Err != nil {
+				t.Fatalf("want dl-fetch to fail and dl-mark to record what it got:\n%s", r)
+			}
+			last := lines(fetch.Stderr)
+			if msg := last[len(last)-1]; !strings.Contains(msg, "stopped taking tasks") || !strings.Contains(msg, tc.want) || !strings.Contains(msg, notDir) {
+				t.Fatalf("last line of dl-fetch's stderr %q does not say %q of %s", msg, tc.want, notDir)
+			}
+			if n := e.count("status = -1 OR attempts > 0"); n != 0 {
+				t.Fatalf("%d rows failed or charged an attempt for a download directory that is %s", n, tc.name)
+			}
+			if n := e.count("status = 2 AND worker IS NOT NULL"); n != 0 {
+				t.Fatalf("%d rows still held by the stopped worker", n)
+			}
 
-	if r := testenv.Pipeline(t, bg, nil, e.proc("dl-select", "--limit", "0"), e.proc("dl-enqueue")); !r.OK() {
-		t.Fatalf("second distributor round failed:\n%s", r)
+			if r := testenv.Pipeline(t, bg, nil, e.proc("dl-select", "--limit", "0"), e.proc("dl-enqueue")); !r.OK() {
+				t.Fatalf("second distributor round failed:\n%s", r)
+			}
+			if r := testenv.Pipeline(t, bg, nil, e.proc("dl-fetch", "--mode", "batch", "--concurrency", "4"), e.proc("dl-mark")); !r.OK() {
+				t.Fatalf("worker with a directory failed:\n%s", r)
+			}
+			e.checkRows(files)
+			e.noPartials()
+		})
 	}
-	if r := testenv.Pipeline(t, bg, nil, e.proc("dl-fetch", "--mode", "batch", "--concurrency", "4"), e.proc("dl-mark")); !r.OK() {
-		t.Fatalf("worker with a directory failed:\n%s", r)
-	}
-	e.checkRows(files)
-	e.noPartials()
 }

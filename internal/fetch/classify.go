@@ -54,7 +54,8 @@ func failure(retryable bool, err error) outcome {
 // anything more: full, over quota or read-only, or not ours to write (the
 // download directory, or a parent it needs, denies us: a service user never
 // given it), or not a directory where one must be (the download directory,
-// a parent of it or a shard's name is a file). That is no fault of the task,
+// a parent of it or a shard's name is a file, or a symbolic link to a
+// directory that does not exist). That is no fault of the task,
 // and while it lasts no retry of it, nor any other task, can succeed on this
 // machine.
 //
@@ -65,7 +66,8 @@ func failure(retryable bool, err error) outcome {
 // and ENOTDIR, which no task's name can cause (names never hold a slash),
 // counts the same way.
 func (f *Fetcher) diskRefused(err error) bool {
-	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || errors.Is(err, syscall.EROFS) {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || errors.Is(err, syscall.EROFS) ||
+		errors.Is(err, errDanglingDir) { // only ever about the download directory or its parents
 		return true
 	}
 	if !errors.Is(err, syscall.EACCES) && !errors.Is(err, syscall.EPERM) && !errors.Is(err, syscall.ENOTDIR) {
@@ -191,3 +193,8 @@ func redact(raw string) string {
 func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
+
+// errDanglingDir is ensureDir's report of a directory it needs (the download
+// directory, a parent of it or a shard) that is a symbolic link to nothing:
+// the disk it pointed to is not mounted, say.
+var errDanglingDir = errors.New("a symbolic link to a directory that does not exist")

@@ -48,6 +48,7 @@ func TestDiskRefusedClassifies(t *testing.T) {
 		{"write denied", &localError{fmt.Errorf("write part file: %w", &fs.PathError{Op: "write", Path: "/srv/downloads/a.part", Err: syscall.EACCES})}, true},
 		{"download directory is a file", pathErr("mkdir", "/srv/downloads/abc", syscall.ENOTDIR), true},
 		{"a file under a file", pathErr("stat", "/srv/downloads/abc/x", syscall.ENOTDIR), true},
+		{"download directory links nowhere", fmt.Errorf("create directory: /srv/downloads -> /mnt/nas/dl: %w", errDanglingDir), true},
 		{"not a directory elsewhere", pathErr("open", "/etc/dl/token/x", syscall.ENOTDIR), false},
 		{"a sibling of the download directory", pathErr("open", "/srv/downloads2/x", syscall.EACCES), false},
 		{"a path elsewhere", pathErr("open", "/etc/dl/token", syscall.EACCES), false},

@@ -447,7 +447,8 @@ func TestFetchShardNameTakenByAFile(t *testing.T) {
 
 // TestFetchLocalFailures: trouble with our own disk is never the URL's
 // fault, so it is retryable, except a final path that cannot be a file. A
-// download directory that is a file (or lies below one) fails every task
+// download directory that is a file (or lies below one), or a symbolic link
+// to a directory that does not exist (a disk not mounted), fails every task
 // alike, so it is the worker's failure, as a full disk is: Local, no
 // attempt charged, no request, whether the tasks are queue rows or a list;
 // otherwise a worker would run through the whole queue failing each row.
@@ -476,6 +477,18 @@ func TestFetchLocalFailures(t *testing.T) {
 			os.RemoveAll(filepath.Dir(dir))
 			os.WriteFile(filepath.Dir(dir), nil, 0o644)
 		}, true, true, true, "not a directory"},
+		{"download dir is a link to a missing directory", func(t *testing.T, dir string, f *Fetcher) {
+			os.Remove(dir)
+			os.Symlink(filepath.Join(filepath.Dir(dir), "unmounted", "dl"), dir)
+		}, false, true, true, "does not exist"},
+		{"download dir is a link to a missing directory, queue rows", func(t *testing.T, dir string, f *Fetcher) {
+			os.Remove(dir)
+			os.Symlink(filepath.Join(filepath.Dir(dir), "unmounted", "dl"), dir)
+		}, true, true, true, "does not exist"},
+		{"a parent of the download dir is a link to a missing directory", func(t *testing.T, dir string, f *Fetcher) {
+			os.RemoveAll(filepath.Dir(dir))
+			os.Symlink(filepath.Join(filepath.Dir(filepath.Dir(dir)), "unmounted"), filepath.Dir(dir))
+		}, true, true, true, "does not exist"},
 		{"final path is a directory", func(t *testing.T, dir string, f *Fetcher) {
 			os.MkdirAll(filepath.Join(dir, f.o.Layout.Path(task)), 0o755)
 		}, false, false, false, "is not a regular file"},

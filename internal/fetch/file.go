@@ -65,6 +65,11 @@ func (f *Fetcher) ensureDir(dir string) error {
 	// A directory we made is one; its filesystem matters only to fss.
 	if !made || f.fss != nil {
 		fi, err := os.Stat(dir)
+		if errors.Is(err, fs.ErrNotExist) {
+			if target, lerr := os.Readlink(dir); lerr == nil {
+				return fmt.Errorf("create directory: %s -> %s: %w", dir, target, errDanglingDir)
+			}
+		}
 		if err != nil {
 			return fmt.Errorf("create directory: %w", err)
 		}

@@ -18,7 +18,7 @@ func main() {
 		&cli.IntFlag{Name: "max-deliveries", EnvVars: []string{"DL_MAX_DELIVERIES"}, Value: 5,
 			Usage: "fail a row after `N` deliveries that ended without a result (a task that crashes its worker); 0: never"},
 		&cli.Int64Flag{Name: "renew-max", EnvVars: []string{"DL_RENEW_MAX"}, Value: 100000,
-			Usage: "renew the queue leases of at most `N` tasks still in the queue before enqueueing (0: none)"},
+			Usage: "renew the queue leases of at most `N` tasks still in the queue before enqueueing, and fill the queue to at most N (0: neither)"},
 	}
 	flags = append(append(flags, config.RedisFlags()...), config.LeaseFlags()...)
 	os.Exit(tool.Run(&cli.App{

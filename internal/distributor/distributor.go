@@ -43,7 +43,9 @@ type EnqueueOptions struct {
 	Claim store.ClaimOptions
 	Batch int // most rows per claim and per push
 	// RenewMax bounds how many queued tasks have their queue leases renewed
-	// before the new lines are read; 0 renews none.
+	// before the new lines are read, and so how many the queue may hold:
+	// lines beyond it are left unclaimed for a later round. 0 renews none
+	// and bounds nothing.
 	RenewMax int64
 }
 
@@ -51,26 +53,34 @@ type EnqueueOptions struct {
 // queue. Each distributor round does it, so a queue lease of a few minutes is
 // enough however long the queue, while a task that vanished from Redis
 // (FLUSHALL, a restart, a worker killed between pop and take) is claimable
-// again one queue lease later.
-func renewQueued(ctx context.Context, st *store.Store, q *queue.Queue, o EnqueueOptions) error {
+// again one queue lease later. It returns how many tasks the queue holds.
+func renewQueued(ctx context.Context, st *store.Store, q *queue.Queue, o EnqueueOptions) (int64, error) {
 	if o.RenewMax <= 0 {
-		return nil
+		return 0, nil
 	}
 	var queued []record.Task
-	err := outage.Retry(ctx, "redis", queue.IsUnavailable, func() (err error) { queued, err = q.Peek(ctx, o.RenewMax); return err })
-	if err != nil {
+	var n int64
+	err := outage.Retry(ctx, "redis", queue.IsUnavailable, func() (err error) {
+		if queued, err = q.Peek(ctx, o.RenewMax); err != nil {
+			return err
+		}
+		n, err = q.Len(ctx)
 		return err
+	})
+	if err != nil {
+		return 0, err
 	}
-	if n, _ := q.Len(ctx); n > o.RenewMax {
+	if n > o.RenewMax {
 		slog.Warn("queue longer than --renew-max: the tail's queue leases are not renewed and may run out (then those rows are claimed again)",
 			"queue", n, "renew_max", o.RenewMax)
 	}
-	return outage.Retry(ctx, "mysql", store.IsUnavailable, func() error { return st.RenewQueued(ctx, queued, o.Claim.QueueLease) })
+	return n, outage.Retry(ctx, "mysql", store.IsUnavailable, func() error { return st.RenewQueued(ctx, queued, o.Claim.QueueLease) })
 }
 
 // Enqueue reads task lines from in, claims their rows in batches and pushes
 // the claimed tasks onto the queue, then echoes them to out. A row that is no
-// longer claimable (taken by another distributor, already done) is skipped.
+// longer claimable (taken by another distributor, already done) is skipped,
+// and so are the lines beyond RenewMax tasks in the queue (left pending).
 // Bad lines are reported with their number and skipped; their count is the
 // error at the end. When ctx is done it finishes the batch in hand and stops.
 func Enqueue(ctx context.Context, st *store.Store, q *queue.Queue, o EnqueueOptions, in io.Reader, out io.Writer) error {
@@ -78,12 +88,36 @@ func Enqueue(ctx context.Context, st *store.Store, q *queue.Queue, o EnqueueOpti
 	// claimed batch is pushed; a second signal ends even a wait on an
 	// outage, and the claimed rows come back by their queue leases.
 	work := tool.Hard(ctx)
-	if err := renewQueued(work, st, q, o); err != nil {
+	queued, err := renewQueued(work, st, q, o)
+	if err != nil {
 		return err
 	}
+	// The queue is kept within what a round renews: a task beyond it would
+	// lose its queue lease while still queued and be claimed and pushed
+	// again, every queue lease, so a queue that the workers do not drain
+	// (all stopped, or slower than the distributor) would grow without end.
+	// Lines beyond the room are read and left unclaimed, for a later round.
+	room := int64(-1) // no bound
+	if o.RenewMax > 0 {
+		room = max(o.RenewMax-queued, 0)
+	}
+	var left int64
+	defer func() {
+		if left > 0 {
+			slog.Info("queue full (--renew-max): lines left unclaimed for a later round",
+				"left", left, "queue", queued, "renew_max", o.RenewMax)
+		}
+	}()
 	return batch.Lines[record.Task, record.Task]{
 		Kind: "task", Parse: record.ParseTask, Max: o.Batch,
 		Handle: func(ctx context.Context, b []record.Task) ([]record.Task, error) {
+			if room >= 0 && int64(len(b)) > room {
+				left += int64(len(b)) - room
+				b = b[:room]
+			}
+			if len(b) == 0 {
+				return nil, nil
+			}
 			claimed, err := claim(ctx, st, b, o.Claim)
 			if err != nil {
 				return nil, err
@@ -92,6 +126,9 @@ func Enqueue(ctx context.Context, st *store.Store, q *queue.Queue, o EnqueueOpti
 			// queue lease runs out, so a crash here loses nothing.
 			err = outage.Retry(ctx, "redis", queue.IsUnavailable, func() error { return q.Push(ctx, claimed) })
 			slog.Debug("enqueued", "read", len(b), "claimed", len(claimed))
+			if room >= 0 {
+				room -= int64(len(claimed))
+			}
 			return claimed, err
 		},
 	}.Run(ctx, work, in, out)

@@ -205,3 +205,44 @@ func TestSecondSignalEndsAWaitOnRedis(t *testing.T) {
 		t.Fatal("Enqueue still waiting on Redis 15 s after the second signal")
 	}
 }
+
+// TestQueueStaysWithinRenewMax: with no worker draining the queue, rounds of
+// the distributor keep it at --renew-max tasks. A task pushed beyond what a
+// round renews loses its queue lease while still queued, is claimed again and
+// pushed again, so the queue used to grow by the same rows every queue lease,
+// without end.
+func TestQueueStaysWithinRenewMax(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	db, rdb, st, q, keys := e.db, e.rdb, e.st, e.q, e.keys
+	if _, err := db.Exec("INSERT INTO files (id, url) SELECT seq, CONCAT('http://h/', seq) FROM seq_1_to_100"); err != nil {
+		t.Fatal(err)
+	}
+	const renewMax = 30
+	lease := 300 * time.Millisecond
+	o := distributor.EnqueueOptions{Batch: 7, RenewMax: renewMax, Claim: store.ClaimOptions{QueueLease: lease, Stale: lease}}
+	for round := 1; round <= 3; round++ {
+		var sel, out bytes.Buffer
+		if err := distributor.Select(ctx, st, store.SelectOptions{Expired: true, Stale: lease}, &sel); err != nil {
+			t.Fatal(err)
+		}
+		if err := distributor.Enqueue(ctx, st, q, o, &sel, &out); err != nil {
+			t.Fatal(err)
+		}
+		n, err := rdb.LLen(ctx, keys.Queue).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != renewMax {
+			t.Fatalf("round %d: the queue holds %d tasks, want --renew-max %d", round, n, renewMax)
+		}
+		var pending int
+		if err := db.QueryRow("SELECT COUNT(*) FROM files WHERE status = 0").Scan(&pending); err != nil {
+			t.Fatal(err)
+		}
+		if pending != 100-renewMax {
+			t.Fatalf("round %d: %d rows pending, want the %d not enqueued left for later", round, pending, 100-renewMax)
+		}
+		time.Sleep(2 * lease) // the queue leases of tasks no round renewed run out
+	}
+}

@@ -502,7 +502,9 @@ func (b *bench) selectEnqueue(ctx context.Context, workload string, n int) sampl
 		s.fail(err)
 		return s
 	}
-	env := b.dlEnv(table, keys)
+	// dl-enqueue fills the queue to at most --renew-max tasks: this
+	// workload measures one pass over all n rows.
+	env := append(b.dlEnv(table, keys), fmt.Sprintf("DL_RENEW_MAX=%d", n))
 	r := group(ctx, dir+"/logs", runTimeout, pipeline{steps: []step{
 		{name: "dl-select", bin: b.dlBin("dl-select"), args: []string{"--limit", "0"}, env: env},
 		{name: "dl-enqueue", bin: b.dlBin("dl-enqueue"), env: env}}})

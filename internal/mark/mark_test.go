@@ -68,3 +68,42 @@ func TestRunRecordsEvenWhileRedisIsAway(t *testing.T) {
 		t.Fatalf("statuses %s, want 1,-1,1", statuses)
 	}
 }
+
+// TestRunRecordsWhileRedisIsFull: a Redis at its maxmemory (noeviction, the
+// policy when none is set) refuses the result keys with OOM, as it refuses
+// any write. The keys are a courtesy copy: dl-mark records the rows and goes
+// on, instead of exiting and taking its worker down with it.
+func TestRunRecordsWhileRedisIsFull(t *testing.T) {
+	ctx := context.Background()
+	dsn, db := testenv.MySQL(t)
+	st, err := store.Open(ctx, dsn, "files")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	redisURL, _, _ := testenv.StartRedisServer(t)
+	q, err := queue.Open(ctx, redisURL, queue.NewKeys("download_queue", "download_"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	if err := q.Client().ConfigSet(ctx, "maxmemory", "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("INSERT INTO files (id, url) VALUES ('1', 'http://h/1')"); err != nil {
+		t.Fatal(err)
+	}
+	o := mark.Options{Batch: 10, Retry: store.RetryPolicy{MaxAttempts: 3, Base: time.Second, Max: time.Minute}}
+	var out bytes.Buffer
+	in := `{"id":"1","url":"http://h/1","outcome":"done","path":"d/1","bytes":3,"sha256":"` + strings.Repeat("ab", 32) + `"}` + "\n"
+	if err := mark.Run(ctx, st, q, o, strings.NewReader(in), &out); err != nil || strings.Count(out.String(), "\n") != 1 {
+		t.Fatalf("with Redis full: err %v, echoed %q", err, out.String())
+	}
+	var status int
+	if err := db.QueryRow("SELECT status FROM files WHERE id = '1'").Scan(&status); err != nil || status != 1 {
+		t.Fatalf("status %d (%v), want 1", status, err)
+	}
+}

@@ -237,7 +237,10 @@ func (q *Queue) SetResults(ctx context.Context, results []record.Result, marked 
 }
 
 // IsUnavailable tells whether err means Redis could not be reached, dropped
-// the connection, or is not ready yet (loading, failing over).
+// the connection, is not ready yet (loading, failing over), or refuses
+// writes until it has memory again (OOM: at its maxmemory, which the workers'
+// pops free): each passes, so a push waits it out and dl-mark skips the
+// result keys meanwhile, instead of failing.
 func IsUnavailable(err error) bool {
 	if outage.Network(err) {
 		return true
@@ -245,7 +248,7 @@ func IsUnavailable(err error) bool {
 	var re redis.Error
 	if errors.As(err, &re) {
 		msg := re.Error()
-		for _, p := range []string{"LOADING", "MASTERDOWN", "READONLY", "CLUSTERDOWN", "TRYAGAIN"} {
+		for _, p := range []string{"LOADING", "MASTERDOWN", "READONLY", "CLUSTERDOWN", "TRYAGAIN", "OOM"} {
 			if strings.HasPrefix(msg, p) {
 				return true
 			}

@@ -53,6 +53,9 @@ func RunQueue(ctx context.Context, f Fetcher, st *store.Store, q *queue.Queue, o
 	if o.Mode != Once && o.Prefetch == 0 {
 		o.Prefetch = o.Concurrency
 	}
+	if o.Poll <= 0 {
+		o.Poll = time.Second // the flag's watcher ticks at it
+	}
 	held := &heldTasks{m: map[string]record.Task{}}
 	// Taken from the command's context: the feed's own is cancelled by
 	// any stop and does not carry it.
@@ -66,22 +69,70 @@ func RunQueue(ctx context.Context, f Fetcher, st *store.Store, q *queue.Queue, o
 	}()
 	defer func() { stopRenew(); renewer.Wait() }()
 
+	var pops feed // below: pops tasks and takes them until ctx is done
+	exitFlag := func(ctx context.Context) (bool, error) {
+		var set bool
+		err := outage.Retry(ctx, "redis", queue.IsUnavailable, func() (err error) { set, err = q.ExitFlag(ctx); return err })
+		return set, err
+	}
 	src := func(ctx context.Context, s *slots, tasks chan<- record.Task) error {
-		var lastFlagCheck time.Time
-		for {
-			if time.Since(lastFlagCheck) >= o.Poll {
-				var set bool
-				err := outage.Retry(ctx, "redis", queue.IsUnavailable, func() (err error) { set, err = q.ExitFlag(ctx); return err })
-				if err != nil {
-					return err
+		set, err := exitFlag(ctx)
+		if err != nil {
+			return err
+		}
+		if set {
+			slog.Info("exit flag is set: finishing the transfers in flight", "flag", q.Keys().ExitFlag)
+			s.stopped.Store(true)
+			return nil
+		}
+		// The flag is watched apart from the pops: with every transfer busy
+		// (long downloads) the feed waits for one to go idle, and the tasks
+		// taken meanwhile would start after the flag instead of going back.
+		ctx, stopPops := context.WithCancel(ctx)
+		defer stopPops()
+		watchErr := make(chan error, 1)
+		watched := make(chan struct{})
+		go func() {
+			defer close(watched)
+			tick := time.NewTicker(o.Poll)
+			defer tick.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+				}
+				// An outage is waited out and reported by the pops; the
+				// flag is read again at the next tick.
+				set, err := q.ExitFlag(ctx)
+				if err != nil && ctx.Err() == nil && !queue.IsUnavailable(err) {
+					watchErr <- err
+					stopPops()
+					return
 				}
 				if set {
 					slog.Info("exit flag is set: finishing the transfers in flight", "flag", q.Keys().ExitFlag)
 					s.stopped.Store(true)
-					return nil
+					stopPops()
+					return
 				}
-				lastFlagCheck = time.Now()
 			}
+		}()
+		err = pops(ctx, s, tasks)
+		stopPops()
+		<-watched
+		select {
+		case err := <-watchErr:
+			return err
+		default:
+		}
+		if s.stopped.Load() {
+			return nil
+		}
+		return err
+	}
+	pops = func(ctx context.Context, s *slots, tasks chan<- record.Task) error {
+		for {
 			want := o.Concurrency + o.Finishing + o.Prefetch
 			if o.Mode == Once {
 				want = 1

@@ -1,0 +1,96 @@
+package worker
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dlkit/dl/internal/fetch"
+	"github.com/dlkit/dl/internal/queue"
+	"github.com/dlkit/dl/internal/record"
+	"github.com/dlkit/dl/internal/store"
+	"github.com/dlkit/dl/internal/testenv"
+	"github.com/dlkit/dl/internal/tool"
+)
+
+// TestExitFlagSeenWhileEveryTransferIsBusy: the exit flag is looked at every
+// poll even while every transfer is busy (long downloads). A task taken but
+// still waiting for a transfer when the flag is set goes back to pending
+// instead of starting once the transfer in flight is done: before, the flag
+// was read only when a transfer became idle, and that task was downloaded
+// after it, so dl-flag set waited for one more download per worker.
+func TestExitFlagSeenWhileEveryTransferIsBusy(t *testing.T) {
+	ctx := context.Background()
+	dsn, db := testenv.MySQL(t)
+	st, err := store.Open(ctx, dsn, "files")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	redisURL, prefix, _ := testenv.Redis(t)
+	q, err := queue.Open(ctx, redisURL, queue.NewKeys(prefix+"download_queue", prefix+"download_"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+
+	origin := newGatedOrigin(t, func(int) int { return http.StatusOK })
+	var tasks []record.Task
+	for _, id := range []string{"a", "b", "c"} {
+		if _, err := db.Exec("INSERT INTO files (id, url) VALUES (?, ?)", id, origin.URL+"/"+id); err != nil {
+			t.Fatal(err)
+		}
+		tasks = append(tasks, record.Task{ID: id, URL: origin.URL + "/" + id})
+	}
+	claimed, err := st.Claim(ctx, tasks, store.ClaimOptions{QueueLease: time.Minute, Stale: time.Minute})
+	if err != nil || len(claimed) != len(tasks) {
+		t.Fatalf("claimed %d of %d: %v", len(claimed), len(tasks), err)
+	}
+	if err := q.Push(ctx, claimed); err != nil {
+		t.Fatal(err)
+	}
+
+	in := make(entered, 4)
+	f, err := fetch.New(fetch.Options{Dir: t.TempDir(), Transfers: 1, Observer: in})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	out := new(testenv.SyncBuffer)
+	done := make(chan error, 1)
+	go func() {
+		hard := context.Background()
+		o := QueueOptions{Options: Options{Concurrency: 1, Finishing: 1}, Mode: Forever, Lease: time.Minute, Worker: "w", Poll: 50 * time.Millisecond}
+		done <- RunQueue(tool.WithHard(hard, hard), f, st, q, o, out)
+	}()
+	// One task at the origin, a second in Fetch waiting for the transfer.
+	first := strings.TrimPrefix(receive(t, origin.arrived, "request"), "/")
+	receive(t, in, "task in Fetch")
+	receive(t, in, "second task in Fetch")
+	if err := q.SetExitFlag(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // twenty polls
+	close(origin.gate)
+	if err := receive(t, done, "end of the run"); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if got := origin.requests(); len(got) != 1 {
+		t.Errorf("origin saw %v; want only the transfer in flight when the flag was set", got)
+	}
+	if s := out.String(); strings.Count(s, "\n") != 1 || !strings.Contains(s, `"id":"`+first+`"`) {
+		t.Errorf("results %q; want one, for %s", s, first)
+	}
+	var taken int
+	if err := db.QueryRow("SELECT COUNT(*) FROM files WHERE status = 2 AND worker IS NOT NULL AND id <> ?", first).Scan(&taken); err != nil {
+		t.Fatal(err)
+	}
+	if taken != 0 {
+		t.Errorf("%d rows besides %s still taken by the stopped worker", taken, first)
+	}
+}

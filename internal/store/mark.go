@@ -149,6 +149,10 @@ func (s *Store) mark(ctx context.Context, results []record.Result, order []int, 
 			failed.add(r.ID, "download_time", r.Duration, "http_status", nullInt(r.HTTP), "attempts", r.Attempt, "error_message", msg)
 		}
 	}
+	var required string
+	if r := s.required.Load(); r != nil {
+		required = *r
+	}
 	for _, u := range []struct {
 		stmt string
 		cols *columns
@@ -156,7 +160,7 @@ func (s *Store) mark(ctx context.Context, results []record.Result, order []int, 
 		if len(u.cols.ids) == 0 {
 			continue
 		}
-		names, rows, set, args := u.cols.upsert()
+		names, rows, set, args := u.cols.upsert(required)
 		query := fmt.Sprintf(u.stmt, s.quoted, names, rows, set)
 		if _, err := tx.ExecContext(ctx, query, args...); err != nil {
 			return nil, fmt.Errorf("mark %d rows: %w", len(u.cols.ids), err)
@@ -231,8 +235,12 @@ func (c *columns) add(id string, kv ...any) {
 }
 
 // upsert returns the column list, the VALUES rows, the col = VALUES(col)
-// assignments and the arguments of the batch's statement.
-func (c *columns) upsert() (names, rows, set string, args []any) {
+// assignments and the arguments of the batch's statement. The required
+// columns (", `a`, `b`", see Store.required) are named too, each given its
+// own name as its value: an expression MySQL accepts for a column without
+// a default (it yields the type's implicit default), and one never
+// written, since every row exists and the update leaves them alone.
+func (c *columns) upsert(required string) (names, rows, set string, args []any) {
 	var tuple strings.Builder
 	tuple.WriteString("(?, ''")
 	for _, v := range c.rows[0] {
@@ -242,7 +250,7 @@ func (c *columns) upsert() (names, rows, set string, args []any) {
 			tuple.WriteString(", ?")
 		}
 	}
-	tuple.WriteString(")")
+	tuple.WriteString(required + ")")
 	t := tuple.String()
 	var rb strings.Builder
 	rb.Grow(len(c.ids) * (len(t) + 1))
@@ -264,7 +272,7 @@ func (c *columns) upsert() (names, rows, set string, args []any) {
 	for i, n := range c.names {
 		sets[i] = n + " = VALUES(" + n + ")"
 	}
-	return strings.Join(c.names, ", "), rb.String(), strings.Join(sets, ", "), args
+	return strings.Join(c.names, ", ") + required, rb.String(), strings.Join(sets, ", "), args
 }
 
 func nullInt(n int) any {

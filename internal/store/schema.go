@@ -5,6 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 
 	"github.com/go-sql-driver/mysql"
 )
@@ -99,8 +102,25 @@ func (s *Store) Ensure(ctx context.Context) error {
 			return fmt.Errorf("create index %s on %s: %w", ix.name, s.table, err)
 		}
 	}
+	// Marking writes through INSERT ... ON DUPLICATE KEY UPDATE, and in
+	// strict mode an INSERT that leaves out a NOT NULL column without a
+	// default fails even when it only updates: an operator's column of that
+	// kind (which their own INSERTs fill) would fail every mark.
+	have, err = s.existing(ctx, conn, `SELECT column_name FROM information_schema.columns
+		WHERE table_schema = DATABASE() AND table_name = ? AND is_nullable = 'NO' AND column_default IS NULL
+		AND column_name NOT IN ('id', 'url') AND extra NOT LIKE '%auto_increment%' AND extra NOT LIKE '%generated%'`)
+	if err != nil {
+		return fmt.Errorf("ensure schema: required columns: %w", err)
+	}
+	var required strings.Builder
+	for _, name := range slices.Sorted(maps.Keys(have)) {
+		required.WriteString(", `" + strings.ReplaceAll(name, "`", "``") + "`")
+	}
+	s.required.Store(ptr(required.String()))
 	return nil
 }
+
+func ptr[T any](v T) *T { return &v }
 
 func (s *Store) existing(ctx context.Context, conn *sql.Conn, q string) (map[string]bool, error) {
 	rows, err := conn.QueryContext(ctx, q, s.table)

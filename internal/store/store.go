@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -39,6 +40,10 @@ type Store struct {
 	db     *sql.DB
 	table  string // as given
 	quoted string // backquoted for SQL
+	// required lists, as ", `a`, `b`", the table's columns besides id and
+	// url that an INSERT must name (NOT NULL without a default: an
+	// operator's own); Ensure finds them, marking names them.
+	required atomic.Pointer[string]
 }
 
 var identRE = regexp.MustCompile(`^[A-Za-z0-9_$]{1,64}$`)

@@ -556,3 +556,43 @@ func TestGiveBack(t *testing.T) {
 		t.Fatalf("row 2's token %q (%v), want it unchanged", token, err)
 	}
 }
+
+// TestMarkKeepsColumnsOfTheOperator: a seed table to which its operator added
+// a NOT NULL column without a default (filled by their own INSERTs) is
+// marked like any other, in every outcome, and the column keeps its values.
+func TestMarkKeepsColumnsOfTheOperator(t *testing.T) {
+	st, db := open(t)
+	exec(t, db, seedSchema)
+	exec(t, db, "ALTER TABLE files ADD COLUMN owner VARCHAR(20) NOT NULL, ADD COLUMN `prio rank` INT NOT NULL, ADD COLUMN seq INT NOT NULL AUTO_INCREMENT UNIQUE")
+	var tasks []record.Task
+	for i := 1; i <= 5; i++ {
+		tk := record.Task{ID: fmt.Sprint(i), URL: fmt.Sprintf("http://127.0.0.1:9/f/%d", i)}
+		exec(t, db, "INSERT INTO files (id, url, owner, `prio rank`) VALUES (?, ?, ?, ?)", tk.ID, tk.URL, "team"+tk.ID, i)
+		tasks = append(tasks, tk)
+	}
+	ensure(t, st)
+	taken := claimAndTake(t, st, tasks[:4])
+	p := store.RetryPolicy{MaxAttempts: 3, Base: time.Minute, Max: time.Hour}
+	results := []record.Result{
+		{ID: "1", Outcome: record.Done, Path: "d/1", Bytes: 10, HTTP: 200, Token: taken[0].Token},
+		{ID: "2", Outcome: record.Failed, Error: "status 503", Retryable: true, Attempt: 1, HTTP: 503, Token: taken[1].Token},
+		{ID: "3", Outcome: record.Failed, Error: "status 404", HTTP: 404, Attempt: 1, Token: taken[2].Token},
+		{ID: "4", Outcome: record.Failed, Error: "no space left on device", Retryable: true, Local: true, Token: taken[3].Token},
+		{ID: "5", Outcome: record.Failed, Error: "no space left on device", Retryable: true, Local: true}, // tokenless
+	}
+	marked, err := st.Mark(context.Background(), results, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []store.Marked{store.MarkedDone, store.MarkedRetry, store.MarkedFailed, store.MarkedRetry, store.MarkedRetry}
+	for i := range want {
+		if marked[i] != want[i] {
+			t.Errorf("result %s marked %s, want %s", results[i].ID, marked[i], want[i])
+		}
+	}
+	if got, want := dump(t, db, "id, status, owner, `prio rank`, seq, url"),
+		"1|1|team1|1|1|http://127.0.0.1:9/f/1;2|0|team2|2|2|http://127.0.0.1:9/f/2;3|-1|team3|3|3|http://127.0.0.1:9/f/3;"+
+			"4|0|team4|4|4|http://127.0.0.1:9/f/4;5|0|team5|5|5|http://127.0.0.1:9/f/5"; got != want {
+		t.Fatalf("rows:\n got %s\nwant %s", got, want)
+	}
+}

@@ -5,12 +5,16 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math"
 	mrand "math/rand/v2"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/go-sql-driver/mysql"
 
 	"github.com/dlkit/dl/internal/record"
 )
@@ -87,6 +91,58 @@ func (m Marked) String() string {
 // concurrent marks and claims rarely deadlock; when they do, the transaction
 // is retried.
 func (s *Store) Mark(ctx context.Context, results []record.Result, p RetryPolicy) ([]Marked, error) {
+	out, err := s.markBatch(ctx, results, p)
+	if !isDataError(err) {
+		return out, err
+	}
+	// A value of one result does not fit its column (a file name or an
+	// error the table's charset cannot hold, a message too long): mark the
+	// results one by one, so that this row alone is marked otherwise and
+	// the batch, and dl-mark with it, does not fail at every delivery.
+	out = make([]Marked, len(results))
+	for i, r := range results {
+		m, err := s.markBatch(ctx, []record.Result{r}, p)
+		if isDataError(err) {
+			m, err = s.markBatch(ctx, []record.Result{storable(r, err)}, p)
+		}
+		if err != nil {
+			return nil, err
+		}
+		out[i] = m[0]
+	}
+	return out, nil
+}
+
+// storable is r as a result the table can hold, after err refused it: a
+// failure keeps its outcome, with its error in ASCII and cut short; a done
+// file whose path the table cannot hold fails, with the reason, since a
+// row must not point at another file than its own.
+func storable(r record.Result, err error) record.Result {
+	if r.Outcome == record.Failed {
+		r.Error = strconv.QuoteToASCII(r.Error)
+		r.Error = r.Error[1 : len(r.Error)-1]
+		if len(r.Error) > 4000 {
+			r.Error = r.Error[:4000] + "..."
+		}
+		return r
+	}
+	var me *mysql.MySQLError
+	errors.As(err, &me)
+	return record.Result{ID: r.ID, URL: r.URL, Outcome: record.Failed, HTTP: r.HTTP, Duration: r.Duration,
+		Attempt: r.Attempt, Token: r.Token, Error: "the table cannot hold the result: " + me.Message}
+}
+
+// isDataError tells whether err is MySQL refusing a value for its column.
+func isDataError(err error) bool {
+	for _, n := range []uint16{1264, 1265, 1366, 1406} { // out of range, truncated, bad string, too long
+		if isMySQLError(err, n) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Store) markBatch(ctx context.Context, results []record.Result, p RetryPolicy) ([]Marked, error) {
 	order := make([]int, len(results))
 	for i := range order {
 		order[i] = i

@@ -596,3 +596,47 @@ func TestMarkKeepsColumnsOfTheOperator(t *testing.T) {
 		t.Fatalf("rows:\n got %s\nwant %s", got, want)
 	}
 }
+
+// TestMarkIsolatesAValueTheTableCannotHold: in a table of another charset
+// (latin1 here), a result whose file name the column cannot hold (a server
+// named it 报告.pdf) fails its own row with the reason, instead of failing
+// the whole batch, and so dl-mark, again at every delivery.
+func TestMarkIsolatesAValueTheTableCannotHold(t *testing.T) {
+	st, db := open(t)
+	exec(t, db, strings.Replace(seedSchema, "UTF8mb4", "latin1", 1))
+	tasks := insert(t, db, 4)
+	ensure(t, st)
+	taken := claimAndTake(t, st, tasks)
+	p := store.RetryPolicy{MaxAttempts: 3, Base: time.Minute, Max: time.Hour}
+	results := []record.Result{
+		{ID: "1", Outcome: record.Done, Path: "d/abc/1-报告.pdf", Bytes: 10, HTTP: 200, Attempt: 1, Token: taken[0].Token},
+		{ID: "2", Outcome: record.Done, Path: "d/abc/2-café.pdf", Bytes: 20, HTTP: 200, Token: taken[1].Token},
+		{ID: "3", Outcome: record.Failed, Error: "status 503", Retryable: true, Attempt: 1, HTTP: 503, Token: taken[2].Token},
+		// An error the column cannot hold keeps its outcome, in ASCII.
+		{ID: "4", Outcome: record.Failed, Error: "status 503 服务不可用", Retryable: true, Attempt: 1, HTTP: 503, Token: taken[3].Token},
+	}
+	marked, err := st.Mark(context.Background(), results, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []store.Marked{store.MarkedFailed, store.MarkedDone, store.MarkedRetry, store.MarkedRetry}
+	for i := range want {
+		if marked[i] != want[i] {
+			t.Errorf("result %s marked %s, want %s", results[i].ID, marked[i], want[i])
+		}
+	}
+	if got, want := dump(t, db, "id, status, file_path, bytes, attempts, claim_token IS NULL"),
+		"1|-1|<nil>|<nil>|1|1;2|1|d/abc/2-café.pdf|20|0|1;3|0|<nil>|<nil>|1|1;4|0|<nil>|<nil>|1|1"; got != want {
+		t.Fatalf("rows:\n got %s\nwant %s", got, want)
+	}
+	var msg string
+	if err := db.QueryRow("SELECT error_message FROM files WHERE id = '1'").Scan(&msg); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(msg, "file_path") || !strings.Contains(msg, "cannot hold") {
+		t.Fatalf("error_message %q does not say which column could not hold the result", msg)
+	}
+	if err := db.QueryRow("SELECT error_message FROM files WHERE id = '4'").Scan(&msg); err != nil || msg != `status 503 \u670d\u52a1\u4e0d\u53ef\u7528` {
+		t.Fatalf("error_message %q (%v), want the error in ASCII", msg, err)
+	}
+}

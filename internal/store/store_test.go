@@ -640,3 +640,32 @@ func TestMarkIsolatesAValueTheTableCannotHold(t *testing.T) {
 		t.Fatalf("error_message %q (%v), want the error in ASCII", msg, err)
 	}
 }
+
+// TestSelectFailsRowsWithBadURLs: a row whose url no worker can fetch is
+// failed at once with the reason, as a bad URL is meant to be, instead of
+// being selected again every round, ahead of the good rows and taking
+// their places under --limit, while dl-enqueue refuses its line each time.
+func TestSelectFailsRowsWithBadURLs(t *testing.T) {
+	st, db := open(t)
+	ensure(t, st)
+	long := "http://h/" + strings.Repeat("a", record.MaxURL)
+	exec(t, db, "INSERT INTO files (id, url) VALUES ('1', 'ftp://h/x'), ('2', 'not a url'), ('3', 'http://h/ok'), ('4', ?), ('5', 'http:///nohost')", long)
+	exec(t, db, "UPDATE files SET status = 2, updated_at = NOW() - INTERVAL 1 HOUR WHERE id = '5'") // left in processing by the original
+	o := store.SelectOptions{Limit: 2, Expired: true, Stale: time.Minute}
+	var rounds []string
+	for range 3 {
+		rounds = append(rounds, strings.Join(selectAll(t, st, o), ","))
+	}
+	if got := strings.Join(rounds, ";"); !strings.Contains(got, "3") {
+		t.Fatalf("rounds selected %q: the good row never came", got)
+	}
+	cols := "id, status, finished_at IS NOT NULL, error_message"
+	want := `1|-1|1|url "ftp://h/x": scheme must be http or https;` +
+		`2|-1|1|url "not a url": scheme must be http or https;` +
+		`3|0|0|<nil>;` +
+		`4|-1|1|url longer than 16384 bytes;` +
+		`5|-1|1|url "http:///nohost" has no host`
+	if got := dump(t, db, cols); got != want {
+		t.Fatalf("rows:\n got %s\nwant %s", got, want)
+	}
+}

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -79,29 +80,33 @@ type SelectOptions struct {
 }
 
 // SelectDue streams due rows to fn, expired ones first, without holding them
-// in memory; it stops at the first error fn returns.
+// in memory; it stops at the first error fn returns. A row whose url no
+// worker could fetch is not streamed but failed, with the reason.
 func (s *Store) SelectDue(ctx context.Context, o SelectOptions, fn func(record.Task) error) error {
 	limit := int64(o.Limit)
 	if limit <= 0 {
 		limit = 1<<63 - 1
 	}
+	var bad []badURL
 	if o.Expired {
-		n, err := s.stream(ctx, s.q(sqlSelectExpired), fn, micros(o.Stale), limit)
+		n, err := s.stream(ctx, s.q(sqlSelectExpired), fn, &bad, micros(o.Stale), limit)
 		if err != nil {
 			return fmt.Errorf("select expired rows: %w", err)
 		}
 		limit -= n
-		if limit <= 0 {
-			return nil
+	}
+	if limit > 0 {
+		if _, err := s.stream(ctx, s.q(sqlSelectDue), fn, &bad, limit); err != nil {
+			return fmt.Errorf("select pending rows: %w", err)
 		}
 	}
-	if _, err := s.stream(ctx, s.q(sqlSelectDue), fn, limit); err != nil {
-		return fmt.Errorf("select pending rows: %w", err)
-	}
-	return nil
+	return s.failBadURLs(ctx, bad, o.Stale)
 }
 
-func (s *Store) stream(ctx context.Context, query string, fn func(record.Task) error, args ...any) (int64, error) {
+// badURL is a selected row whose url the task line could not carry.
+type badURL struct{ id, url, reason string }
+
+func (s *Store) stream(ctx context.Context, query string, fn func(record.Task) error, bad *[]badURL, args ...any) (int64, error) {
 	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return 0, err
@@ -114,11 +119,33 @@ func (s *Store) stream(ctx context.Context, query string, fn func(record.Task) e
 			return n, err
 		}
 		n++
+		if err := record.CheckURL(t.URL); err != nil {
+			*bad = append(*bad, badURL{t.ID, t.URL, err.Error()})
+			continue
+		}
 		if err := fn(t); err != nil {
 			return n, err
 		}
 	}
 	return n, rows.Err()
+}
+
+// sqlFailBadURL fails a row whose url is no http(s) URL dl can fetch, if it
+// is still due and still has that url. Streamed, every task line consumer
+// would refuse it every round, and the row would stay pending for ever,
+// selected ahead of the good rows and taking their places under --limit.
+const sqlFailBadURL = `UPDATE %[1]s SET status = -1, error_message = ?, claim_token = NULL, lease_until = NULL,
+	next_attempt_at = NULL, finished_at = NOW(3)
+	WHERE id = ? AND url = ? AND ((` + condDue + `) OR (` + condExpired + `))`
+
+func (s *Store) failBadURLs(ctx context.Context, bad []badURL, stale time.Duration) error {
+	for _, b := range bad {
+		if err := s.execRetry(ctx, s.q(sqlFailBadURL), []any{b.reason, b.id, b.url, micros(stale)}); err != nil {
+			return fmt.Errorf("fail row %q with a bad url: %w", b.id, err)
+		}
+		slog.Warn("row failed: its url is not one dl can fetch", "id", b.id, "err", b.reason)
+	}
+	return nil
 }
 
 // ClaimOptions bound a claim.

@@ -49,8 +49,10 @@ func Run(ctx context.Context, st *store.Store, q *queue.Queue, o Options, in io.
 			if err != nil {
 				return nil, err
 			}
-			// A duplicate (a late worker whose row was given to another) must
-			// not replace the winner's result key: it is only logged.
+			// A duplicate (a late worker whose row was given to another, a
+			// row already finished) must not replace the winner's result key
+			// nor be echoed as recorded, or whoever counts the lines counts
+			// the row twice: it is only logged.
 			var keep []record.Result
 			var names []string
 			for i, m := range marked {
@@ -62,7 +64,7 @@ func Run(ctx context.Context, st *store.Store, q *queue.Queue, o Options, in io.
 				keep = append(keep, b[i])
 				names = append(names, m.String())
 			}
-			return b, keys.set(ctx, keep, names)
+			return keep, keys.set(ctx, keep, names)
 		},
 	}.Run(ctx, ctx, in, out)
 }

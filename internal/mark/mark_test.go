@@ -107,3 +107,68 @@ func TestRunRecordsWhileRedisIsFull(t *testing.T) {
 		t.Fatalf("status %d (%v), want 1", status, err)
 	}
 }
+
+// TestRunEchoesOnlyWhatItRecorded: dl-mark's output is the results it
+// recorded, so that counting its done lines counts done rows: a second
+// result for a row (a late worker's, the same line twice), one for a row
+// already finished and one for an id not in the table are logged and
+// dropped, in whatever order they come.
+func TestRunEchoesOnlyWhatItRecorded(t *testing.T) {
+	ctx := context.Background()
+	dsn, db := testenv.MySQL(t)
+	st, err := store.Open(ctx, dsn, "files")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	redisURL, _, _ := testenv.StartRedisServer(t)
+	q, err := queue.Open(ctx, redisURL, queue.NewKeys("download_queue", "download_"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	if _, err := db.Exec(`INSERT INTO files (id, url, status) VALUES ('1', 'http://h/1', 0), ('2', 'http://h/2', 0),
+		('3', 'http://h/3', 1), ('4', 'http://h/4', -1)`); err != nil {
+		t.Fatal(err)
+	}
+	done := func(id string) string {
+		return `{"id":"` + id + `","url":"http://h/` + id + `","outcome":"done","path":"d/` + id + `","bytes":1}` + "\n"
+	}
+	failed := `{"id":"2","url":"http://h/2","outcome":"failed","error":"status 404","http_status":404,"attempt":1}` + "\n"
+	tests := []struct {
+		name, in string
+		want     []string // ids echoed, in order
+	}{
+		{"twice in one batch", done("1") + done("1"), []string{"1"}},
+		{"again later", done("1"), nil},
+		{"failed, then a late done", failed + done("2"), []string{"2"}},
+		{"rows already done or failed", done("3") + done("4"), nil},
+		{"not in the table", done("5"), nil},
+	}
+	o := mark.Options{Batch: 10, Retry: store.RetryPolicy{MaxAttempts: 3, Base: time.Second, Max: time.Minute}}
+	for _, tc := range tests {
+		var out bytes.Buffer
+		if err := mark.Run(ctx, st, q, o, strings.NewReader(tc.in), &out); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		var got []string
+		for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+			if l != "" {
+				got = append(got, l[strings.Index(l, `"id":"`)+6:][:1])
+			}
+		}
+		if strings.Join(got, ",") != strings.Join(tc.want, ",") {
+			t.Errorf("%s: echoed ids %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	var statuses string
+	if err := db.QueryRow("SELECT GROUP_CONCAT(status ORDER BY id) FROM files").Scan(&statuses); err != nil {
+		t.Fatal(err)
+	}
+	if statuses != "1,-1,1,-1" {
+		t.Fatalf("statuses %s, want 1,-1,1,-1", statuses)
+	}
+}

@@ -62,6 +62,8 @@ func TestUsageErrors(t *testing.T) {
 		{"dl-stat", nil, []string{"--window", "0"}, "dl-stat: --window must be positive (got 0s) (see dl-stat --help)"},
 		{"dl-stat", nil, []string{"--watch", "-2s"}, "dl-stat: --watch must not be negative (got -2s) (see dl-stat --help)"},
 		// Values checked by the command itself.
+		{"dl-select", nil, []string{"--limit", "-5"}, "dl-select: --limit (DL_LIMIT) must not be negative (got -5) (see dl-select --help)"},
+		{"dl-select", []string{"DL_LIMIT=-1"}, nil, "dl-select: --limit (DL_LIMIT) must not be negative (got -1) (see dl-select --help)"},
 		{"dl-fetch", nil, []string{"--layout", "deep", "-"}, `dl-fetch: --layout: unknown layout "deep" (want sharded or flat) (see dl-fetch --help)`},
 		{"dl-stat", nil, []string{"--json", "--prometheus"}, "dl-stat: --json and --prometheus: choose one (see dl-stat --help)"},
 	}

@@ -56,9 +56,16 @@ func Run(ctx context.Context, st *store.Store, q *queue.Queue, o Options, in io.
 			var keep []record.Result
 			var names []string
 			for i, m := range marked {
-				if m == store.MarkedDuplicate {
+				switch m {
+				case store.MarkedDuplicate:
 					slog.Warn("late result for a row no longer held under its token: not recorded",
 						"id", b[i].ID, "outcome", b[i].Outcome)
+					continue
+				case store.MarkedMissing:
+					// Most often the wrong DL_TABLE or database: say so
+					// rather than call it late.
+					slog.Warn("result for an id that no row of the table has: not recorded",
+						"id", b[i].ID, "table", st.Table(), "outcome", b[i].Outcome)
 					continue
 				}
 				keep = append(keep, b[i])

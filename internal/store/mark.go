@@ -80,10 +80,11 @@ const (
 	MarkedRetry                   // row is pending again: after a backoff, or at once after a Local failure
 	MarkedFailed                  // row failed for good
 	MarkedDuplicate               // the row is no longer held under this result's token: nothing written
+	MarkedMissing                 // no row has the result's id (another table, a row deleted): nothing written
 )
 
 func (m Marked) String() string {
-	return [...]string{"done", "retry", "failed", "duplicate"}[m]
+	return [...]string{"done", "retry", "failed", "duplicate", "missing"}[m]
 }
 
 // Mark writes results in one transaction and tells, per result, what it did.
@@ -162,7 +163,7 @@ func (s *Store) mark(ctx context.Context, results []record.Result, order []int, 
 		return nil, fmt.Errorf("mark: begin: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
-	held, err := s.lockHeld(ctx, tx, results, order)
+	held, found, err := s.lockHeld(ctx, tx, results, order)
 	if err != nil {
 		return nil, err
 	}
@@ -170,6 +171,10 @@ func (s *Store) mark(ctx context.Context, results []record.Result, order []int, 
 	var done, retry, returned, released, failed columns
 	for _, i := range order {
 		r := results[i]
+		if !found[r.ID] {
+			out[i] = MarkedMissing
+			continue
+		}
 		row, ok := held[r.ID]
 		// A result applies only while its row is held under the result's
 		// token; a tokenless one (dl-select | dl-fetch - | dl-mark: no
@@ -235,33 +240,34 @@ type heldRow struct {
 }
 
 // lockHeld locks the rows of results (in id order, as claims lock them) and
-// returns those still pending or processing.
-func (s *Store) lockHeld(ctx context.Context, tx *sql.Tx, results []record.Result, order []int) (map[string]heldRow, error) {
+// returns those still pending or processing, and the ids of all it found.
+func (s *Store) lockHeld(ctx context.Context, tx *sql.Tx, results []record.Result, order []int) (held map[string]heldRow, found map[string]bool, err error) {
 	ids := make([]any, len(order))
 	for k, i := range order {
 		ids[k] = results[i].ID
 	}
 	rows, err := tx.QueryContext(ctx, s.q(sqlMarkLock, len(ids)), ids...)
 	if err != nil {
-		return nil, fmt.Errorf("mark: lock %d rows: %w", len(ids), err)
+		return nil, nil, fmt.Errorf("mark: lock %d rows: %w", len(ids), err)
 	}
 	defer rows.Close()
-	held := map[string]heldRow{}
+	held, found = map[string]heldRow{}, map[string]bool{}
 	for rows.Next() {
 		var id string
 		var status int
 		var h heldRow
 		if err := rows.Scan(&id, &status, &h.token, &h.expired); err != nil {
-			return nil, fmt.Errorf("mark: read rows: %w", err)
+			return nil, nil, fmt.Errorf("mark: read rows: %w", err)
 		}
+		found[id] = true
 		if Status(status) == Pending || Status(status) == Processing {
 			held[id] = h
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("mark: read rows: %w", err)
+		return nil, nil, fmt.Errorf("mark: read rows: %w", err)
 	}
-	return held, nil
+	return held, found, nil
 }
 
 // columns gathers the per-row values of one marking statement: the same

@@ -306,6 +306,11 @@ func TestMark(t *testing.T) {
 	if err != nil || marked[0] != store.MarkedDuplicate {
 		t.Fatalf("late result marked %v (%v), want duplicate", marked, err)
 	}
+	// A result for an id no row has (another table's) is told apart.
+	marked, err = st.Mark(context.Background(), []record.Result{{ID: "99", Outcome: record.Done, Path: "d/99", Token: tok}, results[0]}, p)
+	if err != nil || len(marked) != 2 || marked[0] != store.MarkedMissing || marked[1] != store.MarkedDuplicate {
+		t.Fatalf("results for a missing and a done row marked %v (%v), want missing, duplicate", marked, err)
+	}
 }
 
 // claimAndTake claims tasks as dl-enqueue does and takes them as a worker

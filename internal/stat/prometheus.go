@@ -75,8 +75,21 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		oldest = *s.OldestPendingSeconds
 	}
 	g(descOldest, oldest, t)
+	// Messages MySQL groups apart can read the same once made one line and
+	// cut to 200 characters (a newline against a space, a long common
+	// prefix); a label value may appear only once, or the whole exposition
+	// is refused, so such messages share one series, their rows summed.
+	var msgs []string
+	rows := map[string]int64{}
 	for _, e := range s.Errors {
-		g(descErrors, float64(e.Rows), t, oneLine(e.Message, 200))
+		m := oneLine(e.Message, 200)
+		if _, ok := rows[m]; !ok {
+			msgs = append(msgs, m)
+		}
+		rows[m] += e.Rows
+	}
+	for _, m := range msgs {
+		g(descErrors, float64(rows[m]), t, m)
 	}
 	up := 0.0
 	if s.Queue != nil {

@@ -318,3 +318,51 @@ func TestRedisDownStillShowsMySQL(t *testing.T) {
 		t.Fatalf("snapshot without Redis %q: %v", out.String(), jerr)
 	}
 }
+
+// TestPrometheusMergesMessagesThatReadTheSame: messages MySQL keeps apart
+// may read the same once made one line and cut; the exposition must still
+// be valid, with one series holding the rows of both.
+func TestPrometheusMergesMessagesThatReadTheSame(t *testing.T) {
+	long := strings.Repeat("x509: certificate is valid for many names, ", 6)
+	for _, tc := range []struct {
+		name string
+		errs []stat.Error
+		want map[string]float64
+	}{
+		{"a newline and a space", []stat.Error{{Message: "read: connection\nreset", Rows: 2}, {Message: "read: connection reset", Rows: 3}},
+			map[string]float64{"read: connection reset": 5}},
+		{"a long common prefix", []stat.Error{{Message: long + "not a.example", Rows: 1}, {Message: long + "not b.example", Rows: 4}, {Message: "other", Rows: 1}},
+			map[string]float64{string([]rune(long)[:199]) + "…": 5, "other": 1}},
+		{"distinct", []stat.Error{{Message: "a", Rows: 1}, {Message: "b", Rows: 2}},
+			map[string]float64{"a": 1, "b": 2}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := stat.Snapshot{Time: time.Now(), Table: "files", Workers: []stat.Worker{}, Errors: tc.errs}
+			var prom bytes.Buffer
+			if err := stat.Render(&prom, s, stat.Prometheus); err != nil {
+				t.Fatalf("render: %v", err)
+			}
+			parser := expfmt.NewTextParser(model.LegacyValidation)
+			mfs, err := parser.TextToMetricFamilies(bytes.NewReader(prom.Bytes()))
+			if err != nil {
+				t.Fatalf("not Prometheus text: %v\n%s", err, prom.String())
+			}
+			got := map[string]float64{}
+			for _, m := range mfs["dl_error_rows"].GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "message" {
+						got[l.GetValue()] += m.GetGauge().GetValue()
+					}
+				}
+			}
+			if len(got) != len(tc.want) {
+				t.Errorf("series %v, want %v", got, tc.want)
+			}
+			for msg, n := range tc.want {
+				if got[msg] != n {
+					t.Errorf("dl_error_rows{message=%q} = %v, want %v", msg, got[msg], n)
+				}
+			}
+		})
+	}
+}

@@ -289,7 +289,7 @@ func (f *Fetcher) Fetch(ctx context.Context, t record.Task) record.Result {
 // queue's backoff. A transfer under way when stop ends runs to its end.
 func (f *Fetcher) FetchUnlessStopped(stop, ctx context.Context, t record.Task) (res record.Result, started bool) {
 	start := time.Now()
-	tr := f.observe(t)
+	ob := &observed{f: f, t: t}
 	res = record.Result{ID: t.ID, URL: t.URL, Token: t.Token, Outcome: record.Failed, Attempt: t.Attempt}
 	defer func() {
 		if p := recover(); p != nil {
@@ -299,7 +299,9 @@ func (f *Fetcher) FetchUnlessStopped(stop, ctx context.Context, t record.Task) (
 			started = true // a task that crashes Fetch is reported, never handed out again untried
 		}
 		res.Duration = time.Since(start).Seconds()
-		tr.End(res)
+		if started || ob.tr != nil {
+			ob.begin().End(res)
+		}
 	}()
 
 	u, err := record.ParseURL(t.URL)
@@ -330,7 +332,7 @@ func (f *Fetcher) FetchUnlessStopped(stop, ctx context.Context, t record.Task) (
 		backoff.WithMaxElapsedTime(0),
 	)
 	for failures := 0; ; {
-		o := f.politeAttempt(wait, ctx, t, p, tr)
+		o := f.politeAttempt(wait, ctx, t, p, ob)
 		if o.unstarted && stop.Err() != nil {
 			if failures > 0 {
 				// A retry the stop came before: the failure before it
@@ -370,7 +372,7 @@ func (f *Fetcher) FetchUnlessStopped(stop, ctx context.Context, t record.Task) (
 			return res, started
 		}
 		f.log.Info("retrying", "id", t.ID, "url", redact(t.URL), "error", res.Error, "after", delay, "failures", failures)
-		tr.Retry(res.Error, delay)
+		ob.begin().Retry(res.Error, delay)
 		timer := time.NewTimer(delay)
 		select {
 		case <-wait.Done():
@@ -386,7 +388,7 @@ func (f *Fetcher) FetchUnlessStopped(stop, ctx context.Context, t record.Task) (
 // a retry, nor while the finished body is synced and renamed. wait ends the
 // wait for the slots, ctx the transfer; an attempt whose wait ended, or
 // that got its slots only as wait ended, is unstarted: it asked nothing.
-func (f *Fetcher) politeAttempt(wait, ctx context.Context, t record.Task, p paths, tr Transfer) outcome {
+func (f *Fetcher) politeAttempt(wait, ctx context.Context, t record.Task, p paths, ob *observed) outcome {
 	waitErr := func(err error) outcome {
 		if errors.Is(err, context.Canceled) {
 			err = errors.New("canceled")
@@ -421,7 +423,7 @@ func (f *Fetcher) politeAttempt(wait, ctx context.Context, t record.Task, p path
 	if wait.Err() != nil {
 		return waitErr(context.Cause(wait))
 	}
-	return f.attempt(ctx, t, p, tr, bodyDone)
+	return f.attempt(ctx, t, p, ob.begin(), bodyDone)
 }
 
 func newTransferLimit(n int) chan struct{} {

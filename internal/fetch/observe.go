@@ -11,8 +11,10 @@ import (
 // to be useful (every byte) without the Fetcher knowing what it draws or
 // counts.
 //
-// Start is called once per Fetch, from the goroutine running it, and may be
-// called from many goroutines at once. The Transfer it returns belongs to
+// Start is called once per Fetch that starts (its first attempt has its
+// slots, or it reports a result without one), from the goroutine running
+// it, and may be called from many goroutines at once. A task given back
+// unstarted by a stop while it waited for a slot is never seen. The Transfer it returns belongs to
 // that one Fetch: its methods are called from one goroutine at a time, and
 // End last, exactly once. Advance sits in the copy loop, so a Transfer must
 // be cheap (an atomic add) and must never block.
@@ -53,6 +55,25 @@ func (f *Fetcher) observe(t record.Task) Transfer {
 		return tr
 	}
 	return nopTransfer{}
+}
+
+// observed starts a task's Transfer only when the task starts: when an
+// attempt has its slots, or when a result is reported without one (a bad
+// URL, a max time spent waiting). A task a stop gives back while it waited
+// for a --per-host or transfer slot was never a transfer: dl-fetch prints no
+// result for it, so an observer must neither count it in flight nor give it
+// an outcome.
+type observed struct {
+	f  *Fetcher
+	t  record.Task
+	tr Transfer // nil until begin
+}
+
+func (o *observed) begin() Transfer {
+	if o.tr == nil {
+		o.tr = o.f.observe(o.t)
+	}
+	return o.tr
 }
 
 // Observers combines observers (the progress bars and the metrics, say)

@@ -209,3 +209,72 @@ func TestChainFeedsBoth(t *testing.T) {
 		t.Errorf("metrics counted %v bytes, want 3000", got)
 	}
 }
+
+// TestWaitingTasksAreNotTransfers: tasks that wait for a --per-host slot are
+// not transfers in flight, and those a stop gives back before they start
+// (dl-fetch prints no result for them) are no outcome: the counters must
+// match the result lines.
+func TestWaitingTasksAreNotTransfers(t *testing.T) {
+	_, base := testenv.StartOrigin(t)
+	m := metrics.New()
+	f, err := fetch.New(fetch.Options{Dir: t.TempDir(), PerHost: 1, Observer: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	srv, err := m.Serve("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+
+	stop, cancel := context.WithCancel(context.Background())
+	type ret struct {
+		r       record.Result
+		started bool
+	}
+	rets := make(chan ret, 3)
+	for i, name := range []string{"a.bin", "b.bin", "c.bin"} {
+		task := record.Task{ID: name, URL: origin.URL(base, name, 2000, "delay=1s")}
+		go func() {
+			r, started := f.FetchUnlessStopped(stop, context.Background(), task)
+			rets <- ret{r, started}
+		}()
+		if i == 0 {
+			// The first holds the host's one slot before the others ask.
+			testenv.Eventually(t, time.Minute, 10*time.Millisecond, func() bool {
+				return value(t, scrape(t, "http://"+srv.Addr()+"/metrics"), "dl_fetch_in_flight", "", "") >= 1
+			}, "the first transfer under way")
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // the other two are waiting for the slot
+	if got := value(t, scrape(t, "http://"+srv.Addr()+"/metrics"), "dl_fetch_in_flight", "", ""); got != 1 {
+		t.Errorf("in flight %v with one transfer and two tasks waiting for its host, want 1", got)
+	}
+	cancel()
+	results := map[string]float64{}
+	for range 3 {
+		if r := <-rets; r.started {
+			outcome := metrics.OutcomeDone
+			switch {
+			case r.r.Outcome != record.Done && r.r.Retryable:
+				outcome = metrics.OutcomeRetry
+			case r.r.Outcome != record.Done:
+				outcome = metrics.OutcomeFailed
+			}
+			results[outcome]++
+		}
+	}
+	if results[metrics.OutcomeDone] != 1 || len(results) != 1 {
+		t.Fatalf("results %v, want the first done and the others given back", results)
+	}
+	mfs := scrape(t, "http://"+srv.Addr()+"/metrics")
+	for _, outcome := range []string{metrics.OutcomeDone, metrics.OutcomeFailed, metrics.OutcomeRetry} {
+		if got := value(t, mfs, "dl_fetch_downloads_total", "outcome", outcome); got != results[outcome] {
+			t.Errorf("downloads{outcome=%s} = %v, want %v (the results returned)", outcome, got, results[outcome])
+		}
+	}
+	if got := value(t, mfs, "dl_fetch_in_flight", "", ""); got != 0 {
+		t.Errorf("in flight %v after every fetch returned", got)
+	}
+}

@@ -275,6 +275,43 @@ func TestMissingServicesGiveOneClearLine(t *testing.T) {
 	}
 }
 
+// TestDistributorStopsOnOptionsTheToolsRefuse: a value in dl.env the tools
+// cannot use fails every round alike. The distributor exits 2 with the
+// tool's line, as the tools and the worker do, so that systemd shows the
+// unit failed, instead of logging "round failed" every interval forever
+// while the unit looks active. A passing failure (MySQL away) still loops.
+func TestDistributorStopsOnOptionsTheToolsRefuse(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	for _, tc := range []struct {
+		env  []string
+		want string
+	}{
+		{[]string{"DL_LIMIT=1k"}, "DL_LIMIT"},
+		{[]string{"DL_QUEUE_LEASE=0"}, "DL_QUEUE_LEASE"},
+		{[]string{"DL_MAX_DELIVERIES=five"}, "DL_MAX_DELIVERIES"},
+	} {
+		ctx, cancel := context.WithTimeout(bg, 20*time.Second)
+		p := e.script("dl-distributor", append([]string{"DL_INTERVAL=200ms"}, tc.env...))
+		r := testenv.Pipeline(t, ctx, nil, p)
+		cancel()
+		code := -1
+		var ee *exec.ExitError
+		if errors.As(r.Procs[0].Err, &ee) {
+			code = ee.ExitCode()
+		}
+		if code != 2 || !strings.Contains(r.Procs[0].Stderr, tc.want) || strings.Count(r.Procs[0].Stderr, "round failed") > 0 {
+			t.Errorf("%v: exit %d (%v), stderr:\n%s\nwant exit 2 at the first round, naming %s", tc.env, code, r.Procs[0].Err, r.Procs[0].Stderr, tc.want)
+		}
+	}
+	d := testenv.Start(t, bg, nil, e.script("dl-distributor", []string{"DL_INTERVAL=200ms", "DL_MYSQL_DSN=root@tcp(127.0.0.1:1)/x"}))
+	testenv.Eventually(t, 20*time.Second, 50*time.Millisecond, func() bool {
+		return strings.Count(d.Stderr(0), "round failed") >= 3
+	}, "the loop going on while MySQL is away")
+	d.Signal(syscall.SIGTERM)
+	d.Wait()
+}
+
 // dl-flag: every command prints the flag's new or current state on stdout;
 // status exits 0 when set, 1 when clear and 2 when Redis could not be asked
 // (as scripts/dl-distributor reads it).

@@ -68,10 +68,22 @@ func TestExitFlagSeenWhileEveryTransferIsBusy(t *testing.T) {
 		o := QueueOptions{Options: Options{Concurrency: 1, Finishing: 1}, Mode: Forever, Lease: time.Minute, Worker: "w", Poll: 50 * time.Millisecond}
 		done <- RunQueue(tool.WithHard(hard, hard), f, st, q, o, out)
 	}()
-	// One task at the origin, a second in Fetch waiting for the transfer.
+	// One task at the origin, the others taken (one of them in Fetch,
+	// waiting for the transfer, which the observer does not see).
 	first := strings.TrimPrefix(receive(t, origin.arrived, "request"), "/")
-	receive(t, in, "task in Fetch")
-	receive(t, in, "second task in Fetch")
+	receive(t, in, "task started")
+	for deadline := time.Now().Add(within); ; time.Sleep(10 * time.Millisecond) {
+		var n int
+		if err := db.QueryRow("SELECT COUNT(*) FROM files WHERE status = 2 AND worker IS NOT NULL").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == len(tasks) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d tasks taken within %s", n, len(tasks), within)
+		}
+	}
 	if err := q.SetExitFlag(ctx, true); err != nil {
 		t.Fatal(err)
 	}
@@ -92,5 +104,8 @@ func TestExitFlagSeenWhileEveryTransferIsBusy(t *testing.T) {
 	}
 	if taken != 0 {
 		t.Errorf("%d rows besides %s still taken by the stopped worker", taken, first)
+	}
+	if len(in) != 0 {
+		t.Errorf("the observer saw a task given back start: %q", <-in)
 	}
 }

@@ -21,6 +21,7 @@ func main() {
 		&cli.BoolFlag{Name: "publish", EnvVars: []string{"DL_STAT_PUBLISH"}, Usage: "also keep the JSON status in Redis (<prefix>status) for other tools"},
 		tool.Positive(&cli.DurationFlag{Name: "window", Value: time.Minute, Usage: "span of the throughput figures"}),
 		&cli.IntFlag{Name: "errors", Value: 5, Usage: "show the `N` most common error messages"},
+		config.QueueLeaseFlag(),
 	}, config.RedisFlags()...)
 	os.Exit(tool.Run(&cli.App{
 		Name:  "dl-stat",
@@ -43,7 +44,8 @@ func main() {
 				return err
 			}
 			defer sv.Close()
-			return stat.Run(c.Context, stat.Source{Store: sv.Store, Queue: sv.Queue, Window: c.Duration("window"), TopErrors: c.Int("errors")},
+			return stat.Run(c.Context, stat.Source{Store: sv.Store, Queue: sv.Queue, Window: c.Duration("window"), TopErrors: c.Int("errors"),
+				QueueLease: c.Duration(config.FlagQueueWait)},
 				stat.Options{Format: format, Watch: c.Duration("watch"), Output: c.String("output"), Publish: c.Bool("publish")}, os.Stdout)
 		},
 	}))

@@ -65,9 +65,15 @@ func LeaseFlags() []cli.Flag {
 	return []cli.Flag{
 		tool.Positive(&cli.DurationFlag{Name: FlagLease, EnvVars: []string{"DL_LEASE"}, Value: 60 * time.Second,
 			Usage: "a worker's hold on a task; renewed every third of it while the task is in progress"}),
-		tool.Positive(&cli.DurationFlag{Name: FlagQueueWait, EnvVars: []string{"DL_QUEUE_LEASE"}, Value: 5 * time.Minute,
-			Usage: "how long a claimed task may wait in the queue before it is claimable again (covers a lost Redis); each distributor round renews it for tasks still queued, so keep it well above DL_INTERVAL"}),
+		QueueLeaseFlag(),
 	}
+}
+
+// QueueLeaseFlag is the queue lease alone, for dl-stat, which counts rows
+// expired as dl-select finds them.
+func QueueLeaseFlag() cli.Flag {
+	return tool.Positive(&cli.DurationFlag{Name: FlagQueueWait, EnvVars: []string{"DL_QUEUE_LEASE"}, Value: 5 * time.Minute,
+		Usage: "how long a claimed task may wait in the queue before it is claimable again (covers a lost Redis); each distributor round renews it for tasks still queued, so keep it well above DL_INTERVAL"})
 }
 
 // Hostname names this process in the rows it holds, for dl-stat and for

@@ -93,6 +93,9 @@ type Source struct {
 	// Window is the span of "last minute"; TopErrors how many messages to show.
 	Window    time.Duration
 	TopErrors int
+	// QueueLease is dl-select's: a processing row with no lease (the
+	// original distributor's) counts as expired once it is older.
+	QueueLease time.Duration
 }
 
 // errQueue marks a snapshot that lacks the Redis side.
@@ -103,7 +106,7 @@ var errQueue = errors.New("redis")
 // snapshot.
 func Collect(ctx context.Context, src Source) (Snapshot, error) {
 	now := time.Now().UTC()
-	st, err := src.Store.Stat(ctx, src.Window, src.TopErrors)
+	st, err := src.Store.Stat(ctx, src.Window, src.QueueLease, src.TopErrors)
 	if err != nil {
 		return Snapshot{}, fmt.Errorf("mysql: %w", err)
 	}

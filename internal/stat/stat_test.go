@@ -78,7 +78,7 @@ func fleet(t *testing.T) (stat.Source, *queue.Queue) {
 	if err := q.SetExitFlag(ctx, true); err != nil {
 		t.Fatal(err)
 	}
-	return stat.Source{Store: st, Queue: q, Window: time.Minute, TopErrors: 5}, q
+	return stat.Source{Store: st, Queue: q, Window: time.Minute, TopErrors: 5, QueueLease: 5 * time.Minute}, q
 }
 
 func TestCollectReadsEveryFigure(t *testing.T) {

@@ -17,7 +17,7 @@ const (
 	// to the queue at the distributor's next round).
 	sqlStatCounts = `SELECT status, COUNT(*),
 	COALESCE(SUM(status = 0 AND next_attempt_at > NOW(3)), 0),
-	COALESCE(SUM(status = 2 AND lease_until < NOW(3)), 0)
+	COALESCE(SUM(` + condExpired + `), 0)
 	FROM %[1]s GROUP BY status`
 	// A row a worker holds has its name; a claimed row still waiting in the
 	// queue has none.
@@ -40,7 +40,7 @@ type Counts struct {
 	Pending      int64 // status 0, retry-waiting ones included
 	RetryWaiting int64 // pending rows whose retry backoff has not passed
 	Processing   int64 // status 2, expired ones included
-	Expired      int64 // processing rows whose lease ran out
+	Expired      int64 // processing rows whose lease ran out (or, with none, that are older than the queue lease)
 	Done         int64
 	Failed       int64
 	Other        int64 // a status dl does not know (set by hand)
@@ -84,9 +84,13 @@ type Stat struct {
 // Stat reads the table's state: counts by status, rows held per worker,
 // what finished within window, the oldest pending row's age and the topErrors
 // most common error messages.
-func (s *Store) Stat(ctx context.Context, window time.Duration, topErrors int) (Stat, error) {
+//
+// A processing row is counted as expired as dl-select --expired would hand it
+// out again: its lease ran out, or it has none (the original distributor's)
+// and is older than queueLease.
+func (s *Store) Stat(ctx context.Context, window, queueLease time.Duration, topErrors int) (Stat, error) {
 	var st Stat
-	err := s.statRows(ctx, s.q(sqlStatCounts), nil, func(rows *sql.Rows) error {
+	err := s.statRows(ctx, s.q(sqlStatCounts), []any{micros(queueLease)}, func(rows *sql.Rows) error {
 		var status, n, retry, expired int64
 		if err := rows.Scan(&status, &n, &retry, &expired); err != nil {
 			return err

@@ -379,7 +379,7 @@ func TestStatShowsFullDisk(t *testing.T) {
 	if _, err := st.Mark(context.Background(), results, store.RetryPolicy{MaxAttempts: 3, Base: time.Minute, Max: time.Hour}); err != nil {
 		t.Fatal(err)
 	}
-	s, err := st.Stat(context.Background(), time.Minute, 5)
+	s, err := st.Stat(context.Background(), time.Minute, 5*time.Minute, 5)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -392,6 +392,34 @@ func TestStatShowsFullDisk(t *testing.T) {
 	}
 	if len(s.Errors) != len(want) || s.Errors[0] != want[0] || s.Errors[1] != want[1] {
 		t.Fatalf("errors %+v, want %+v", s.Errors, want)
+	}
+}
+
+// TestStatCountsExpiredAsSelectFindsThem: a processing row with no lease, as
+// the original distributor leaves one, counts as expired once it is older
+// than the queue lease, as dl-select --expired then hands it out, and not
+// before; one whose lease ran out counts at once.
+func TestStatCountsExpiredAsSelectFindsThem(t *testing.T) {
+	st, db := open(t)
+	ensure(t, st)
+	if _, err := db.Exec(`INSERT INTO files (id, url, status, updated_at, lease_until) VALUES
+		('old', 'http://h/old', 2, NOW() - INTERVAL 1 HOUR, NULL),
+		('new', 'http://h/new', 2, NOW(), NULL),
+		('ran-out', 'http://h/ran-out', 2, NOW(), NOW(3) - INTERVAL 1 SECOND),
+		('held', 'http://h/held', 2, NOW(), NOW(3) + INTERVAL 1 MINUTE)`); err != nil {
+		t.Fatal(err)
+	}
+	s, err := st.Stat(context.Background(), time.Minute, 5*time.Minute, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var due []record.Task
+	if err := st.SelectDue(context.Background(), store.SelectOptions{Expired: true, Stale: 5 * time.Minute},
+		func(t record.Task) error { due = append(due, t); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if s.Counts.Processing != 4 || s.Counts.Expired != 2 || int64(len(due)) != s.Counts.Expired {
+		t.Fatalf("processing %d, expired %d, dl-select --expired finds %d; want 4, 2, 2", s.Counts.Processing, s.Counts.Expired, len(due))
 	}
 }
 

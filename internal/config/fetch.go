@@ -186,7 +186,6 @@ func Observe(c *cli.Context, term *Terminal) (obs fetch.Observer, stop func(), e
 	if err != nil {
 		return nil, nil, err
 	}
-	slog.Info("serving metrics", "addr", "http://"+srv.Addr()+"/metrics")
 	return fetch.Observers(m, term.Observer()), srv.Close, nil
 }
 

@@ -14,11 +14,11 @@ import (
 
 func main() {
 	flags := []cli.Flag{config.MySQLFlag(), config.TableFlag(),
-		&cli.IntFlag{Name: "batch", EnvVars: []string{"DL_BATCH"}, Value: 1000, Usage: "most rows per claim and per push"},
-		&cli.IntFlag{Name: "max-deliveries", EnvVars: []string{"DL_MAX_DELIVERIES"}, Value: 5,
-			Usage: "fail a row after `N` deliveries that ended without a result (a task that crashes its worker); 0: never"},
-		&cli.Int64Flag{Name: "renew-max", EnvVars: []string{"DL_RENEW_MAX"}, Value: 100000,
-			Usage: "renew the queue leases of at most `N` tasks still in the queue before enqueueing, and fill the queue to at most N (0: neither)"},
+		tool.AtLeast(&cli.IntFlag{Name: "batch", EnvVars: []string{"DL_BATCH"}, Value: 1000, Usage: "most rows per claim and per push"}, 1),
+		tool.AtLeast(&cli.IntFlag{Name: "max-deliveries", EnvVars: []string{"DL_MAX_DELIVERIES"}, Value: 5,
+			Usage: "fail a row after `N` deliveries that ended without a result (a task that crashes its worker); 0: never"}, 0),
+		tool.AtLeast64(&cli.Int64Flag{Name: "renew-max", EnvVars: []string{"DL_RENEW_MAX"}, Value: 100000,
+			Usage: "renew the queue leases of at most `N` tasks still in the queue before enqueueing, and fill the queue to at most N (0: neither)"}, 0),
 	}
 	flags = append(append(flags, config.RedisFlags()...), config.LeaseFlags()...)
 	os.Exit(tool.Run(&cli.App{

@@ -16,9 +16,9 @@ import (
 
 func main() {
 	flags := []cli.Flag{config.MySQLFlag(), config.TableFlag(),
-		&cli.IntFlag{Name: "batch", EnvVars: []string{"DL_MARK_BATCH"}, Value: 500, Usage: "most rows per transaction"},
+		tool.AtLeast(&cli.IntFlag{Name: "batch", EnvVars: []string{"DL_MARK_BATCH"}, Value: 500, Usage: "most rows per transaction"}, 1),
 		&cli.DurationFlag{Name: "linger", EnvVars: []string{"DL_MARK_LINGER"}, Value: mark.DefaultLinger, Usage: "how long a transaction that is not full waits for more results"},
-		&cli.IntFlag{Name: "max-attempts", EnvVars: []string{"DL_MAX_ATTEMPTS"}, Value: 5, Usage: "failed attempts after which a row fails for good"},
+		tool.AtLeast(&cli.IntFlag{Name: "max-attempts", EnvVars: []string{"DL_MAX_ATTEMPTS"}, Value: 5, Usage: "failed attempts after which a row fails for good"}, 1),
 		&cli.DurationFlag{Name: "retry-base", EnvVars: []string{"DL_RETRY_BASE"}, Value: 30 * time.Second, Usage: "backoff before the first retry of a row; doubled each time"},
 		&cli.DurationFlag{Name: "retry-max", EnvVars: []string{"DL_RETRY_MAX"}, Value: time.Hour, Usage: "longest backoff of a row"},
 	}

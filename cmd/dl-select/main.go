@@ -19,14 +19,8 @@ func main() {
 		UsageText: "dl-select [--limit N] [--expired] | dl-enqueue\n\nExample:\n   DL_MYSQL_DSN='root@tcp(127.0.0.1:3306)/downloads' dl-select --limit 1000 --expired | dl-enqueue",
 		Flags: append([]cli.Flag{
 			config.MySQLFlag(), config.TableFlag(),
-			&cli.IntFlag{Name: "limit", EnvVars: []string{"DL_LIMIT"}, Value: 1000, Usage: "at most `N` rows (0: all)",
-				// A negative limit would select every row, as 0 does.
-				Action: func(c *cli.Context, n int) error {
-					if n < 0 {
-						return tool.Usage(c, "--limit (DL_LIMIT) must not be negative (got %d)", n)
-					}
-					return nil
-				}},
+			// A negative limit would select every row, as 0 does.
+			tool.AtLeast(&cli.IntFlag{Name: "limit", EnvVars: []string{"DL_LIMIT"}, Value: 1000, Usage: "at most `N` rows (0: all)"}, 0),
 			&cli.BoolFlag{Name: "expired", EnvVars: []string{"DL_EXPIRED"}, Usage: "also rows in processing whose lease ran out (crashed workers, a lost queue)"},
 		}, config.LeaseFlags()...),
 		Action: func(c *cli.Context) error {

@@ -20,7 +20,7 @@ func main() {
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "replace `FILE` atomically with each snapshot instead of writing to stdout"},
 		&cli.BoolFlag{Name: "publish", EnvVars: []string{"DL_STAT_PUBLISH"}, Usage: "also keep the JSON status in Redis (<prefix>status) for other tools"},
 		tool.Positive(&cli.DurationFlag{Name: "window", Value: time.Minute, Usage: "span of the throughput figures"}),
-		&cli.IntFlag{Name: "errors", Value: 5, Usage: "show the `N` most common error messages"},
+		tool.AtLeast(&cli.IntFlag{Name: "errors", Value: 5, Usage: "show the `N` most common error messages"}, 0),
 		config.QueueLeaseFlag(),
 	}, config.RedisFlags()...)
 	os.Exit(tool.Run(&cli.App{

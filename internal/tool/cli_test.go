@@ -64,6 +64,12 @@ func TestUsageErrors(t *testing.T) {
 		// Values checked by the command itself.
 		{"dl-select", nil, []string{"--limit", "-5"}, "dl-select: --limit (DL_LIMIT) must not be negative (got -5) (see dl-select --help)"},
 		{"dl-select", []string{"DL_LIMIT=-1"}, nil, "dl-select: --limit (DL_LIMIT) must not be negative (got -1) (see dl-select --help)"},
+		{"dl-enqueue", []string{"DL_BATCH=0"}, nil, "dl-enqueue: --batch (DL_BATCH) must be at least 1 (got 0) (see dl-enqueue --help)"},
+		{"dl-enqueue", nil, []string{"--renew-max", "-1"}, "dl-enqueue: --renew-max (DL_RENEW_MAX) must not be negative (got -1) (see dl-enqueue --help)"},
+		{"dl-mark", nil, []string{"--max-attempts", "0"}, "dl-mark: --max-attempts (DL_MAX_ATTEMPTS) must be at least 1 (got 0) (see dl-mark --help)"},
+		{"dl-fetch", nil, []string{"-c", "-3", "-"}, "dl-fetch: --concurrency (DL_CONCURRENCY) must be at least 1 (got -3) (see dl-fetch --help)"},
+		{"dl-fetch", []string{"DL_MAX_REDIRECTS=-1"}, []string{"-"}, "dl-fetch: --max-redirects (DL_MAX_REDIRECTS) must not be negative (got -1) (see dl-fetch --help)"},
+		{"dl-stat", nil, []string{"--errors", "-1"}, "dl-stat: --errors must not be negative (got -1) (see dl-stat --help)"},
 		{"dl-fetch", nil, []string{"--layout", "deep", "-"}, `dl-fetch: --layout: unknown layout "deep" (want sharded or flat) (see dl-fetch --help)`},
 		{"dl-stat", nil, []string{"--json", "--prometheus"}, "dl-stat: --json and --prometheus: choose one (see dl-stat --help)"},
 	}

@@ -90,16 +90,45 @@ func checkDuration(f *cli.DurationFlag, positive bool) func(*cli.Context, time.D
 		if d > 0 || d == 0 && !positive {
 			return nil
 		}
-		name := "--" + f.Name
-		if len(f.EnvVars) > 0 {
-			name += " (" + strings.Join(f.EnvVars, ", ") + ")"
-		}
 		want := "must not be negative"
 		if positive {
 			want = "must be positive"
 		}
-		return Usage(c, "%s %s (got %s)", name, want, d)
+		return Usage(c, "%s %s (got %s)", flagName(f.Name, f.EnvVars), want, d)
 	}
+}
+
+// AtLeast makes f refuse a value below least, before the command runs: a
+// count of 0 or below (DL_BATCH=0, -c -3) would otherwise be taken as some
+// other number or as no limit.
+func AtLeast(f *cli.IntFlag, least int) *cli.IntFlag {
+	f.Action = func(c *cli.Context, n int) error { return checkLeast(c, f.Name, f.EnvVars, int64(n), int64(least)) }
+	return f
+}
+
+// AtLeast64 is AtLeast for an Int64Flag.
+func AtLeast64(f *cli.Int64Flag, least int64) *cli.Int64Flag {
+	f.Action = func(c *cli.Context, n int64) error { return checkLeast(c, f.Name, f.EnvVars, n, least) }
+	return f
+}
+
+func checkLeast(c *cli.Context, name string, envs []string, n, least int64) error {
+	if n >= least {
+		return nil
+	}
+	want := fmt.Sprintf("must be at least %d", least)
+	if least == 0 {
+		want = "must not be negative"
+	}
+	return Usage(c, "%s %s (got %d)", flagName(name, envs), want, n)
+}
+
+// flagName names a flag as a user may have set it: --name (ENV).
+func flagName(name string, envs []string) string {
+	if len(envs) == 0 {
+		return "--" + name
+	}
+	return "--" + name + " (" + strings.Join(envs, ", ") + ")"
 }
 
 // strict makes app and its subcommands refuse what they would otherwise

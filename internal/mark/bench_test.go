@@ -26,21 +26,8 @@ import (
 //	go test -run '^$' -bench Run -benchtime 20000x -benchmem -cpuprofile mark.prof ./internal/mark
 func BenchmarkRun(b *testing.B) {
 	ctx := context.Background()
-	dsn, db := testenv.MySQL(b)
 	redisURL, prefix, _ := testenv.Redis(b)
-	st, err := store.Open(ctx, dsn, "files")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
-	if err := st.Ensure(ctx); err != nil {
-		b.Fatal(err)
-	}
-	q, err := queue.Open(ctx, redisURL, queue.NewKeys(prefix+"queue", prefix))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer q.Close()
+	st, q, db := open(b, redisURL, queue.NewKeys(prefix+"queue", prefix))
 
 	tasks := make([]record.Task, b.N)
 	var sb strings.Builder
@@ -77,7 +64,7 @@ func BenchmarkRun(b *testing.B) {
 	before := benchQuestions(b, st.DB())
 	b.ReportAllocs()
 	b.ResetTimer()
-	err = mark.Run(ctx, st, q, mark.Options{Batch: 500, Retry: store.RetryPolicy{MaxAttempts: 5, Base: 30 * time.Second, Max: time.Hour}},
+	err := mark.Run(ctx, st, q, mark.Options{Batch: 500, Retry: store.RetryPolicy{MaxAttempts: 5, Base: 30 * time.Second, Max: time.Hour}},
 		&lines, io.Discard)
 	b.StopTimer()
 	if err != nil {

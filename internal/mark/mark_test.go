@@ -3,6 +3,7 @@ package mark_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"strings"
 	"testing"
 	"time"
@@ -17,21 +18,8 @@ import (
 // whatever the state of Redis; result keys are written when it is up.
 func TestRunRecordsEvenWhileRedisIsAway(t *testing.T) {
 	ctx := context.Background()
-	dsn, db := testenv.MySQL(t)
-	st, err := store.Open(ctx, dsn, "files")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if err := st.Ensure(ctx); err != nil {
-		t.Fatal(err)
-	}
 	redisURL, stopRedis, _ := testenv.StartRedisServer(t)
-	q, err := queue.Open(ctx, redisURL, queue.NewKeys("download_queue", "download_"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
+	st, q, db := open(t, redisURL, queue.NewKeys("download_queue", "download_"))
 	if _, err := db.Exec("INSERT INTO files (id, url) VALUES ('1', 'http://h/1'), ('2', 'http://h/2'), ('3', 'http://h/3')"); err != nil {
 		t.Fatal(err)
 	}
@@ -75,21 +63,8 @@ func TestRunRecordsEvenWhileRedisIsAway(t *testing.T) {
 // on, instead of exiting and taking its worker down with it.
 func TestRunRecordsWhileRedisIsFull(t *testing.T) {
 	ctx := context.Background()
-	dsn, db := testenv.MySQL(t)
-	st, err := store.Open(ctx, dsn, "files")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if err := st.Ensure(ctx); err != nil {
-		t.Fatal(err)
-	}
 	redisURL, _, _ := testenv.StartRedisServer(t)
-	q, err := queue.Open(ctx, redisURL, queue.NewKeys("download_queue", "download_"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
+	st, q, db := open(t, redisURL, queue.NewKeys("download_queue", "download_"))
 	if err := q.Client().ConfigSet(ctx, "maxmemory", "1").Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -115,21 +90,8 @@ func TestRunRecordsWhileRedisIsFull(t *testing.T) {
 // dropped, in whatever order they come.
 func TestRunEchoesOnlyWhatItRecorded(t *testing.T) {
 	ctx := context.Background()
-	dsn, db := testenv.MySQL(t)
-	st, err := store.Open(ctx, dsn, "files")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if err := st.Ensure(ctx); err != nil {
-		t.Fatal(err)
-	}
 	redisURL, _, _ := testenv.StartRedisServer(t)
-	q, err := queue.Open(ctx, redisURL, queue.NewKeys("download_queue", "download_"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
+	st, q, db := open(t, redisURL, queue.NewKeys("download_queue", "download_"))
 	if _, err := db.Exec(`INSERT INTO files (id, url, status) VALUES ('1', 'http://h/1', 0), ('2', 'http://h/2', 0),
 		('3', 'http://h/3', 1), ('4', 'http://h/4', -1)`); err != nil {
 		t.Fatal(err)
@@ -171,4 +133,26 @@ func TestRunEchoesOnlyWhatItRecorded(t *testing.T) {
 	if statuses != "1,-1,1,-1" {
 		t.Fatalf("statuses %s, want 1,-1,1,-1", statuses)
 	}
+}
+
+// open gives a test or benchmark a store on a database of its own, its
+// table made, and a queue on redisURL under keys; both close at its end.
+func open(t testing.TB, redisURL string, keys queue.Keys) (*store.Store, *queue.Queue, *sql.DB) {
+	t.Helper()
+	ctx := context.Background()
+	dsn, db := testenv.MySQL(t)
+	st, err := store.Open(ctx, dsn, "files")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	q, err := queue.Open(ctx, redisURL, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { q.Close() })
+	return st, q, db
 }

@@ -24,17 +24,7 @@ import (
 // done after one in-process retry, one refused for good, one handed back.
 func TestMetricsCountRealDownloads(t *testing.T) {
 	_, base := testenv.StartOrigin(t)
-	m := metrics.New()
-	f, err := fetch.New(fetch.Options{Dir: t.TempDir(), Retries: 1, Observer: m})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	srv, err := m.Serve("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	f, metricsURL := serve(t, fetch.Options{Dir: t.TempDir(), Retries: 1})
 
 	ctx := context.Background()
 	tasks := []record.Task{
@@ -47,7 +37,7 @@ func TestMetricsCountRealDownloads(t *testing.T) {
 		t.Logf("%s: %s %s", task.ID, r.Outcome, r.Error)
 	}
 
-	mfs := scrape(t, "http://"+srv.Addr()+"/metrics")
+	mfs := scrape(t, metricsURL)
 	for outcome, want := range map[string]float64{"done": 1, "failed": 1, "retry": 1} {
 		if got := value(t, mfs, "dl_fetch_downloads_total", "outcome", outcome); got != want {
 			t.Errorf("downloads{outcome=%s} = %v, want %v", outcome, got, want)
@@ -74,27 +64,17 @@ func TestMetricsCountRealDownloads(t *testing.T) {
 
 func TestInFlightWhileTransferring(t *testing.T) {
 	_, base := testenv.StartOrigin(t)
-	m := metrics.New()
-	f, err := fetch.New(fetch.Options{Dir: t.TempDir(), Observer: m})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	srv, err := m.Serve("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	f, metricsURL := serve(t, fetch.Options{Dir: t.TempDir()})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan record.Result)
 	go func() { done <- f.Fetch(ctx, record.Task{ID: "slow", URL: origin.URL(base, "s.bin", 0, "endless=1")}) }()
 	testenv.Eventually(t, time.Minute, 20*time.Millisecond, func() bool {
-		mfs := scrape(t, "http://"+srv.Addr()+"/metrics")
+		mfs := scrape(t, metricsURL)
 		return value(t, mfs, "dl_fetch_in_flight", "", "") == 1 && value(t, mfs, "dl_fetch_received_bytes_total", "", "") > 0
 	}, "one transfer in flight, receiving bytes")
 	cancel()
 	<-done
-	if got := value(t, scrape(t, "http://"+srv.Addr()+"/metrics"), "dl_fetch_in_flight", "", ""); got != 0 {
+	if got := value(t, scrape(t, metricsURL), "dl_fetch_in_flight", "", ""); got != 0 {
 		t.Errorf("in flight %v after the transfer ended", got)
 	}
 }
@@ -216,17 +196,7 @@ func TestChainFeedsBoth(t *testing.T) {
 // match the result lines.
 func TestWaitingTasksAreNotTransfers(t *testing.T) {
 	_, base := testenv.StartOrigin(t)
-	m := metrics.New()
-	f, err := fetch.New(fetch.Options{Dir: t.TempDir(), PerHost: 1, Observer: m})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	srv, err := m.Serve("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	f, metricsURL := serve(t, fetch.Options{Dir: t.TempDir(), PerHost: 1})
 
 	stop, cancel := context.WithCancel(context.Background())
 	type ret struct {
@@ -243,12 +213,12 @@ func TestWaitingTasksAreNotTransfers(t *testing.T) {
 		if i == 0 {
 			// The first holds the host's one slot before the others ask.
 			testenv.Eventually(t, time.Minute, 10*time.Millisecond, func() bool {
-				return value(t, scrape(t, "http://"+srv.Addr()+"/metrics"), "dl_fetch_in_flight", "", "") >= 1
+				return value(t, scrape(t, metricsURL), "dl_fetch_in_flight", "", "") >= 1
 			}, "the first transfer under way")
 		}
 	}
 	time.Sleep(200 * time.Millisecond) // the other two are waiting for the slot
-	if got := value(t, scrape(t, "http://"+srv.Addr()+"/metrics"), "dl_fetch_in_flight", "", ""); got != 1 {
+	if got := value(t, scrape(t, metricsURL), "dl_fetch_in_flight", "", ""); got != 1 {
 		t.Errorf("in flight %v with one transfer and two tasks waiting for its host, want 1", got)
 	}
 	cancel()
@@ -268,7 +238,7 @@ func TestWaitingTasksAreNotTransfers(t *testing.T) {
 	if results[metrics.OutcomeDone] != 1 || len(results) != 1 {
 		t.Fatalf("results %v, want the first done and the others given back", results)
 	}
-	mfs := scrape(t, "http://"+srv.Addr()+"/metrics")
+	mfs := scrape(t, metricsURL)
 	for _, outcome := range []string{metrics.OutcomeDone, metrics.OutcomeFailed, metrics.OutcomeRetry} {
 		if got := value(t, mfs, "dl_fetch_downloads_total", "outcome", outcome); got != results[outcome] {
 			t.Errorf("downloads{outcome=%s} = %v, want %v (the results returned)", outcome, got, results[outcome])
@@ -277,4 +247,24 @@ func TestWaitingTasksAreNotTransfers(t *testing.T) {
 	if got := value(t, mfs, "dl_fetch_in_flight", "", ""); got != 0 {
 		t.Errorf("in flight %v after every fetch returned", got)
 	}
+}
+
+// serve gives a test a Fetcher with o whose observer is a new metrics
+// server on a loopback port, and the URL to scrape it at; both close at the
+// test's end.
+func serve(t *testing.T, o fetch.Options) (*fetch.Fetcher, string) {
+	t.Helper()
+	m := metrics.New()
+	o.Observer = m
+	f, err := fetch.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	srv, err := m.Serve("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return f, "http://" + srv.Addr() + "/metrics"
 }

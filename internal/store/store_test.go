@@ -283,16 +283,7 @@ func TestMark(t *testing.T) {
 		{ID: "4", Outcome: record.Done, Path: "d/4", Token: "someone-else"},
 		{ID: "5", Outcome: record.Failed, Error: "status 404", HTTP: 404, Attempt: 1}, // unclaimed, tokenless
 	}
-	marked, err := st.Mark(context.Background(), results, p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []store.Marked{store.MarkedDone, store.MarkedRetry, store.MarkedFailed, store.MarkedDuplicate, store.MarkedFailed}
-	for i := range want {
-		if marked[i] != want[i] {
-			t.Errorf("result %s marked %s, want %s", results[i].ID, marked[i], want[i])
-		}
-	}
+	marked := markAll(t, st, results, p, store.MarkedDone, store.MarkedRetry, store.MarkedFailed, store.MarkedDuplicate, store.MarkedFailed)
 	if got := dump(t, db, "id, status, bytes, attempts, http_status"); got !=
 		"1|1|10|0|200;2|0|<nil>|1|503;3|-1|<nil>|3|503;4|2|<nil>|0|<nil>;5|-1|<nil>|1|404" {
 		t.Fatalf("rows: %s", got)
@@ -315,6 +306,24 @@ func TestMark(t *testing.T) {
 
 // claimAndTake claims tasks as dl-enqueue does and takes them as a worker
 // does, and returns them as taken.
+// markAll marks results and checks what each did to its row.
+func markAll(t *testing.T, st *store.Store, results []record.Result, p store.RetryPolicy, want ...store.Marked) []store.Marked {
+	t.Helper()
+	marked, err := st.Mark(context.Background(), results, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(marked) != len(want) {
+		t.Fatalf("marked %v, want %v", marked, want)
+	}
+	for i := range want {
+		if marked[i] != want[i] {
+			t.Errorf("result %s marked %s, want %s", results[i].ID, marked[i], want[i])
+		}
+	}
+	return marked
+}
+
 func claimAndTake(t *testing.T, st *store.Store, tasks []record.Task) []record.Task {
 	t.Helper()
 	claimed, err := st.Claim(context.Background(), tasks, store.ClaimOptions{QueueLease: time.Hour, Stale: time.Hour})
@@ -402,22 +411,16 @@ func TestStatShowsFullDisk(t *testing.T) {
 func TestStatCountsExpiredAsSelectFindsThem(t *testing.T) {
 	st, db := open(t)
 	ensure(t, st)
-	if _, err := db.Exec(`INSERT INTO files (id, url, status, updated_at, lease_until) VALUES
+	exec(t, db, `INSERT INTO files (id, url, status, updated_at, lease_until) VALUES
 		('old', 'http://h/old', 2, NOW() - INTERVAL 1 HOUR, NULL),
 		('new', 'http://h/new', 2, NOW(), NULL),
 		('ran-out', 'http://h/ran-out', 2, NOW(), NOW(3) - INTERVAL 1 SECOND),
-		('held', 'http://h/held', 2, NOW(), NOW(3) + INTERVAL 1 MINUTE)`); err != nil {
-		t.Fatal(err)
-	}
+		('held', 'http://h/held', 2, NOW(), NOW(3) + INTERVAL 1 MINUTE)`)
 	s, err := st.Stat(context.Background(), time.Minute, 5*time.Minute, 5)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var due []record.Task
-	if err := st.SelectDue(context.Background(), store.SelectOptions{Expired: true, Stale: 5 * time.Minute},
-		func(t record.Task) error { due = append(due, t); return nil }); err != nil {
-		t.Fatal(err)
-	}
+	due := selectAll(t, st, store.SelectOptions{Expired: true, Stale: 5 * time.Minute})
 	if s.Counts.Processing != 4 || s.Counts.Expired != 2 || int64(len(due)) != s.Counts.Expired {
 		t.Fatalf("processing %d, expired %d, dl-select --expired finds %d; want 4, 2, 2", s.Counts.Processing, s.Counts.Expired, len(due))
 	}
@@ -613,16 +616,7 @@ func TestMarkKeepsColumnsOfTheOperator(t *testing.T) {
 		{ID: "4", Outcome: record.Failed, Error: "no space left on device", Retryable: true, Local: true, Token: taken[3].Token},
 		{ID: "5", Outcome: record.Failed, Error: "no space left on device", Retryable: true, Local: true}, // tokenless
 	}
-	marked, err := st.Mark(context.Background(), results, p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []store.Marked{store.MarkedDone, store.MarkedRetry, store.MarkedFailed, store.MarkedRetry, store.MarkedRetry}
-	for i := range want {
-		if marked[i] != want[i] {
-			t.Errorf("result %s marked %s, want %s", results[i].ID, marked[i], want[i])
-		}
-	}
+	markAll(t, st, results, p, store.MarkedDone, store.MarkedRetry, store.MarkedFailed, store.MarkedRetry, store.MarkedRetry)
 	if got, want := dump(t, db, "id, status, owner, `prio rank`, seq, url"),
 		"1|1|team1|1|1|http://127.0.0.1:9/f/1;2|0|team2|2|2|http://127.0.0.1:9/f/2;3|-1|team3|3|3|http://127.0.0.1:9/f/3;"+
 			"4|0|team4|4|4|http://127.0.0.1:9/f/4;5|0|team5|5|5|http://127.0.0.1:9/f/5"; got != want {
@@ -648,16 +642,7 @@ func TestMarkIsolatesAValueTheTableCannotHold(t *testing.T) {
 		// An error the column cannot hold keeps its outcome, in ASCII.
 		{ID: "4", Outcome: record.Failed, Error: "status 503 服务不可用", Retryable: true, Attempt: 1, HTTP: 503, Token: taken[3].Token},
 	}
-	marked, err := st.Mark(context.Background(), results, p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []store.Marked{store.MarkedFailed, store.MarkedDone, store.MarkedRetry, store.MarkedRetry}
-	for i := range want {
-		if marked[i] != want[i] {
-			t.Errorf("result %s marked %s, want %s", results[i].ID, marked[i], want[i])
-		}
-	}
+	markAll(t, st, results, p, store.MarkedFailed, store.MarkedDone, store.MarkedRetry, store.MarkedRetry)
 	if got, want := dump(t, db, "id, status, file_path, bytes, attempts, claim_token IS NULL"),
 		"1|-1|<nil>|<nil>|1|1;2|1|d/abc/2-café.pdf|20|0|1;3|0|<nil>|<nil>|1|1;4|0|<nil>|<nil>|1|1"; got != want {
 		t.Fatalf("rows:\n got %s\nwant %s", got, want)

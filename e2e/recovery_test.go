@@ -426,40 +426,61 @@ func TestFullDiskLosesNothing(t *testing.T) {
 	e := newEnv(t)
 	files := e.insert(manyFiles(40, 64<<10))
 	disk := testenv.SmallDisk(t, 512<<10, false) // room for about seven
-	if r := testenv.Pipeline(t, bg, nil, e.proc("dl-select", "--limit", "0"), e.proc("dl-enqueue")); !r.OK() {
-		t.Fatalf("distributor round failed:\n%s", r)
-	}
-	r := testenv.Pipeline(t, bg, nil,
-		testenv.Proc{Bin: e.tool("dl-fetch"), Args: []string{"--mode", "batch", "--concurrency", "4"}, Env: e.with("DL_DIR=" + disk)},
-		e.proc("dl-mark"))
-	fetch, mark := r.Procs[0], r.Procs[1]
-	if fetch.Err == nil || mark.Err != nil {
-		t.Fatalf("want dl-fetch to fail and dl-mark to record what it got:\n%s", r)
-	}
-	last := lines(fetch.Stderr)
-	if msg := last[len(last)-1]; !strings.Contains(msg, "stopped taking tasks") || !strings.Contains(msg, "no space left on device") || !strings.Contains(msg, disk) {
-		t.Fatalf("last line of dl-fetch's stderr %q does not say that %s is full", msg, disk)
-	}
-	recorded := lines(r.Stdout)
+	e.distributeAll()
+	recorded := e.refusedWorker(disk, "no space left on device")
 	if len(recorded) == 0 || len(recorded) >= len(files) {
 		t.Fatalf("%d results recorded of %d files: the disk did not stop the worker", len(recorded), len(files))
-	}
-	if n := e.count("status = -1 OR attempts > 0"); n != 0 {
-		t.Fatalf("%d rows failed or charged an attempt for a full disk", n)
-	}
-	if n := e.count("status = 2 AND worker IS NOT NULL"); n != 0 {
-		t.Fatalf("%d rows still held by the stopped worker", n)
 	}
 	if n := e.count("status = 0 AND error_message LIKE '%no space left on device%'"); n == 0 {
 		t.Fatal("no row given back with the disk's error")
 	}
 
 	// With room again, a distributor round and a worker finish the rest.
-	if r := testenv.Pipeline(t, bg, nil, e.proc("dl-select", "--limit", "0"), e.proc("dl-enqueue")); !r.OK() {
-		t.Fatalf("second distributor round failed:\n%s", r)
+	e.finishAll(files)
+}
+
+// distributeAll runs one distributor round over every due row.
+func (e *env) distributeAll() {
+	e.t.Helper()
+	if r := testenv.Pipeline(e.t, bg, nil, e.proc("dl-select", "--limit", "0"), e.proc("dl-enqueue")); !r.OK() {
+		e.t.Fatalf("distributor round failed:\n%s", r)
 	}
-	if r := testenv.Pipeline(t, bg, nil, e.proc("dl-fetch", "--mode", "batch", "--concurrency", "4"), e.proc("dl-mark")); !r.OK() {
-		t.Fatalf("worker with room failed:\n%s", r)
+}
+
+// refusedWorker runs a worker whose download directory is dir, which
+// refuses files, and checks that it stopped with one last line naming dir
+// and saying want, and that it failed, charged and kept no row. It returns
+// the result lines dl-mark recorded.
+func (e *env) refusedWorker(dir, want string) []string {
+	e.t.Helper()
+	r := testenv.Pipeline(e.t, bg, nil,
+		testenv.Proc{Bin: e.tool("dl-fetch"), Args: []string{"--mode", "batch", "--concurrency", "4"}, Env: e.with("DL_DIR=" + dir)},
+		e.proc("dl-mark"))
+	fetch, mark := r.Procs[0], r.Procs[1]
+	if fetch.Err == nil || mark.Err != nil {
+		e.t.Fatalf("want dl-fetch to fail and dl-mark to record what it got:\n%s", r)
+	}
+	last := lines(fetch.Stderr)
+	if msg := last[len(last)-1]; !strings.Contains(msg, "stopped taking tasks") || !strings.Contains(msg, want) || !strings.Contains(msg, dir) {
+		e.t.Fatalf("last line of dl-fetch's stderr %q does not say %q of %s", msg, want, dir)
+	}
+	if n := e.count("status = -1 OR attempts > 0"); n != 0 {
+		e.t.Fatalf("%d rows failed or charged an attempt for a download directory that refused them", n)
+	}
+	if n := e.count("status = 2 AND worker IS NOT NULL"); n != 0 {
+		e.t.Fatalf("%d rows still held by the stopped worker", n)
+	}
+	return lines(r.Stdout)
+}
+
+// finishAll runs a distributor round and a worker with the env's own
+// download directory, and checks that every file is done and no part is
+// left.
+func (e *env) finishAll(files []file) {
+	e.t.Helper()
+	e.distributeAll()
+	if r := testenv.Pipeline(e.t, bg, nil, e.proc("dl-fetch", "--mode", "batch", "--concurrency", "4"), e.proc("dl-mark")); !r.OK() {
+		e.t.Fatalf("worker with its own download directory failed:\n%s", r)
 	}
 	e.checkRows(files)
 	e.noPartials()
@@ -489,35 +510,9 @@ func TestDownloadDirNotADirectoryLosesNothing(t *testing.T) {
 			if err := tc.make(notDir); err != nil {
 				t.Fatal(err)
 			}
-			if r := testenv.Pipeline(t, bg, nil, e.proc("dl-select", "--limit", "0"), e.proc("dl-enqueue")); !r.OK() {
-				t.Fatalf("distributor round failed:\n%s", r)
-			}
-			r := testenv.Pipeline(t, bg, nil,
-				testenv.Proc{Bin: e.tool("dl-fetch"), Args: []string{"--mode", "batch", "--concurrency", "4"}, Env: e.with("DL_DIR=" + notDir)},
-				e.proc("dl-mark"))
-			fetch, mark := r.Procs[0], r.Procs[1]
-			if fetch.Err == nil || mark.Err != nil {
-				t.Fatalf("want dl-fetch to fail and dl-mark to record what it got:\n%s", r)
-			}
-			last := lines(fetch.Stderr)
-			if msg := last[len(last)-1]; !strings.Contains(msg, "stopped taking tasks") || !strings.Contains(msg, tc.want) || !strings.Contains(msg, notDir) {
-				t.Fatalf("last line of dl-fetch's stderr %q does not say %q of %s", msg, tc.want, notDir)
-			}
-			if n := e.count("status = -1 OR attempts > 0"); n != 0 {
-				t.Fatalf("%d rows failed or charged an attempt for a download directory that is %s", n, tc.name)
-			}
-			if n := e.count("status = 2 AND worker IS NOT NULL"); n != 0 {
-				t.Fatalf("%d rows still held by the stopped worker", n)
-			}
-
-			if r := testenv.Pipeline(t, bg, nil, e.proc("dl-select", "--limit", "0"), e.proc("dl-enqueue")); !r.OK() {
-				t.Fatalf("second distributor round failed:\n%s", r)
-			}
-			if r := testenv.Pipeline(t, bg, nil, e.proc("dl-fetch", "--mode", "batch", "--concurrency", "4"), e.proc("dl-mark")); !r.OK() {
-				t.Fatalf("worker with a directory failed:\n%s", r)
-			}
-			e.checkRows(files)
-			e.noPartials()
+			e.distributeAll()
+			e.refusedWorker(notDir, tc.want)
+			e.finishAll(files)
 		})
 	}
 }

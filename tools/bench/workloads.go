@@ -140,19 +140,25 @@ func (b *bench) e2eDL(ctx context.Context, workload string, rows []row, o e2eOpt
 	cpu0 := b.serverCPU()
 	fetch := group(ctx, logs, runTimeout, ws...)
 	s.take(fetch)
-	s.Secs = enq.secs + fetch.secs
-	s.Extra["enqueue_s"], s.Extra["fetch_s"] = enq.secs, fetch.secs
-	for k, v := range b.serverCPU() {
-		s.Extra[k+"_cpu_s"] = v - cpu0[k]
-	}
-	s.Rate = float64(len(rows)) / s.Secs
-	s.Bytes = totalBytes(rows)
+	b.phases(&s, rows, enq.secs, fetch.secs, cpu0)
 	if fetch.err != nil {
 		s.fail(fetch.err)
 		return s
 	}
 	s.fail(b.checkTable(ctx, table, rows))
 	return s
+}
+
+// phases records an end-to-end run's two phases, its rate over both, and
+// what the servers used since cpu0 (taken as the workers' phase began).
+func (b *bench) phases(s *sample, rows []row, enqSecs, fetchSecs float64, cpu0 map[string]float64) {
+	s.Secs = enqSecs + fetchSecs
+	s.Extra["enqueue_s"], s.Extra["fetch_s"] = enqSecs, fetchSecs
+	for k, v := range b.serverCPU() {
+		s.Extra[k+"_cpu_s"] = v - cpu0[k]
+	}
+	s.Rate = float64(len(rows)) / s.Secs
+	s.Bytes = totalBytes(rows)
 }
 
 // checkTable verifies that every row is done and its file_path holds the
@@ -275,13 +281,7 @@ func (b *bench) e2eSeed(ctx context.Context, workload string, rows []row, worker
 	fetch := group(ctx, dir+"/logs", runTimeout, ws...)
 	s.take(fetch)
 	fetchSecs := max(fetch.secs-seedBLPOPWait, 0.001)
-	s.Secs = enqSecs + fetchSecs
-	s.Extra["enqueue_s"], s.Extra["fetch_s"] = enqSecs, fetchSecs
-	for k, v := range b.serverCPU() {
-		s.Extra[k+"_cpu_s"] = v - cpu0[k]
-	}
-	s.Rate = float64(len(rows)) / s.Secs
-	s.Bytes = totalBytes(rows)
+	b.phases(&s, rows, enqSecs, fetchSecs, cpu0)
 	if fetch.err != nil {
 		s.fail(fetch.err)
 		return s

@@ -416,6 +416,16 @@ func (f *Fetcher) finish(t record.Task, final string, p *part) outcome {
 				return o
 			}
 		}
+		if p.resumed {
+			// The bytes came from two responses: the origin may have
+			// changed the file between them (resuming without a validator
+			// relies on this very check), so only a whole download can
+			// tell a wrong file. The part goes, and the retry starts over.
+			if err := p.reset(); err != nil {
+				return failure(true, err)
+			}
+			return failure(true, fmt.Errorf("GET %s: sha256 %s of a resumed download does not match the expected %s; downloading it whole again", redact(t.URL), sum, t.SHA256))
+		}
 		return failure(false, fmt.Errorf("GET %s: sha256 %s does not match the expected %s", redact(t.URL), sum, t.SHA256))
 	}
 	// The sidecar goes first: a crash after the rename must not leave it

@@ -70,6 +70,7 @@ type part struct {
 	sidecar        bool // meta is on disk
 	private        bool // a transfer's own part file, beside a busy shared one: never resumed
 	fresh          bool // created by this transfer: empty, with no sidecar
+	resumed        bool // holds an earlier response's bytes: a checksum mismatch may be the splice's
 	progress       Transfer
 	writeBehind    bool  // start the writeback of what is written as it goes (durable writes)
 	hinted         int64 // bytes whose writeback was started
@@ -201,7 +202,7 @@ func (p *part) prepare(t record.Task, buf []byte) error {
 	if _, err := p.f.Seek(size, io.SeekStart); err != nil {
 		return fmt.Errorf("seek part file: %w", err)
 	}
-	p.size, p.meta, p.sidecar = size, m, true
+	p.size, p.meta, p.sidecar, p.resumed = size, m, true, true
 	return nil
 }
 
@@ -214,7 +215,7 @@ func (p *part) resumable(t record.Task) bool {
 // reset empties the part file for a transfer from the first byte.
 func (p *part) reset() error {
 	p.h.Reset()
-	p.size, p.meta, p.hinted = 0, meta{}, 0
+	p.size, p.meta, p.hinted, p.resumed = 0, meta{}, 0, false
 	if err := p.f.Truncate(0); err != nil {
 		return fmt.Errorf("truncate part file: %w", err)
 	}

@@ -104,9 +104,6 @@ func TestResume(t *testing.T) {
 				w.Write(body)
 			},
 			want: want{rangeHdr: "bytes=250000-", ifRange: `"v1"`, requests: 2, status: 200}},
-		{name: "bad prefix caught by expected sha256", part: old[:half], meta: &meta{ETag: `"v1"`, Size: int64(len(body))}, expect: sha(body),
-			handler: serveFile(`"v1"`, body),
-			want:    want{rangeHdr: "bytes=250000-", ifRange: `"v1"`, requests: 1, status: 206, failed: "does not match the expected"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -162,6 +159,94 @@ func TestResume(t *testing.T) {
 			}
 			checkDone(t, res, body)
 		})
+	}
+}
+
+// TestResumedChecksumMismatchStartsOver: a resume without a validator is
+// allowed because the expected sha256 catches a splice of two versions of
+// the file; what it catches must be downloaded whole again, not failed for
+// good, since the origin may serve exactly the expected file. Only a whole
+// download that mismatches is a final failure.
+func TestResumedChecksumMismatchStartsOver(t *testing.T) {
+	body := content(600000, 7)
+	old := content(600000, 8) // the version the cut transfer began with
+	const half = 250000
+	serve := func(etag string, b []byte) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			if etag != "" {
+				w.Header().Set("ETag", etag)
+			}
+			http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(b)) // no Last-Modified
+		}
+	}
+	tests := []struct {
+		name    string
+		meta    meta
+		handler http.HandlerFunc
+		expect  string
+		failed  string // the final failure, if the whole file mismatches too
+	}{
+		{name: "no validator, file changed on the server", meta: meta{Size: int64(len(body))},
+			handler: serve("", body), expect: sha(body)},
+		{name: "etag that did not change with the file", meta: meta{ETag: `"v1"`, Size: int64(len(body))},
+			handler: serve(`"v1"`, body), expect: sha(body)},
+		{name: "whole file mismatches too", meta: meta{Size: int64(len(body))},
+			handler: serve("", body), expect: sha(old), failed: "does not match the expected"},
+	}
+	for _, tt := range tests {
+		for _, retries := range []int{0, 1} {
+			t.Run(fmt.Sprintf("%s/retries=%d", tt.name, retries), func(t *testing.T) {
+				var c counter
+				srv := httptest.NewServer(c.wrap(tt.handler))
+				defer srv.Close()
+				f := newFetcher(t, Options{Fsync: true, Retries: retries})
+				task := record.Task{ID: "r", URL: srv.URL + "/big.bin", SHA256: tt.expect}
+				ps := f.paths(task)
+				os.MkdirAll(filepath.Dir(ps.part), 0o755)
+				if err := os.WriteFile(ps.part, old[:half], 0o644); err != nil {
+					t.Fatal(err)
+				}
+				m := tt.meta
+				m.URL = task.URL
+				b, _ := json.Marshal(m)
+				if err := os.WriteFile(ps.meta, b, 0o644); err != nil {
+					t.Fatal(err)
+				}
+
+				res := f.Fetch(context.Background(), task)
+				if retries == 0 {
+					// The first delivery: a passing failure that keeps no
+					// bytes; the next delivery downloads it whole.
+					if res.Outcome != record.Failed || !res.Retryable || !strings.Contains(res.Error, "does not match the expected") {
+						t.Fatalf("got %+v; want a retryable checksum failure", res)
+					}
+					if got := files(t, f.o.Dir); len(got) != 0 {
+						t.Fatalf("download directory holds %v after the mismatch; want nothing", got)
+					}
+					task.Attempt = res.Attempt
+					res = f.Fetch(context.Background(), task)
+				}
+				if n := c.n(); n != 2 {
+					t.Errorf("%d requests, want 2 (the resume, then the whole file)", n)
+				}
+				if got := c.reqs[0].Header.Get("Range"); got != "bytes=250000-" {
+					t.Errorf("first request Range %q, want a resume", got)
+				}
+				if got := c.last().Header.Get("Range"); got != "" {
+					t.Errorf("second request Range %q, want the whole file", got)
+				}
+				if tt.failed != "" {
+					if res.Outcome != record.Failed || res.Retryable || !strings.Contains(res.Error, tt.failed) {
+						t.Fatalf("got %+v; want a final failure %q", res, tt.failed)
+					}
+					if got := files(t, f.o.Dir); len(got) != 0 {
+						t.Errorf("download directory holds %v; want nothing", got)
+					}
+					return
+				}
+				checkDone(t, res, body)
+			})
+		}
 	}
 }
 

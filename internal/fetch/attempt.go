@@ -235,6 +235,18 @@ func (f *Fetcher) transfer(ctx context.Context, t record.Task, ps paths, p *part
 			drain(body)
 			return failure(true, fmt.Errorf("%s: content-length %d does not match content-range %q", where(), expect, resp.Header.Get("Content-Range"))), false
 		}
+		if from > 0 && p.meta.changed(resp.Header) {
+			// The range of another version of the file: an origin that
+			// ignores If-Range (as some object stores do) answers with
+			// whatever it holds now, and the bytes we have are of the
+			// version the part file began with.
+			drain(body)
+			was := p.meta.validator()
+			if err := p.reset(); err != nil {
+				return failure(true, err), false
+			}
+			return failure(true, fmt.Errorf("%s: asked to resume a file whose validator was %s, got a range of %s", where(), was, respValidator(resp.Header))), true
+		}
 		expect, total = last-first+1, tot
 		if from > 0 && p.meta.Size >= 0 {
 			switch {

@@ -44,6 +44,31 @@ func (m meta) validator() string {
 	return m.LastModified
 }
 
+// changed tells whether a partial response is of another version of the
+// file than the part file's bytes, by the validator that both carry: a 206
+// carries the ETag and Last-Modified a 200 would (RFC 9110, 15.3.7), so an
+// origin that ignored If-Range still tells what it sent.
+func (m meta) changed(h http.Header) bool {
+	if et := h.Get("ETag"); m.ETag != "" && et != "" {
+		return et != m.ETag
+	}
+	lm := h.Get("Last-Modified")
+	if m.LastModified == "" || lm == "" || lm == m.LastModified {
+		return false
+	}
+	a, errA := http.ParseTime(m.LastModified)
+	b, errB := http.ParseTime(lm)
+	return errA != nil || errB != nil || !a.Equal(b)
+}
+
+// respValidator names a response's validator for an error message.
+func respValidator(h http.Header) string {
+	if et := h.Get("ETag"); et != "" {
+		return et
+	}
+	return h.Get("Last-Modified")
+}
+
 // metaFrom keeps the validators of a response. A weak ETag cannot go in
 // If-Range (RFC 9110, 13.1.5), so it is dropped.
 func metaFrom(rawURL string, h http.Header, size int64) meta {

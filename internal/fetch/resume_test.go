@@ -33,6 +33,15 @@ func TestResume(t *testing.T) {
 			http.ServeContent(w, r, "", modTime, bytes.NewReader(b))
 		}
 	}
+	// ignoresIfRange answers a Range from the file it holds now, whatever
+	// If-Range says, as an origin without If-Range support does.
+	ignoresIfRange := func(etag string, b []byte) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			r.Header.Del("If-Range")
+			serveFile(etag, b)(w, r)
+		}
+	}
+	earlier := modTime.Add(-time.Hour).Format(http.TimeFormat)
 	type want struct {
 		rangeHdr, ifRange string // of the first request
 		requests          int
@@ -59,6 +68,15 @@ func TestResume(t *testing.T) {
 		{name: "file changed on the server", part: old[:half], meta: &meta{ETag: `"v0"`, Size: int64(len(old))},
 			handler: serveFile(`"v1"`, body),
 			want:    want{rangeHdr: "bytes=250000-", ifRange: `"v0"`, requests: 1, status: 200}},
+		{name: "file changed on a server that ignores if-range (etag)", part: old[:half], meta: &meta{ETag: `"v0"`, Size: int64(len(old))},
+			handler: ignoresIfRange(`"v1"`, body),
+			want:    want{rangeHdr: "bytes=250000-", ifRange: `"v0"`, requests: 2, status: 200}},
+		{name: "file changed on a server that ignores if-range (last-modified)", part: old[:half], meta: &meta{LastModified: earlier, Size: int64(len(old))},
+			handler: ignoresIfRange("", body),
+			want:    want{rangeHdr: "bytes=250000-", ifRange: earlier, requests: 2, status: 200}},
+		{name: "same file on a server that ignores if-range", part: body[:half], meta: &meta{ETag: `"v1"`, Size: int64(len(body))},
+			handler: ignoresIfRange(`"v1"`, body),
+			want:    want{rangeHdr: "bytes=250000-", ifRange: `"v1"`, requests: 1, status: 206}},
 		{name: "no sidecar starts over", part: old[:half],
 			handler: serveFile(`"v1"`, body),
 			want:    want{requests: 1, status: 200}},

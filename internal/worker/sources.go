@@ -56,7 +56,7 @@ func RunQueue(ctx context.Context, f Fetcher, st *store.Store, q *queue.Queue, o
 	if o.Poll <= 0 {
 		o.Poll = time.Second // the flag's watcher ticks at it
 	}
-	held := &heldTasks{m: map[string]record.Task{}}
+	held := &heldTasks{m: map[heldKey]record.Task{}}
 	// Taken from the command's context: the feed's own is cancelled by
 	// any stop and does not carry it.
 	hard := tool.Hard(ctx)
@@ -240,24 +240,29 @@ func RunQueue(ctx context.Context, f Fetcher, st *store.Store, q *queue.Queue, o
 	return err
 }
 
-// heldTasks are the tasks this process holds leases on.
+// heldTasks are the tasks this process holds leases on, by claim: a row
+// whose lease ran out while this process worked on it may come back to it
+// under a new claim, and the old claim's end must not end the new one's
+// renewal.
 type heldTasks struct {
 	mu sync.Mutex
-	m  map[string]record.Task
+	m  map[heldKey]record.Task
 }
+
+type heldKey struct{ id, token string }
 
 func (h *heldTasks) add(ts []record.Task) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, t := range ts {
-		h.m[t.ID] = t
+		h.m[heldKey{t.ID, t.Token}] = t
 	}
 }
 
 func (h *heldTasks) remove(t record.Task) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	delete(h.m, t.ID)
+	delete(h.m, heldKey{t.ID, t.Token})
 }
 
 func (h *heldTasks) snapshot() []record.Task {

@@ -119,7 +119,9 @@ func (f *Fetcher) knownDir(dir string) error {
 
 // complete recognises a file already at its final path. Only our rename
 // puts a file there, after all checks, so it is complete by construction and
-// only needs hashing for the result. When the task expects another checksum
+// only needs hashing for the result, unless a power cut took its bytes
+// before their sync: its seal (sealName) then tells, and it is downloaded
+// again. When the task expects another checksum
 // the file is removed and downloaded again (the origin or the expectation
 // changed since). ok is false when there is nothing to report.
 //
@@ -145,6 +147,14 @@ func (f *Fetcher) complete(final string, t record.Task, buf []byte) (o outcome, 
 	sum, n, err := hashFile(final, buf)
 	if err != nil {
 		return failure(true, err), true
+	}
+	if sealed := sealOf(final); sealed != "" && sealed != sum {
+		f.log.Warn("file in place lost bytes since it was published (a power cut before its sync?); downloading it again",
+			"id", t.ID, "path", final, "sha256", sum, "published", sealed)
+		if err := os.Remove(final); err != nil {
+			return failure(true, fmt.Errorf("remove file that lost bytes: %w", err)), true
+		}
+		return outcome{}, false
 	}
 	if t.SHA256 != "" && !strings.EqualFold(sum, t.SHA256) {
 		f.log.Warn("existing file does not match the expected sha256; downloading it again",
@@ -446,6 +456,9 @@ func (f *Fetcher) finish(t record.Task, final string, p *part) outcome {
 		if err := os.Remove(p.metaPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return failure(true, fmt.Errorf("remove part meta: %w", err))
 		}
+	}
+	if viaFS {
+		seal(p.f, sum)
 	}
 	// A file in place is never replaced: if another transfer of the task
 	// (a worker whose claim was given away, say) published first, its file

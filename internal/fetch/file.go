@@ -127,3 +127,37 @@ func fsyncPath(path string, flags int) error {
 	}
 	return nil
 }
+
+// sealName is the extended attribute that holds a published file's sha256.
+//
+// With a syncfs serving the files (fsSyncs), a file is renamed into place
+// before its data are durable, and the syncfs then makes both so. A power
+// cut in between can keep the rename, which the filesystem's journal
+// commits on its own, without the data: ext4 and xfs allocate a new file's
+// blocks, and set its size on disk, only when they write it back, so the
+// final name holds an empty or short file. A file found in place is trusted
+// as complete (complete), and that one would be reported done. The seal is
+// written before the rename, as metadata that the journal commits no later
+// than the rename, so a file whose bytes did not survive is known by its
+// hash and downloaded again.
+const sealName = "user.dl.sha256"
+
+// seal records sum on the file. A filesystem without user extended
+// attributes goes without: its files are trusted as before.
+func seal(f *os.File, sum string) {
+	rc, err := f.SyscallConn() // not Fd, which would switch the descriptor to blocking mode
+	if err != nil {
+		return
+	}
+	_ = rc.Control(func(fd uintptr) { _ = unix.Fsetxattr(int(fd), sealName, []byte(sum), 0) })
+}
+
+// sealOf is the sha256 sealed on the file at path, or "".
+func sealOf(path string) string {
+	var b [64]byte
+	n, err := unix.Getxattr(path, sealName, b[:])
+	if err != nil || n != len(b) {
+		return ""
+	}
+	return string(b[:n])
+}

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/dlkit/dl/internal/layout"
 	"github.com/dlkit/dl/internal/record"
 	"github.com/dlkit/dl/internal/testenv"
@@ -289,5 +291,54 @@ func TestFoundFileSyncFailureKeepsIt(t *testing.T) {
 	checkDone(t, f.Fetch(context.Background(), task), body)
 	if c.n() != 0 || syncfs.Load() != 2 {
 		t.Errorf("%d requests and %d syncfs calls, want 0 and 2", c.n(), syncfs.Load())
+	}
+}
+
+// TestPublishedFileThatLostItsBytesIsDownloadedAgain: with a syncfs serving
+// the files, a file is renamed into place before its data are durable. A
+// power cut before the syncfs may keep the rename (the journal commits it)
+// without the data (ext4 and xfs write a new file's blocks, and its size,
+// only at writeback): an empty or short file under the final name, whose
+// row is still processing. Its next delivery, or a re-run of the list, must
+// download it again, not report that file done as a file found in place.
+// The test leaves what the power cut leaves: the file, cut short.
+func TestPublishedFileThatLostItsBytesIsDownloadedAgain(t *testing.T) {
+	body := content(300000, 11)
+	for _, tc := range []struct {
+		name      string
+		expectNew bool
+		left      int64 // bytes that survived
+	}{
+		{"look, nothing survived", false, 0},
+		{"look, a part survived", false, 65536},
+		{"rename, nothing survived", true, 0},
+		{"rename, a part survived", true, 65536},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var c counter
+			srv := httptest.NewServer(c.wrap(func(w http.ResponseWriter, r *http.Request) { w.Write(body) }))
+			defer srv.Close()
+			f, _, _, _ := syncingFetcher(t, Options{ExpectNew: tc.expectNew})
+			task := record.Task{ID: "9", URL: srv.URL + "/lost.bin"}
+			probe := filepath.Join(f.o.Dir, "probe")
+			if err := os.WriteFile(probe, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := unix.Setxattr(probe, "user.dl.probe", []byte("1"), 0); err != nil {
+				testenv.Missing(t, fmt.Sprintf("the temporary directory's filesystem keeps no user extended attributes (%v): set TMPDIR to one that does", err))
+			}
+			os.Remove(probe)
+			first := f.Fetch(context.Background(), task)
+			checkDone(t, first, body)
+			if err := os.Truncate(first.Path, tc.left); err != nil {
+				t.Fatal(err)
+			}
+
+			res := f.Fetch(context.Background(), task)
+			checkDone(t, res, body)
+			if n := c.n(); n != 2 {
+				t.Errorf("%d requests, want 2", n)
+			}
+		})
 	}
 }

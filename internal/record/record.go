@@ -161,15 +161,53 @@ func ParseURL(raw string) (*url.URL, error) {
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, fmt.Errorf("bad url: %w", err)
+		// url.Parse quotes the whole URL, password and all.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("bad url: parse %q: %w", truncate(RedactURL(raw), 200), err)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("url %q: scheme must be http or https", truncate(raw, 200))
+		return nil, fmt.Errorf("url %q: scheme must be http or https", truncate(RedactURL(raw), 200))
 	}
 	if u.Host == "" {
-		return nil, fmt.Errorf("url %q has no host", truncate(raw, 200))
+		return nil, fmt.Errorf("url %q has no host", truncate(RedactURL(raw), 200))
 	}
 	return u, nil
+}
+
+// RedactURL returns s with the password of the URL in it replaced by
+// "xxxxx", for messages and logs: a task's id is its URL when the task is a
+// bare URL, and URLs that no parser accepts still hold their passwords.
+// Anything else is returned as it is, so that ids and URLs in messages read
+// as given.
+func RedactURL(s string) string {
+	if u, err := url.Parse(s); err == nil {
+		if _, ok := u.User.Password(); ok {
+			return u.Redacted()
+		}
+		return s
+	}
+	// Unparseable: the userinfo is what precedes the last "@" of the
+	// authority, as a parser would read it.
+	scheme, rest, ok := strings.Cut(s, "://")
+	if !ok {
+		return s
+	}
+	end := strings.IndexAny(rest, "/?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	at := strings.LastIndexByte(rest[:end], '@')
+	if at < 0 {
+		return s
+	}
+	user, _, ok := strings.Cut(rest[:at], ":")
+	if !ok {
+		return s
+	}
+	return scheme + "://" + user + ":xxxxx@" + rest[at+1:]
 }
 
 // ParseResult decodes one result line.

@@ -805,3 +805,34 @@ func TestFetchProgress(t *testing.T) {
 		}
 	})
 }
+
+// TestFetchShowsNoPassword: a URL's password is in no log line and no error
+// of dl-fetch's, though a URL given as an argument or a bare line is also
+// its task's id: not in a retry's log line, not in the stop for a download
+// directory that is a file, not in the refusal of a URL that does not parse.
+func TestFetchShowsNoPassword(t *testing.T) {
+	t.Parallel()
+	_, base0 := testenv.StartOrigin(t)
+	pw := func(u string) string { return strings.Replace(u, "http://", "http://user:s3cret@", 1) }
+	dir := t.TempDir()
+	notDir := filepath.Join(t.TempDir(), "a-file")
+	if err := os.WriteFile(notDir, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bad := pw(base0 + "/files/bad%zz")
+	for _, tc := range []struct {
+		stdin string
+		args  []string
+		want  string // in stderr
+	}{
+		{"", []string{"--dir", dir, "--retries", "1", "--log-level", "debug", pw(origin.URL(base0, "pw/retried.bin", 3000, "fail=1"))}, "msg=retrying"},
+		{"", []string{"--dir", notDir, pw(origin.URL(base0, "pw/refused.bin", 3000))}, "stopped taking tasks"},
+		{"", []string{"--dir", dir, bad}, "bad url"},
+		{bad + "\n", []string{"--dir", dir, "-"}, "skipping bad task line"},
+	} {
+		got := fetchRun(t, bg, tc.stdin, tc.args...)
+		if strings.Contains(got.stderr, "s3cret") || !strings.Contains(got.stderr, "user:xxxxx@") || !strings.Contains(got.stderr, tc.want) {
+			t.Errorf("dl-fetch %v: stderr shows the password, or not the redacted URL and %q:\n%s", tc.args, tc.want, got.stderr)
+		}
+	}
+}

@@ -48,7 +48,7 @@ func (f *Fetcher) attempt(ctx context.Context, t record.Task, ps paths, tr Trans
 	}
 	p, err := f.openPart(ps)
 	if errors.Is(err, errBusy) {
-		f.log.Debug("part file busy; downloading into a private one", "id", t.ID, "path", ps.part)
+		f.log.Debug("part file busy; downloading into a private one", "id", record.RedactURL(t.ID), "path", ps.part)
 		p, err = openPrivatePart(ps.final)
 	}
 	if err != nil {
@@ -72,11 +72,11 @@ func (f *Fetcher) attempt(ctx context.Context, t record.Task, ps paths, tr Trans
 		return failure(true, err)
 	}
 	if p.size > 0 {
-		f.log.Debug("resuming", "id", t.ID, "path", ps.part, "from", p.size)
+		f.log.Debug("resuming", "id", record.RedactURL(t.ID), "path", ps.part, "from", p.size)
 	}
 	o, restart := f.transfer(ctx, t, ps, p, buf, done)
 	if restart {
-		f.log.Info("resume refused; starting over", "id", t.ID, "error", o.err)
+		f.log.Info("resume refused; starting over", "id", record.RedactURL(t.ID), "error", o.err)
 		o, _ = f.transfer(ctx, t, ps, p, buf, done)
 	}
 	// Keep the bytes only for a failure that a later attempt may resume.
@@ -158,7 +158,7 @@ func (f *Fetcher) complete(final string, t record.Task, buf []byte) (o outcome, 
 	}
 	if t.SHA256 != "" && !strings.EqualFold(sum, t.SHA256) {
 		f.log.Warn("existing file does not match the expected sha256; downloading it again",
-			"id", t.ID, "path", final, "sha256", sum, "expected", t.SHA256)
+			"id", record.RedactURL(t.ID), "path", final, "sha256", sum, "expected", t.SHA256)
 		if err := os.Remove(final); err != nil {
 			return failure(true, fmt.Errorf("remove mismatching file: %w", err)), true
 		}

@@ -293,7 +293,7 @@ func (f *Fetcher) FetchUnlessStopped(stop, ctx context.Context, t record.Task) (
 	res = record.Result{ID: t.ID, URL: t.URL, Token: t.Token, Outcome: record.Failed, Attempt: t.Attempt}
 	defer func() {
 		if p := recover(); p != nil {
-			f.log.Error("fetch panicked", "id", t.ID, "panic", p, "stack", string(debug.Stack()))
+			f.log.Error("fetch panicked", "id", record.RedactURL(t.ID), "panic", p, "stack", string(debug.Stack()))
 			res = record.Result{ID: t.ID, URL: t.URL, Token: t.Token, Outcome: record.Failed,
 				Attempt: t.Attempt + 1, Error: oneLine(fmt.Sprintf("internal error: %v", p)), Retryable: true}
 			started = true // a task that crashes Fetch is reported, never handed out again untried
@@ -371,7 +371,7 @@ func (f *Fetcher) FetchUnlessStopped(stop, ctx context.Context, t record.Task) (
 		if d, ok := ctx.Deadline(); ok && time.Until(d) < delay {
 			return res, started
 		}
-		f.log.Info("retrying", "id", t.ID, "url", redact(t.URL), "error", res.Error, "after", delay, "failures", failures)
+		f.log.Info("retrying", "id", record.RedactURL(t.ID), "url", redact(t.URL), "error", res.Error, "after", delay, "failures", failures)
 		ob.begin().Retry(res.Error, delay)
 		timer := time.NewTimer(delay)
 		select {

@@ -371,7 +371,7 @@ func displayName(t record.Task) string {
 		name = layout.URLName(t.URL)
 	}
 	if name == "" {
-		name = t.ID
+		name = record.RedactURL(t.ID) // a bare URL's id is the URL
 	}
 	name = layout.Sanitize(name)
 	if r := []rune(name); len(r) > nameWidth-1 {

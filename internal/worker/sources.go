@@ -352,7 +352,7 @@ func RunURLs(ctx context.Context, f Fetcher, urls []string, o Options, out io.Wr
 	for _, u := range urls {
 		t, err := record.ParseTask([]byte(u))
 		if err != nil {
-			return fmt.Errorf("argument %q: %w", u, err)
+			return fmt.Errorf("argument %q: %w", record.RedactURL(u), err)
 		}
 		tasks = append(tasks, t)
 	}

@@ -129,7 +129,7 @@ func run(ctx context.Context, f Fetcher, o Options, out io.Writer, src feed, onR
 					continue
 				}
 				if hard.Err() != nil {
-					slog.Warn("abandoned in flight; its row comes back when its lease runs out", "id", t.ID)
+					slog.Warn("abandoned in flight; its row comes back when its lease runs out", "id", record.RedactURL(t.ID))
 					continue
 				}
 				st.add(r)
@@ -144,7 +144,7 @@ func run(ctx context.Context, f Fetcher, o Options, out io.Writer, src feed, onR
 				if r.Local {
 					// A copy, so that only this rare result goes to the heap.
 					if first := r; refused.CompareAndSwap(nil, &first) {
-						slog.Error("the download directory refused a file: taking no more tasks", "id", r.ID, "err", r.Error)
+						slog.Error("the download directory refused a file: taking no more tasks", "id", record.RedactURL(r.ID), "err", r.Error)
 						sl.stopped.Store(true)
 						stopFeed()
 					}
@@ -165,7 +165,7 @@ func run(ctx context.Context, f Fetcher, o Options, out io.Writer, src feed, onR
 	err := g.Wait()
 	st.logLine("finished")
 	if r := refused.Load(); r != nil && err == nil {
-		err = fmt.Errorf("%w: task %s: %s", ErrDiskRefused, r.ID, r.Error)
+		err = fmt.Errorf("%w: task %s: %s", ErrDiskRefused, record.RedactURL(r.ID), r.Error)
 	}
 	return st, err
 }

@@ -55,6 +55,13 @@ func checkRedirect(limit int) func(*http.Request, []*http.Request) error {
 		if len(via) > limit {
 			return fmt.Errorf("%w (limit %d)", errRedirects, max(limit, 0))
 		}
+		// net/http sends the previous URL, query and all, as the Referer:
+		// the token of a signed URL would reach the host it redirects to,
+		// a CDN say. Only a Referer the operator configured goes on.
+		req.Header.Del("Referer")
+		if ref, ok := via[0].Header["Referer"]; ok {
+			req.Header["Referer"] = ref
+		}
 		return nil
 	}
 }

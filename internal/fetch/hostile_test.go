@@ -291,3 +291,29 @@ func TestFetchCanceled(t *testing.T) {
 		t.Errorf("download directory holds %v; want the .part and its meta", got)
 	}
 }
+
+// TestRedirectSendsNoReferer: a redirect does not tell the next host the URL
+// it came from, whose query may hold a token (a signed URL redirected to a
+// CDN); a Referer the operator configured is sent as it is.
+func TestRedirectSendsNoReferer(t *testing.T) {
+	body := content(5000, 9)
+	var cdn counter
+	to := httptest.NewServer(cdn.wrap(func(w http.ResponseWriter, r *http.Request) { w.Write(body) }))
+	defer to.Close()
+	from := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, to.URL+"/blob/1", http.StatusFound)
+	}))
+	defer from.Close()
+	for _, configured := range []string{"", "https://mine.example/"} {
+		o := Options{}
+		if configured != "" {
+			o.Header = http.Header{"Referer": {configured}}
+		}
+		f := newFetcher(t, o)
+		res := f.Fetch(context.Background(), record.Task{ID: "1", URL: from.URL + "/get/report.pdf?token=s3cret"})
+		checkDone(t, res, body)
+		if got := cdn.last().Header.Get("Referer"); got != configured {
+			t.Errorf("the redirect's target got Referer %q, want %q", got, configured)
+		}
+	}
+}

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/dlkit/dl/internal/record"
 )
 
 // outcome is what one attempt came to: a complete file (err nil) or a
@@ -178,14 +180,13 @@ func retryAfter(h string, now time.Time) time.Duration {
 	return 0
 }
 
-// redact hides a password in a URL: error lines end up in the database and
-// in logs.
+// redact hides a URL's password and query values: error lines end up in the
+// database and in logs, and the query of a signed URL holds its token.
 func redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return raw
+	if u, err := url.Parse(raw); err == nil {
+		raw = u.String() // escaped, so that a space does not split the URL (dl-stat cuts URLs at one)
 	}
-	return u.Redacted()
+	return record.RedactURL(raw)
 }
 
 // oneLine keeps a result's error to a single line whatever an error's text

@@ -50,7 +50,7 @@ func NewTransport(connectTimeout time.Duration) *http.Transport {
 func checkRedirect(limit int) func(*http.Request, []*http.Request) error {
 	return func(req *http.Request, via []*http.Request) error {
 		if req.URL.Scheme != "http" && req.URL.Scheme != "https" {
-			return fmt.Errorf("redirect to %s: %w", req.URL.Redacted(), errScheme)
+			return fmt.Errorf("redirect to %s: %w", redact(req.URL.String()), errScheme)
 		}
 		if len(via) > limit {
 			return fmt.Errorf("%w (limit %d)", errRedirects, max(limit, 0))

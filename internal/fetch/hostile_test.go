@@ -1,13 +1,17 @@
 package fetch
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -316,4 +320,52 @@ func TestRedirectSendsNoReferer(t *testing.T) {
 			t.Errorf("the redirect's target got Referer %q, want %q", got, configured)
 		}
 	}
+}
+
+// TestFetchHidesQueryToken: the token in a signed URL's query is in no error
+// and no log line, on a retry, a final status or a refused redirect; the
+// result's url is the task's, as given.
+func TestFetchHidesQueryToken(t *testing.T) {
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/ftp":
+			w.Header().Set("Location", "ftp://h/x?sig=s3cret")
+			w.WriteHeader(http.StatusFound)
+		case n.Add(1) == 1:
+			w.WriteHeader(http.StatusServiceUnavailable)
+		default:
+			w.WriteHeader(http.StatusNotFound)
+		}
+	}))
+	defer srv.Close()
+	var logs syncBuffer
+	f := newFetcher(t, Options{Retries: 1, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	for _, u := range []string{srv.URL + "/f.bin?token=s3cret", srv.URL + "/ftp?token=s3cret"} {
+		res := f.Fetch(context.Background(), record.Task{ID: u, URL: u})
+		if res.Outcome != record.Failed || strings.Contains(res.Error, "s3cret") || !strings.Contains(res.Error, "token=xxxxx") || res.URL != u {
+			t.Errorf("result %+v; want a failure whose error hides the token", res)
+		}
+	}
+	if got := logs.String(); strings.Contains(got, "s3cret") || !strings.Contains(got, "retrying") {
+		t.Errorf("log shows the token, or no retry:\n%s", got)
+	}
+}
+
+// syncBuffer is a bytes.Buffer that a logger may write from any goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -177,37 +177,61 @@ func ParseURL(raw string) (*url.URL, error) {
 	return u, nil
 }
 
-// RedactURL returns s with the password of the URL in it replaced by
-// "xxxxx", for messages and logs: a task's id is its URL when the task is a
-// bare URL, and URLs that no parser accepts still hold their passwords.
-// Anything else is returned as it is, so that ids and URLs in messages read
-// as given.
+// RedactURL returns s for messages and logs: a URL with its password and
+// the values of its query replaced by "xxxxx", since a query often carries
+// the token of a signed URL; anything that is no URL is returned as it is,
+// so that ids read as given. A task's id is its URL when the task is a bare
+// URL, and a URL that no parser accepts still holds its secrets.
 func RedactURL(s string) string {
 	if u, err := url.Parse(s); err == nil {
-		if _, ok := u.User.Password(); ok {
-			return u.Redacted()
+		_, pw := u.User.Password()
+		if !u.IsAbs() || !pw && u.RawQuery == "" {
+			return s
 		}
-		return s
+		if pw {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		}
+		u.RawQuery = maskQuery(u.RawQuery)
+		return u.String()
 	}
 	// Unparseable: the userinfo is what precedes the last "@" of the
-	// authority, as a parser would read it.
+	// authority, as a parser would read it, and the query follows the
+	// first "?".
 	scheme, rest, ok := strings.Cut(s, "://")
 	if !ok {
 		return s
 	}
-	end := strings.IndexAny(rest, "/?#")
+	rest, query, hasQuery := strings.Cut(rest, "?")
+	if hasQuery {
+		query = "?" + maskQuery(query)
+	}
+	end := strings.IndexAny(rest, "/#")
 	if end < 0 {
 		end = len(rest)
 	}
-	at := strings.LastIndexByte(rest[:end], '@')
-	if at < 0 {
-		return s
+	if at := strings.LastIndexByte(rest[:end], '@'); at >= 0 {
+		if user, _, ok := strings.Cut(rest[:at], ":"); ok {
+			rest = user + ":xxxxx@" + rest[at+1:]
+		}
 	}
-	user, _, ok := strings.Cut(rest[:at], ":")
-	if !ok {
-		return s
+	return scheme + "://" + rest + query
+}
+
+// maskQuery keeps a query's names and hides its values; a part without a
+// name (a bare token) is hidden whole.
+func maskQuery(q string) string {
+	if q == "" {
+		return q
 	}
-	return scheme + "://" + user + ":xxxxx@" + rest[at+1:]
+	parts := strings.Split(q, "&")
+	for i, p := range parts {
+		if name, _, ok := strings.Cut(p, "="); ok {
+			parts[i] = name + "=xxxxx"
+		} else if p != "" {
+			parts[i] = "xxxxx"
+		}
+	}
+	return strings.Join(parts, "&")
 }
 
 // ParseResult decodes one result line.

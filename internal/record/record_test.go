@@ -163,16 +163,17 @@ func FuzzParseTask(f *testing.F) {
 
 // TestURLErrorsHidePasswords: a URL refused for its syntax, scheme or
 // missing host is named in the error (which goes to error_message, dl-select's
-// log and dl-fetch's stderr) without its password.
+// log and dl-fetch's stderr) without its password or query token.
 func TestURLErrorsHidePasswords(t *testing.T) {
 	for _, raw := range []string{
 		"http://user:s3cret@h/a%zz",
 		"https://user:s3cret@h:x/a",
 		"ftp://user:s3cret@h/x",
 		"http://user:s3cret@/x",
+		"http://h/a%zz?token=s3cret",
 	} {
 		_, err := ParseTask([]byte(raw))
-		if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "user:xxxxx@") {
+		if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "xxxxx") {
 			t.Errorf("%s: err %v; want one naming the URL without its password", raw, err)
 		}
 	}
@@ -180,14 +181,17 @@ func TestURLErrorsHidePasswords(t *testing.T) {
 
 func TestRedactURL(t *testing.T) {
 	for in, want := range map[string]string{
-		"42":                          "42",
-		"http://h/a b":                "http://h/a b", // not re-encoded
-		"http://user@h/x":             "http://user@h/x",
-		"http://u:p@h/x?q=1":          "http://u:xxxxx@h/x?q=1",
-		"http://u:p@h/a%zz":           "http://u:xxxxx@h/a%zz",
-		"http://u:p@w@h:x/a?b=@":      "http://u:xxxxx@h:x/a?b=@",
-		"http://h/a@b%zz":             "http://h/a@b%zz",
-		"not a url: user:pw@host %zz": "not a url: user:pw@host %zz",
+		"42":                               "42",
+		"abc?x=1":                          "abc?x=1",      // an id, not a URL
+		"http://h/a b":                     "http://h/a b", // not re-encoded
+		"http://user@h/x":                  "http://user@h/x",
+		"http://u:p@h/x?q=1":               "http://u:xxxxx@h/x?q=xxxxx",
+		"https://h/f.iso?token=t&sig=s&dl": "https://h/f.iso?token=xxxxx&sig=xxxxx&xxxxx",
+		"http://u:p@h/a%zz":                "http://u:xxxxx@h/a%zz",
+		"http://u:p@w@h:x/a?b=@":           "http://u:xxxxx@h:x/a?b=xxxxx",
+		"http://h/a@b%zz":                  "http://h/a@b%zz",
+		"http://h/a%zz?token=t":            "http://h/a%zz?token=xxxxx",
+		"not a url: user:pw@host %zz":      "not a url: user:pw@host %zz",
 	} {
 		if got := RedactURL(in); got != want {
 			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)

@@ -6,6 +6,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -62,8 +64,37 @@ func checkRedirect(limit int) func(*http.Request, []*http.Request) error {
 		if ref, ok := via[0].Header["Referer"]; ok {
 			req.Header["Referer"] = ref
 		}
+		// net/http passes credentials (a configured Authorization or
+		// Cookie, or the task URL's user and password) on to any port of
+		// the same host, and from https to http: to another service, or in
+		// clear text. They go on only while every hop stays on the task
+		// URL's scheme, host and port, as curl does.
+		for _, r := range append(via[1:], req) {
+			if !sameOrigin(via[0].URL, r.URL) {
+				for _, k := range []string{"Authorization", "Www-Authenticate", "Cookie", "Cookie2"} {
+					req.Header.Del(k)
+				}
+				break
+			}
+		}
 		return nil
 	}
+}
+
+// sameOrigin tells whether a and b have the same scheme, host and port.
+func sameOrigin(a, b *url.URL) bool {
+	return strings.EqualFold(a.Scheme, b.Scheme) && strings.EqualFold(a.Hostname(), b.Hostname()) &&
+		effectivePort(a) == effectivePort(b)
+}
+
+func effectivePort(u *url.URL) string {
+	if p := u.Port(); p != "" {
+		return p
+	}
+	if strings.EqualFold(u.Scheme, "https") {
+		return "443"
+	}
+	return "80"
 }
 
 // stallMinBytes is the least a transfer must receive in each StallTimeout

@@ -369,3 +369,33 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestRedirectKeepsCredentialsOnTheOrigin: configured credentials follow a
+// redirect on the task URL's scheme, host and port, and are not sent to
+// another port of the same host (net/http would), nor beyond.
+func TestRedirectKeepsCredentialsOnTheOrigin(t *testing.T) {
+	body := content(3000, 10)
+	var other, same counter
+	to := httptest.NewServer(other.wrap(func(w http.ResponseWriter, r *http.Request) { w.Write(body) }))
+	defer to.Close()
+	from := httptest.NewServer(same.wrap(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/here":
+			http.Redirect(w, r, "/there", http.StatusFound)
+		case "/there":
+			w.Write(body)
+		default:
+			http.Redirect(w, r, to.URL+"/f", http.StatusFound)
+		}
+	}))
+	defer from.Close()
+	f := newFetcher(t, Options{Header: http.Header{"Authorization": {"Bearer s3cret"}, "Cookie": {"session=s3cret"}}})
+	checkDone(t, f.Fetch(context.Background(), record.Task{ID: "1", URL: from.URL + "/here"}), body)
+	if h := same.last().Header; h.Get("Authorization") == "" || h.Get("Cookie") == "" {
+		t.Errorf("a redirect on the same origin lost the credentials: %v", h)
+	}
+	checkDone(t, f.Fetch(context.Background(), record.Task{ID: "2", URL: from.URL + "/away"}), body)
+	if h := other.last().Header; h.Get("Authorization") != "" || h.Get("Cookie") != "" {
+		t.Errorf("another port of the host got the credentials: %v", h)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -448,5 +449,80 @@ func TestScriptsDistributorAndWorkers(t *testing.T) {
 	e.checkRows(files)
 	if _, err := os.Stat(e.dir); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Ctrl-C in a terminal, systemctl kill and kill -- -PGID signal the worker
+// script's whole process group. dl-fetch must see that as one signal (finish
+// the download in flight), not as the script's forwarded copy plus its own,
+// which is a second signal and abandons the download.
+func TestWorkerScriptGroupSignalFinishesInFlight(t *testing.T) {
+	t.Parallel()
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			files := e.insert([]file{{id: "slow", name: "slow.bin", size: 5000, knobs: []string{"delay=6s"}, wantOK: true}})
+			if r := testenv.Pipeline(t, bg, nil, e.proc("dl-select"), e.proc("dl-enqueue")); !r.OK() {
+				t.Fatalf("enqueue:\n%s", r)
+			}
+			w := testenv.Start(t, bg, nil, e.script("dl-worker", nil))
+			testenv.Eventually(t, time.Minute, 20*time.Millisecond, func() bool {
+				return e.count("status = 2 AND worker IS NOT NULL") == 1
+			}, "the worker taking the slow row")
+			w.Signal(sig) // to the script's process group, as the terminal does
+			if n := e.countStatus(2); n != 1 {
+				t.Fatalf("the row was no longer in flight at the signal (%d processing): the test proves nothing", n)
+			}
+			if r := w.Wait(); !r.OK() {
+				t.Fatalf("worker script did not exit 0 on one %v to its group:\n%s", sig, r)
+			}
+			e.checkRows(files)
+		})
+	}
+}
+
+// The worker script killed outright (SIGKILL to its group: kill -9 -- -PGID,
+// or a test's cleanup) must not leave its dl-fetch running on its own: it
+// stops as on SIGTERM, finishing the download in flight, which dl-mark
+// records.
+func TestWorkerScriptKilledStopsItsPipeline(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	files := e.insert([]file{{id: "slow", name: "slow.bin", size: 5000, knobs: []string{"delay=6s"}, wantOK: true}})
+	if r := testenv.Pipeline(t, bg, nil, e.proc("dl-select"), e.proc("dl-enqueue")); !r.OK() {
+		t.Fatalf("enqueue:\n%s", r)
+	}
+	// Its output goes to a file, as to a terminal or the journal: a pipe
+	// to the test would break with the script and end the tools anyway.
+	log := filepath.Join(t.TempDir(), "worker.log")
+	p := e.script("dl-worker", nil)
+	p.Args = []string{"-c", `exec "$0" 2>"$1"`, p.Bin, log}
+	p.Bin = "/bin/bash"
+	w := testenv.Start(t, bg, nil, p)
+	testenv.Eventually(t, time.Minute, 20*time.Millisecond, func() bool {
+		return e.count("status = 2 AND worker IS NOT NULL") == 1
+	}, "the worker taking the slow row")
+	children, err := exec.Command("pgrep", "-P", fmt.Sprint(w.Pid(0))).Output()
+	if err != nil {
+		t.Fatalf("pgrep the worker script's children: %v", err)
+	}
+	pids := strings.Fields(string(children))
+	if len(pids) != 2 {
+		t.Fatalf("the worker script has children %v, want dl-fetch and dl-mark", pids)
+	}
+	w.Signal(syscall.SIGKILL)
+	w.Wait()
+	testenv.Eventually(t, time.Minute, 50*time.Millisecond, func() bool {
+		for _, pid := range pids {
+			if _, err := os.Stat("/proc/" + pid); err == nil {
+				return false
+			}
+		}
+		return true
+	}, "dl-fetch and dl-mark %v to end after their script was killed", pids)
+	e.checkRows(files)
+	if b, _ := os.ReadFile(log); !strings.Contains(string(b), "finishing work in flight") {
+		t.Errorf("dl-fetch did not stop as on SIGTERM; its log:\n%s", b)
 	}
 }

@@ -277,3 +277,7 @@ func (r *Running) SignalProc(i int, sig syscall.Signal) {
 		_ = signalGroup(r.cmds[i], sig)
 	}
 }
+
+// Pid returns the process id of process i of the pipeline, for a test that
+// looks for what it started.
+func (r *Running) Pid(i int) int { return r.cmds[i].Process.Pid }

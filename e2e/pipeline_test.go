@@ -127,6 +127,12 @@ func TestFetchURLNeedsNoServices(t *testing.T) {
 	if rel, err := filepath.Rel(dir, res.Path); err != nil || strings.HasPrefix(rel, "..") {
 		t.Fatalf("file %s outside %s", res.Path, dir)
 	}
+	// Nor does a dl.env whose MySQL and Redis settings no tool could use.
+	u = origin.URL(base, "two/file.iso", 1000)
+	if _, stderr, err := testenv.Run(t, bg, filepath.Join(testenv.Binaries(t), "dl-fetch"),
+		[]string{"DL_MYSQL_DSN=root@tcp(127.0.0.1:1)/", "DL_TABLE=files-x", "DL_REDIS_URL=http://x"}, nil, "--dir", dir, u); err != nil {
+		t.Fatalf("dl-fetch URL with unusable DL_MYSQL_DSN, DL_TABLE and DL_REDIS_URL: %v\n%s", err, stderr)
+	}
 	// A failed download fails the command, as with curl and wget.
 	_, stderr, err = testenv.Run(t, bg, filepath.Join(testenv.Binaries(t), "dl-fetch"), nil, nil,
 		"--dir", dir, "--retries", "0", origin.URL(base, "missing", 1, "status=404"))
@@ -291,6 +297,11 @@ func TestDistributorStopsOnOptionsTheToolsRefuse(t *testing.T) {
 		{[]string{"DL_LIMIT=1k"}, "DL_LIMIT"},
 		{[]string{"DL_QUEUE_LEASE=0"}, "DL_QUEUE_LEASE"},
 		{[]string{"DL_MAX_DELIVERIES=five"}, "DL_MAX_DELIVERIES"},
+		// Values no server could accept: trying again every round cannot help.
+		{[]string{"DL_TABLE=files-x"}, "DL_TABLE"},
+		{[]string{"DL_MYSQL_DSN=root@tcp(127.0.0.1:3306)/"}, "DL_MYSQL_DSN"},
+		{[]string{"DL_REDIS_URL=http://127.0.0.1:6379/0"}, "DL_REDIS_URL"},
+		{[]string{"DL_REDIS_URL=redis-cluster://127.0.0.1:1", "DL_QUEUE={a}q", "DL_KEY_PREFIX={b}"}, "DL_REDIS_URL"},
 	} {
 		ctx, cancel := context.WithTimeout(bg, 20*time.Second)
 		p := e.script("dl-distributor", append([]string{"DL_INTERVAL=200ms"}, tc.env...))

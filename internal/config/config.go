@@ -11,6 +11,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/dlkit/dl/internal/queue"
+	"github.com/dlkit/dl/internal/store"
 	"github.com/dlkit/dl/internal/tool"
 )
 
@@ -36,26 +38,41 @@ const (
 
 // MySQLFlag is the go-sql-driver DSN, database included.
 func MySQLFlag() cli.Flag {
-	return &cli.StringFlag{Name: FlagMySQL, EnvVars: []string{"DL_MYSQL_DSN"}, Value: DefaultMySQL,
-		Usage: "MySQL `DSN` (go-sql-driver form, database included)"}
+	return tool.Valid(&cli.StringFlag{Name: FlagMySQL, EnvVars: []string{"DL_MYSQL_DSN"}, Value: DefaultMySQL,
+		Usage: "MySQL `DSN` (go-sql-driver form, database included)"},
+		func(c *cli.Context, dsn string) error { return unlessUnused(c, store.CheckDSN(dsn)) })
 }
 
 // TableFlag names the table of files.
 func TableFlag() cli.Flag {
-	return &cli.StringFlag{Name: FlagTable, EnvVars: []string{"DL_TABLE"}, Value: DefaultTable,
-		Usage: "`name` of the table of files"}
+	return tool.Valid(&cli.StringFlag{Name: FlagTable, EnvVars: []string{"DL_TABLE"}, Value: DefaultTable,
+		Usage: "`name` of the table of files"},
+		func(c *cli.Context, table string) error { return unlessUnused(c, store.CheckTable(table)) })
 }
 
 // RedisFlags are the Redis URL and the key names.
 func RedisFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: FlagRedis, EnvVars: []string{"DL_REDIS_URL"}, Value: DefaultRedis,
+		tool.Valid(&cli.StringFlag{Name: FlagRedis, EnvVars: []string{"DL_REDIS_URL"}, Value: DefaultRedis,
 			Usage: "Redis `URL`: redis://[:password@]host:port/db, redis-cluster://h1:p,h2:p or redis-sentinel://s1:p,s2:p/db?master_name=NAME"},
+			func(c *cli.Context, u string) error {
+				return unlessUnused(c, queue.CheckURL(u, queue.NewKeys(c.String(FlagQueue), c.String(FlagPrefix))))
+			}),
 		&cli.StringFlag{Name: FlagQueue, EnvVars: []string{"DL_QUEUE"}, Value: DefaultQueue,
 			Usage: "Redis `list` that carries the tasks"},
 		&cli.StringFlag{Name: FlagPrefix, EnvVars: []string{"DL_KEY_PREFIX"}, Value: DefaultPrefix,
 			Usage: "`prefix` of the other Redis keys (<prefix>exit_flag, <prefix>result:<id>)"},
 	}
+}
+
+// unlessUnused is err, unless the command uses neither MySQL nor Redis:
+// dl-fetch given "-" or URLs (the one tool that takes arguments) must not
+// refuse to run for a dl.env value it has no use for.
+func unlessUnused(c *cli.Context, err error) error {
+	if c.App.ArgsUsage != "" && c.NArg() > 0 {
+		return nil
+	}
+	return err
 }
 
 // LeaseFlags set how long a claimed row may go without news before it is

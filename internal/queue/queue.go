@@ -77,6 +77,20 @@ func Open(ctx context.Context, rawURL string, keys Keys) (*Queue, error) {
 	return q, nil
 }
 
+// CheckURL refuses what Open would refuse before dialling: a URL that is
+// none of the three forms, or, in a cluster, keys that cannot share a slot.
+func CheckURL(rawURL string, keys Keys) error {
+	rdb, m, err := newClient(rawURL)
+	if err != nil {
+		return fmt.Errorf("redis URL %q: %w", Redact(rawURL), err)
+	}
+	rdb.Close()
+	if m == cluster {
+		_, err = keys.inOneSlot()
+	}
+	return err
+}
+
 // Close releases the connections.
 func (q *Queue) Close() error { return q.rdb.Close() }
 

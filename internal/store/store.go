@@ -51,15 +51,12 @@ var identRE = regexp.MustCompile(`^[A-Za-z0-9_$]{1,64}$`)
 // Open connects to the database named by dsn and checks that it answers. The
 // DSN is never put in an error with its password.
 func Open(ctx context.Context, dsn, table string) (*Store, error) {
-	if !identRE.MatchString(table) {
-		return nil, fmt.Errorf("table name %q: use letters, digits, _ or $ (at most 64)", table)
+	if err := CheckTable(table); err != nil {
+		return nil, err
 	}
-	cfg, err := mysql.ParseDSN(dsn)
+	cfg, err := parseDSN(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("mysql DSN %q: %w", Redact(dsn), err)
-	}
-	if cfg.DBName == "" {
-		return nil, fmt.Errorf("mysql DSN %q names no database (add /dbname)", Redact(dsn))
+		return nil, err
 	}
 	// Bound every dial: an unreachable server must give an error, not a hang.
 	if cfg.Timeout == 0 {
@@ -86,6 +83,33 @@ func Open(ctx context.Context, dsn, table string) (*Store, error) {
 		return nil, fmt.Errorf("mysql at %s: %w", where(cfg), err)
 	}
 	return &Store{db: db, table: table, quoted: "`" + table + "`"}, nil
+}
+
+// CheckTable refuses a table name that Open would refuse, without
+// connecting.
+func CheckTable(table string) error {
+	if !identRE.MatchString(table) {
+		return fmt.Errorf("table name %q: use letters, digits, _ or $ (at most 64)", table)
+	}
+	return nil
+}
+
+// CheckDSN refuses a DSN that Open would refuse before dialling: one that
+// does not parse or names no database.
+func CheckDSN(dsn string) error {
+	_, err := parseDSN(dsn)
+	return err
+}
+
+func parseDSN(dsn string) (*mysql.Config, error) {
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("mysql DSN %q: %w", Redact(dsn), err)
+	}
+	if cfg.DBName == "" {
+		return nil, fmt.Errorf("mysql DSN %q names no database (add /dbname)", Redact(dsn))
+	}
+	return cfg, nil
 }
 
 // Close releases the connections.

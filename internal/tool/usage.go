@@ -123,6 +123,19 @@ func checkLeast(c *cli.Context, name string, envs []string, n, least int64) erro
 	return Usage(c, "%s %s (got %d)", flagName(name, envs), want, n)
 }
 
+// Valid makes f refuse, before the command runs, a value that check finds
+// unusable whatever the servers say (a DSN without a database, a table name
+// that is none, a URL of another scheme): trying again could not help.
+func Valid(f *cli.StringFlag, check func(c *cli.Context, v string) error) *cli.StringFlag {
+	f.Action = func(c *cli.Context, v string) error {
+		if err := check(c, v); err != nil {
+			return Usage(c, "%s: %v", flagName(f.Name, f.EnvVars), err)
+		}
+		return nil
+	}
+	return f
+}
+
 // flagName names a flag as a user may have set it: --name (ENV).
 func flagName(name string, envs []string) string {
 	if len(envs) == 0 {

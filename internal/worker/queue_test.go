@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"database/sql"
 	"net/http"
 	"strings"
 	"testing"
@@ -23,21 +24,7 @@ import (
 // after it, so dl-flag set waited for one more download per worker.
 func TestExitFlagSeenWhileEveryTransferIsBusy(t *testing.T) {
 	ctx := context.Background()
-	dsn, db := testenv.MySQL(t)
-	st, err := store.Open(ctx, dsn, "files")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if err := st.Ensure(ctx); err != nil {
-		t.Fatal(err)
-	}
-	redisURL, prefix, _ := testenv.Redis(t)
-	q, err := queue.Open(ctx, redisURL, queue.NewKeys(prefix+"download_queue", prefix+"download_"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
+	db, st, q := openQueue(ctx, t)
 
 	origin := newGatedOrigin(t, func(int) int { return http.StatusOK })
 	var tasks []record.Task
@@ -108,4 +95,26 @@ func TestExitFlagSeenWhileEveryTransferIsBusy(t *testing.T) {
 	if len(in) != 0 {
 		t.Errorf("the observer saw a task given back start: %q", <-in)
 	}
+}
+
+// openQueue gives a test a table of its own (ensured) in a fresh database
+// and a queue under its own Redis keys; all are closed and removed with t.
+func openQueue(ctx context.Context, t *testing.T) (*sql.DB, *store.Store, *queue.Queue) {
+	t.Helper()
+	dsn, db := testenv.MySQL(t)
+	st, err := store.Open(ctx, dsn, "files")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	redisURL, prefix, _ := testenv.Redis(t)
+	q, err := queue.Open(ctx, redisURL, queue.NewKeys(prefix+"download_queue", prefix+"download_"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { q.Close() })
+	return db, st, q
 }

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/dlkit/dl/internal/fetch"
-	"github.com/dlkit/dl/internal/queue"
 	"github.com/dlkit/dl/internal/record"
 	"github.com/dlkit/dl/internal/store"
 	"github.com/dlkit/dl/internal/testenv"
@@ -25,21 +24,7 @@ import (
 // once more, each such delivery counting towards the poison limit.
 func TestTaskDeliveredAgainToItsWorkerKeepsItsLease(t *testing.T) {
 	ctx := context.Background()
-	dsn, db := testenv.MySQL(t)
-	st, err := store.Open(ctx, dsn, "files")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if err := st.Ensure(ctx); err != nil {
-		t.Fatal(err)
-	}
-	redisURL, prefix, _ := testenv.Redis(t)
-	q, err := queue.Open(ctx, redisURL, queue.NewKeys(prefix+"download_queue", prefix+"download_"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
+	db, st, q := openQueue(ctx, t)
 
 	// Each request waits for its own gate.
 	arrived := make(chan int, 4)

@@ -150,7 +150,7 @@ func (f *Fetcher) complete(final string, t record.Task, buf []byte) (o outcome, 
 	}
 	if sealed := sealOf(final); sealed != "" && sealed != sum {
 		f.log.Warn("file in place lost bytes since it was published (a power cut before its sync?); downloading it again",
-			"id", t.ID, "path", final, "sha256", sum, "published", sealed)
+			"id", record.RedactURL(t.ID), "path", final, "sha256", sum, "published", sealed)
 		if err := os.Remove(final); err != nil {
 			return failure(true, fmt.Errorf("remove file that lost bytes: %w", err)), true
 		}

@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -341,6 +342,52 @@ func TestFetchResumeRestarts(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestFetchCleanRemovesLeftoverParts: the part a cut download keeps for a
+// resume goes with dl-fetch clean once it is old enough, sidecar and all,
+// and nothing else does; --dry-run only names it.
+func TestFetchCleanRemovesLeftoverParts(t *testing.T) {
+	t.Parallel()
+	const size = 8 << 20
+	_, base0 := testenv.StartOrigin(t)
+	dir := t.TempDir()
+	cut, whole := origin.URL(base0, "clean/cut.bin", size), origin.URL(base0, "clean/whole.bin", 4096)
+	fetchRun(t, bg, "", base(dir, whole)...).done(t, origin.Sum("clean/whole.bin", 4096), 4096)
+	partial(t, dir, cut, size)
+	part := finalPath(dir, cut) + ".part"
+	clean := func(args ...string) []string {
+		t.Helper()
+		stdout, stderr, err := testenv.Run(t, bg, filepath.Join(testenv.Binaries(t), "dl-fetch"), nil, nil, append([]string{"clean", "--dir", dir}, args...)...)
+		if err != nil {
+			t.Fatalf("dl-fetch clean %q: %v\n%s", args, err, stderr)
+		}
+		return lines(stdout)
+	}
+	if got := clean("--older-than", "1h"); len(got) != 0 {
+		t.Fatalf("cleaned a part written a moment ago: %q", got)
+	}
+	old := time.Now().Add(-48 * time.Hour)
+	for _, p := range []string{part, part + ".meta"} {
+		if err := os.Chtimes(p, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := regularFiles(t, dir)
+	if got := clean("--older-than", "24h", "--dry-run"); len(got) != 1 || got[0] != part {
+		t.Fatalf("dry run named %q, want [%s]", got, part)
+	}
+	if after := regularFiles(t, dir); !slices.Equal(before, after) {
+		t.Fatalf("a dry run changed the directory: %q, then %q", before, after)
+	}
+	if got := clean("--older-than", "24h"); len(got) != 1 || got[0] != part {
+		t.Fatalf("cleaned %q, want [%s]", got, part)
+	}
+	rel, _ := filepath.Rel(dir, finalPath(dir, whole))
+	if got, want := regularFiles(t, dir), []string{rel}; !slices.Equal(got, want) {
+		t.Fatalf("left %q, want %q", got, want)
+	}
+	fetchRun(t, bg, "", base(dir, cut)...).done(t, origin.Sum("clean/cut.bin", size), size)
 }
 
 // TestFetchSharedDirectory: workers (separate processes) sharing a

@@ -27,6 +27,17 @@ func main() {
 			"Example:\n   dl-fetch --concurrency 32 | dl-mark\n   dl-fetch --dir . https://example.org/file.iso",
 		ArgsUsage: "[- | URL...]",
 		Flags:     flags,
+		Commands: []*cli.Command{{
+			Name:      "clean",
+			Usage:     "remove part files no transfer will come back for (kept for a resume of a row that then failed, or left by a killed transfer)",
+			UsageText: "dl-fetch clean [--dir DIR] [--older-than DURATION] [--dry-run]\n\nExample:\n   dl-fetch clean --dir /srv/downloads --older-than 72h",
+			Flags: []cli.Flag{config.DirFlag(),
+				tool.Positive(&cli.DurationFlag{Name: "older-than", EnvVars: []string{"DL_CLEAN_OLDER_THAN"}, Value: 7 * 24 * time.Hour, Usage: "only part files untouched for this `DURATION`"}),
+				&cli.BoolFlag{Name: "dry-run", Usage: "print what would be removed, remove nothing"}},
+			Action: func(c *cli.Context) error {
+				return fetch.Clean(c.Context, fetch.CleanOptions{Dir: c.String("dir"), OlderThan: c.Duration("older-than"), DryRun: c.Bool("dry-run")}, os.Stdout)
+			},
+		}},
 		Action: func(c *cli.Context) error {
 			term := config.StartTerminal(c) // first: it may route the log above its bars
 			defer term.Close()

@@ -21,10 +21,15 @@ import (
 	"github.com/dlkit/dl/internal/tool"
 )
 
+// DirFlag is the download directory, which dl-fetch clean walks too.
+func DirFlag() cli.Flag {
+	return &cli.StringFlag{Name: "dir", EnvVars: []string{"DL_DIR"}, Value: "downloads", Usage: "download `directory`"}
+}
+
 // FetchFlags are dl-fetch's download options.
 func FetchFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "dir", EnvVars: []string{"DL_DIR"}, Value: "downloads", Usage: "download `directory`"},
+		DirFlag(),
 		tool.AtLeast(&cli.IntFlag{Name: "concurrency", Aliases: []string{"c"}, EnvVars: []string{"DL_CONCURRENCY"}, Value: 8, Usage: "transfers at once in this process"}, 1),
 		&cli.StringFlag{Name: "layout", EnvVars: []string{"DL_LAYOUT"}, Value: "sharded",
 			Usage: "file names: sharded (abc/<key>-<name>: never collides, 4096 subdirectories) or flat (the original design's single directory)"},

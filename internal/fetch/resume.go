@@ -163,13 +163,32 @@ func openPrivatePart(final string) (*part, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create private part file: %w", err)
 	}
+	// Locked like a shared part, so that Clean never removes it from
+	// under its transfer.
 	fi, err := f.Stat()
+	if err == nil {
+		err = lockFile(f)
+	}
 	if err != nil {
 		f.Close()
 		os.Remove(f.Name())
-		return nil, fmt.Errorf("stat private part file: %w", err)
+		return nil, fmt.Errorf("private part file: %w", err)
 	}
 	return &part{path: f.Name(), metaPath: f.Name() + ".meta", f: f, info: fi, h: sha256.New(), private: true, progress: nopTransfer{}}, nil
+}
+
+// lockFile is flock for an *os.File, through its raw descriptor: Fd would
+// switch it to blocking mode.
+func lockFile(f *os.File) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("lock part file: %w", err)
+	}
+	var lerr error
+	if err := rc.Control(func(fd uintptr) { lerr = flock(int(fd)) }); err != nil {
+		return fmt.Errorf("lock part file: %w", err)
+	}
+	return lerr
 }
 
 func flock(fd int) error {

@@ -27,7 +27,7 @@ const (
 	testCommit  = "0123456789ab"
 )
 
-var units = []string{"dl-worker@.service", "dl-distributor.service", "dl.target"}
+var units = []string{"dl-worker@.service", "dl-distributor.service", "dl.target", "dl-clean.service", "dl-clean.timer"}
 
 // install runs scripts/install once per test process into a DESTDIR of its
 // own and returns that root.
@@ -399,4 +399,57 @@ func (p *proc) wait(t *testing.T, timeout time.Duration) int {
 		return syscall.Kill(-p.cmd.Process.Pid, 0) == syscall.ESRCH
 	}, "%s's processes to end after its main process", p.name)
 	return p.cmd.ProcessState.ExitCode()
+}
+
+// TestCleanUnitRemovesLeftoverParts runs dl-clean.service's ExecStart as the
+// timer would, with the unit's environment: an old part and its sidecar go,
+// a finished file and a fresh part stay. The timer is checked for what the
+// operator relies on: it is installed with the service and catches up after
+// downtime.
+func TestCleanUnitRemovesLeftoverParts(t *testing.T) {
+	root := installed(t)
+	dir := t.TempDir()
+	old := time.Now().Add(-30 * 24 * time.Hour)
+	files := map[string]bool{ // path under dir → removed
+		"abc/k-a.iso.part": true, "abc/k-a.iso.part.meta": true,
+		"abc/k-b.iso": false, "abd/k-c.iso.part": false, "abd/k-c.iso.part.meta": false,
+	}
+	for name, aged := range files {
+		p := filepath.Join(dir, name)
+		text := "bytes"
+		if strings.HasSuffix(name, ".meta") {
+			text = `{"url":"http://127.0.0.1/x","size":-1}`
+		}
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if aged || name == "abc/k-b.iso" {
+			if err := os.Chtimes(p, old, old); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	p := start(t, execStart(t, root, "dl-clean.service", map[string]string{"DL_DIR": dir}), dir)
+	if code := p.wait(t, time.Minute); code != 0 {
+		t.Fatalf("dl-clean.service exited %d:\n%s", code, p.stderr)
+	}
+	for name, removed := range files {
+		_, err := os.Stat(filepath.Join(dir, name))
+		if gone := os.IsNotExist(err); gone != removed {
+			t.Errorf("%s removed %v, want %v (%v)\n%s", name, gone, removed, err, p.stderr)
+		}
+	}
+	s := parseUnit(t, filepath.Join(repo(), "systemd", "dl-clean.service"))
+	for k, v := range map[string]string{"Type": "oneshot", "User": "dl", "EnvironmentFile": "/etc/dl/dl.env", "ProtectSystem": "strict", "PrivateNetwork": "yes"} {
+		if got := s.get("Service", k); got != v {
+			t.Errorf("dl-clean.service: %s=%q, want %q", k, got, v)
+		}
+	}
+	tm := parseUnit(t, filepath.Join(repo(), "systemd", "dl-clean.timer"))
+	if tm.get("Timer", "OnCalendar") == "" || tm.get("Timer", "Persistent") != "true" || tm.get("Install", "WantedBy") != "timers.target" {
+		t.Errorf("dl-clean.timer: OnCalendar %q, Persistent %q, WantedBy %q", tm.get("Timer", "OnCalendar"), tm.get("Timer", "Persistent"), tm.get("Install", "WantedBy"))
+	}
 }

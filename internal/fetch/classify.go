@@ -53,7 +53,7 @@ func failure(retryable bool, err error) outcome {
 }
 
 // diskRefused tells whether err is the local filesystem refusing to store
-// anything more: full, over quota or read-only, or not ours to write (the
+// anything more: full, over quota, read-only or failing, or not ours to write (the
 // download directory, or a parent it needs, denies us: a service user never
 // given it), or not a directory where one must be (the download directory,
 // a parent of it or a shard's name is a file, or a symbolic link to a
@@ -66,13 +66,17 @@ func failure(retryable bool, err error) outcome {
 // makes connect or send fail with EPERM or EACCES), so they count only as
 // the error of a filesystem operation on a path of the download directory,
 // and ENOTDIR, which no task's name can cause (names never hold a slash),
-// counts the same way.
+// counts the same way. So does EIO, a disk that fails to read or write: a
+// worker on a failing disk that went on taking tasks would fail each at
+// once and charge it an attempt, and so use up the attempts of the whole
+// table within minutes, while other hosts could have downloaded them.
 func (f *Fetcher) diskRefused(err error) bool {
 	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || errors.Is(err, syscall.EROFS) ||
 		errors.Is(err, errDanglingDir) { // only ever about the download directory or its parents
 		return true
 	}
-	if !errors.Is(err, syscall.EACCES) && !errors.Is(err, syscall.EPERM) && !errors.Is(err, syscall.ENOTDIR) {
+	if !errors.Is(err, syscall.EACCES) && !errors.Is(err, syscall.EPERM) && !errors.Is(err, syscall.ENOTDIR) &&
+		!errors.Is(err, syscall.EIO) {
 		return false
 	}
 	var pe *fs.PathError

@@ -55,7 +55,10 @@ func TestDiskRefusedClassifies(t *testing.T) {
 		{"connect denied", fmt.Errorf("GET http://h/f: %w", &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.EACCES)}), false},
 		{"send denied by a firewall", fmt.Errorf("GET http://h/f: %w", &net.OpError{Op: "write", Net: "tcp", Err: os.NewSyscallError("write", syscall.EPERM)}), false},
 		{"bare permission errno", fmt.Errorf("lock part file: %w", syscall.EACCES), false},
-		{"i/o error", pathErr("write", "/srv/downloads/abc/x.part", syscall.EIO), false},
+		{"i/o error", pathErr("write", "/srv/downloads/abc/x.part", syscall.EIO), true},
+		{"i/o error of a sync", fmt.Errorf("sync part file: %w", &fs.PathError{Op: "sync", Path: "/srv/downloads/abc/x.part", Err: syscall.EIO}), true},
+		{"i/o error elsewhere", pathErr("open", "/etc/dl/token", syscall.EIO), false},
+		{"i/o error of the network", fmt.Errorf("GET http://h/f: %w", &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", syscall.EIO)}), false},
 		{"status", errors.New("GET http://h/f: status 403 Forbidden"), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

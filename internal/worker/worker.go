@@ -175,7 +175,7 @@ func run(ctx context.Context, f Fetcher, o Options, out io.Writer, src feed, onR
 // writable by this user, or not a directory): the tasks it had not started
 // are left for later (given back, in queue mode), and those that failed on it
 // were not charged.
-var ErrDiskRefused = errors.New("stopped taking tasks: the download directory's filesystem is full, below --min-free, read-only, not writable by this user or not a directory")
+var ErrDiskRefused = errors.New("stopped taking tasks: the download directory's filesystem is full, below --min-free, read-only, failing (I/O error), not writable by this user or not a directory")
 
 // slots counts idle transfers, so a feed can pop as many tasks at once as
 // there are transfers to take them.

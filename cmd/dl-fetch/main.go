@@ -18,7 +18,7 @@ func main() {
 	flags := append(config.FetchFlags(),
 		&cli.StringFlag{Name: "mode", EnvVars: []string{"DL_MODE"}, Value: "forever", Usage: "queue mode: forever (until the exit flag or a signal), once (one task) or batch (until the queue is empty)"},
 		tool.Positive(&cli.DurationFlag{Name: "poll", EnvVars: []string{"DL_POLL"}, Value: time.Second, Usage: "longest wait on an empty queue before the exit flag is looked at again"}),
-		config.MySQLFlag(), config.TableFlag())
+		config.MySQLFlag(), config.TableFlag(), config.WaitFlag())
 	flags = append(append(flags, config.RedisFlags()...), config.LeaseFlags()...)
 	os.Exit(tool.Run(&cli.App{
 		Name:  "dl-fetch",

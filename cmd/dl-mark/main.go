@@ -15,7 +15,7 @@ import (
 )
 
 func main() {
-	flags := []cli.Flag{config.MySQLFlag(), config.TableFlag(),
+	flags := []cli.Flag{config.MySQLFlag(), config.TableFlag(), config.WaitFlag(),
 		tool.AtLeast(&cli.IntFlag{Name: "batch", EnvVars: []string{"DL_MARK_BATCH"}, Value: 500, Usage: "most rows per transaction"}, 1),
 		&cli.DurationFlag{Name: "linger", EnvVars: []string{"DL_MARK_LINGER"}, Value: mark.DefaultLinger, Usage: "how long a transaction that is not full waits for more results"},
 		tool.AtLeast(&cli.IntFlag{Name: "max-attempts", EnvVars: []string{"DL_MAX_ATTEMPTS"}, Value: 5, Usage: "failed attempts after which a row fails for good"}, 1),

@@ -18,7 +18,7 @@ func main() {
 		Usage:     "print rows due for download as task lines",
 		UsageText: "dl-select [--limit N] [--expired] | dl-enqueue\n\nExample:\n   DL_MYSQL_DSN='root@tcp(127.0.0.1:3306)/downloads' dl-select --limit 1000 --expired | dl-enqueue",
 		Flags: append([]cli.Flag{
-			config.MySQLFlag(), config.TableFlag(),
+			config.MySQLFlag(), config.TableFlag(), config.WaitFlag(),
 			// A negative limit would select every row, as 0 does.
 			tool.AtLeast(&cli.IntFlag{Name: "limit", EnvVars: []string{"DL_LIMIT"}, Value: 1000, Usage: "at most `N` rows (0: all)"}, 0),
 			&cli.BoolFlag{Name: "expired", EnvVars: []string{"DL_EXPIRED"}, Usage: "also rows in processing whose lease ran out (crashed workers, a lost queue)"},

@@ -13,7 +13,7 @@ import (
 )
 
 func main() {
-	flags := append([]cli.Flag{config.MySQLFlag(), config.TableFlag(),
+	flags := append([]cli.Flag{config.MySQLFlag(), config.TableFlag(), config.WaitFlag(),
 		&cli.BoolFlag{Name: "json", Usage: "one JSON object (one line per snapshot with --watch)"},
 		&cli.BoolFlag{Name: "prometheus", Usage: "Prometheus text format, for node_exporter's textfile collector"},
 		&cli.DurationFlag{Name: "watch", Aliases: []string{"w"}, Usage: "show a new snapshot every `DURATION` until interrupted"},

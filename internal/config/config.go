@@ -34,6 +34,7 @@ const (
 	FlagPrefix    = "key-prefix"
 	FlagLease     = "lease"
 	FlagQueueWait = "queue-lease"
+	FlagWait      = "wait-for-services"
 )
 
 // MySQLFlag is the go-sql-driver DSN, database included.
@@ -41,6 +42,15 @@ func MySQLFlag() cli.Flag {
 	return tool.Valid(&cli.StringFlag{Name: FlagMySQL, EnvVars: []string{"DL_MYSQL_DSN"}, Value: DefaultMySQL,
 		Usage: "MySQL `DSN` (go-sql-driver form, database included)"},
 		func(c *cli.Context, dsn string) error { return unlessUnused(c, store.CheckDSN(dsn)) })
+}
+
+// WaitFlag is how long a tool waits at start for MySQL and Redis to accept
+// connections. The worker unit sets it: a host that boots before its
+// database would otherwise use up systemd's start limit (five failures in
+// ten minutes) and stay failed until someone resets it.
+func WaitFlag() cli.Flag {
+	return &cli.DurationFlag{Name: FlagWait, EnvVars: []string{"DL_WAIT_FOR_SERVICES"},
+		Usage: "at start, wait up to this `DURATION` for MySQL and Redis to accept connections (0: fail at once)"}
 }
 
 // TableFlag names the table of files.

@@ -1,8 +1,13 @@
 package config
 
 import (
+	"context"
+	"errors"
+	"fmt"
+
 	"github.com/urfave/cli/v2"
 
+	"github.com/dlkit/dl/internal/outage"
 	"github.com/dlkit/dl/internal/queue"
 	"github.com/dlkit/dl/internal/store"
 	"github.com/dlkit/dl/internal/tool"
@@ -14,7 +19,11 @@ import (
 // dl-mark from draining what its upstream already wrote.
 func OpenStore(c *cli.Context) (*store.Store, error) {
 	ctx := tool.Hard(c.Context)
-	st, err := store.Open(ctx, c.String(FlagMySQL), c.String(FlagTable))
+	var st *store.Store
+	err := waitFor(c, "mysql", store.IsUnavailable, func() (err error) {
+		st, err = store.Open(ctx, c.String(FlagMySQL), c.String(FlagTable))
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -27,7 +36,38 @@ func OpenStore(c *cli.Context) (*store.Store, error) {
 
 // OpenQueue connects to Redis as the flags say.
 func OpenQueue(c *cli.Context) (*queue.Queue, error) {
-	return queue.Open(tool.Hard(c.Context), c.String(FlagRedis), queue.NewKeys(c.String(FlagQueue), c.String(FlagPrefix)))
+	var q *queue.Queue
+	err := waitFor(c, "redis", queue.IsUnavailable, func() (err error) {
+		q, err = queue.Open(tool.Hard(c.Context), c.String(FlagRedis), queue.NewKeys(c.String(FlagQueue), c.String(FlagPrefix)))
+		return err
+	})
+	return q, err
+}
+
+// waitFor calls open, and again while its service is unavailable, for up
+// to --wait-for-services (if the tool has it). Unlike the opening itself,
+// the wait ends with a first signal: a unit stopped while its database is
+// still away must not wait out its TimeoutStopSec.
+func waitFor(c *cli.Context, service string, unavailable func(error) bool, open func() error) error {
+	d := c.Duration(FlagWait)
+	if d <= 0 {
+		return open()
+	}
+	ctx, cancel := context.WithTimeout(c.Context, d)
+	defer cancel()
+	var last error
+	err := outage.Retry(ctx, service, unavailable, func() error {
+		last = open()
+		return last
+	})
+	switch {
+	case err == nil || last == nil || ctx.Err() == nil:
+		return err
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return fmt.Errorf("%w (waited %v for it)", last, d)
+	default:
+		return last // stopped by a signal
+	}
 }
 
 // Services are a tool's table and queue, opened together.

@@ -100,7 +100,8 @@ func TestBashCompletion(t *testing.T) {
 	}
 	check(complete("dl-fetch", "--conc"), "--concurrency")
 	check(complete("dl-flag", "s"), "set", "status")
-	check(complete("dl-stat", "--wa"), "--watch")
+	check(complete("dl-stat", "--wa"), "--wait-for-services", "--watch")
+	check(complete("dl-stat", "--wat"), "--watch")
 	check(complete("dl-mark", "requeue", "--e"), "--error")
 	check(complete("dl-mark", "--table", "files", "re"), "requeue")
 	check(complete("dl-fetch", "--mode", "x")) // a value: nothing to offer

@@ -191,6 +191,44 @@ func TestRedisFlushallConverges(t *testing.T) {
 	e.checkRows(files)
 }
 
+// The distributor looks at the exit flag every second and runs a round every
+// DL_INTERVAL: a Redis outage is logged once when it starts and once when it
+// ends, not on every look or round. It starts while Redis is away, so the
+// first round fails (and says why) and the later ones wait.
+func TestDistributorLogsRedisOutageOnce(t *testing.T) {
+	t.Parallel()
+	e, o := newPrivateEnv(t)
+	e.insert(manyFiles(1, 10))
+	o.stopRedis()
+	d := e.distributorLoop("DL_LOG_LEVEL=info") // the lines an operator reads
+	// The outage itself, not a wait for a condition: four looks at the flag.
+	time.Sleep(4 * time.Second)
+	o.startRedis()
+	testenv.Eventually(t, 60*time.Second, 20*time.Millisecond, func() bool { return e.count("status = 2") == 1 },
+		"a round after Redis returned claims the row:\n%s", d.Stderr(0))
+	if _, stderr, err := testenv.Run(t, bg, e.tool("dl-flag"), e.vars, nil, "set"); err != nil {
+		t.Fatalf("dl-flag set: %v %s", err, stderr)
+	}
+	if r := d.Wait(); !r.OK() {
+		t.Fatalf("the distributor did not exit 0 on the flag:\n%s", r)
+	}
+	stderr := d.Stderr(0)
+	for _, c := range []struct {
+		text     string
+		min, max int
+	}{
+		{"dl-distributor: redis unavailable; rounds wait until it returns: dl-flag: redis at", 1, 1},
+		{"dl-distributor: redis is back after", 1, 1},
+		{"dl-flag: redis at", 1, 1},
+		{"connection refused", 2, 2}, // the outage line, and dl-enqueue's in the first round
+		{"round failed", 0, 1},
+	} {
+		if n := strings.Count(stderr, c.text); n < c.min || n > c.max {
+			t.Errorf("%d lines with %q, want %d to %d; stderr:\n%s", n, c.text, c.min, c.max, stderr)
+		}
+	}
+}
+
 // Guarantee 5: several distributors at once; without crashes every row is
 // downloaded exactly once.
 func TestSeveralDistributorsDownloadOnce(t *testing.T) {

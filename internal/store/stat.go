@@ -29,11 +29,25 @@ const (
 	// Messages differ by URL and by file; grouping them with URLs and
 	// absolute paths cut out shows the causes (a dead host, a 404 storm, a
 	// full disk) instead of a list of URLs or files. Failed rows and rows
-	// that failed before and wait to be tried again.
-	sqlStatErrors = `SELECT REGEXP_REPLACE(REGEXP_REPLACE(error_message, '[a-z]+://[^ ]*[^ :]', '<url>'), '(?<![^ ])/[^ :]*', '<path>') AS msg, COUNT(*) AS n FROM %[1]s
+	// that failed before and wait to be tried again. The patterns are
+	// statErrorCuts, passed as arguments so that their backslashes reach
+	// the regular expression whatever the server's sql_mode.
+	sqlStatErrors = `SELECT REGEXP_REPLACE(REGEXP_REPLACE(REGEXP_REPLACE(REGEXP_REPLACE(error_message,
+	?, '"<url>"'), ?, '<url>'), ?, '"<path>"'), ?, '<path>') AS msg, COUNT(*) AS n FROM %[1]s
 	WHERE (status = -1 OR (status = 0 AND next_attempt_at IS NOT NULL)) AND error_message IS NOT NULL
 	GROUP BY msg ORDER BY n DESC, msg LIMIT ?`
 )
+
+// statErrorCuts are sqlStatErrors' patterns, in its order. A quoted URL or
+// path (Go's %q: escaped quotes inside, maybe spaces, maybe shortened with
+// "…") is cut out up to its closing quote, which stays; a bare one ends
+// before a space, a quote or a trailing colon ("GET <url>: status 404").
+var statErrorCuts = []any{
+	`"[a-z]+://(?:[^"\\]|\\.)*"`,
+	`[a-z]+://[^ "]*[^ :"]`,
+	`(?<![^ ])"/(?:[^"\\]|\\.)*"`,
+	`(?<![^ ])/[^ :"]*`,
+}
 
 // Counts are the rows by status.
 type Counts struct {
@@ -148,7 +162,7 @@ func (s *Store) Stat(ctx context.Context, window, queueLease time.Duration, topE
 		st.OldestPending = time.Duration(max(age.Int64, 0)) * time.Microsecond
 	}
 	if topErrors > 0 {
-		err = s.statRows(ctx, s.q(sqlStatErrors), []any{topErrors}, func(rows *sql.Rows) error {
+		err = s.statRows(ctx, s.q(sqlStatErrors), append(append([]any{}, statErrorCuts...), topErrors), func(rows *sql.Rows) error {
 			var e ErrorCount
 			if err := rows.Scan(&e.Message, &e.Rows); err != nil {
 				return err

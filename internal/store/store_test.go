@@ -404,6 +404,49 @@ func TestStatShowsFullDisk(t *testing.T) {
 	}
 }
 
+// TestStatErrorsKeepTheirQuotes: dl-stat cuts URLs and paths out of error
+// messages; a quoted one (Go's %q, as dl-select's bad-URL messages have) is
+// cut out whole, spaces and escaped quotes included, and keeps its closing
+// quote, wherever it stands and however record shortened it.
+func TestStatErrorsKeepTheirQuotes(t *testing.T) {
+	st, db := open(t)
+	ensure(t, st)
+	tests := []struct{ msg, want string }{
+		{`GET http://h/a?x=xxxxx: status 404 Not Found`, `GET <url>: status 404 Not Found`},
+		{`GET http://h:8080/a: dial tcp 127.0.0.1:8080: connect: connection refused`, `GET <url>: dial tcp 127.0.0.1:8080: connect: connection refused`},
+		{`url "ftp://h/x": scheme must be http or https`, `url "<url>": scheme must be http or https`},
+		{`url "http:///nohost" has no host`, `url "<url>" has no host`},
+		{`bad url: parse "http://h/%zz": invalid URL escape "%zz"`, `bad url: parse "<url>": invalid URL escape "%zz"`},
+		{`bad url: parse "http://h/a b": invalid character " " in host name`, `bad url: parse "<url>": invalid character " " in host name`},
+		{`url "gopher://h/a\"b": scheme must be http or https`, `url "<url>": scheme must be http or https`},
+		{`url "ftp://h/` + strings.Repeat("a", 20) + `…" has no host`, `url "<url>" has no host`},
+		{`redirect to "https://h/b"`, `redirect to "<url>"`},
+		{`http://h/3: create directory: mkdir /srv/dl/002: read-only file system`, `<url>: create directory: mkdir <path>: read-only file system`},
+		{`open "/srv/dl/a b.part": permission denied`, `open "<path>": permission denied`},
+		{`rename /srv/dl/x.part to "/srv/dl/x"`, `rename <path> to "<path>"`},
+		{`asked to resume at byte 5, got "bytes 0-9/10"`, `asked to resume at byte 5, got "bytes 0-9/10"`},
+	}
+	for i, tc := range tests {
+		exec(t, db, "INSERT INTO files (id, url, status, error_message) VALUES (?, 'http://h/x', -1, ?)", fmt.Sprint(i), tc.msg)
+	}
+	s, err := st.Stat(context.Background(), time.Minute, 5*time.Minute, 2*len(tests))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, want := map[string]int64{}, map[string]int64{}
+	for _, e := range s.Errors {
+		got[e.Message] = e.Rows
+	}
+	for _, tc := range tests {
+		want[tc.want]++
+	}
+	for _, tc := range tests {
+		if got[tc.want] != want[tc.want] {
+			t.Errorf("%s\n  is not grouped as %s\n  groups: %v", tc.msg, tc.want, got)
+		}
+	}
+}
+
 // TestStatCountsExpiredAsSelectFindsThem: a processing row with no lease, as
 // the original distributor leaves one, counts as expired once it is older
 // than the queue lease, as dl-select --expired then hands it out, and not

@@ -14,13 +14,13 @@ import (
 
 func main() {
 	flags := append([]cli.Flag{config.MySQLFlag(), config.TableFlag(), config.WaitFlag(),
-		&cli.BoolFlag{Name: "json", Usage: "one JSON object (one line per snapshot with --watch)"},
-		&cli.BoolFlag{Name: "prometheus", Usage: "Prometheus text format, for node_exporter's textfile collector"},
-		&cli.DurationFlag{Name: "watch", Aliases: []string{"w"}, Usage: "show a new snapshot every `DURATION` until interrupted"},
-		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "replace `FILE` atomically with each snapshot instead of writing to stdout"},
+		&cli.BoolFlag{Name: "json", EnvVars: []string{"DL_STAT_JSON"}, Usage: "one JSON object (one line per snapshot with --watch)"},
+		&cli.BoolFlag{Name: "prometheus", EnvVars: []string{"DL_STAT_PROMETHEUS"}, Usage: "Prometheus text format, for node_exporter's textfile collector"},
+		&cli.DurationFlag{Name: "watch", Aliases: []string{"w"}, EnvVars: []string{"DL_STAT_WATCH"}, Usage: "show a new snapshot every `DURATION` until interrupted (0: once)"},
+		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, EnvVars: []string{"DL_STAT_OUTPUT"}, Usage: "replace `FILE` atomically with each snapshot instead of writing to stdout"},
 		&cli.BoolFlag{Name: "publish", EnvVars: []string{"DL_STAT_PUBLISH"}, Usage: "also keep the JSON status in Redis (<prefix>status) for other tools"},
-		tool.Positive(&cli.DurationFlag{Name: "window", Value: time.Minute, Usage: "span of the throughput figures"}),
-		tool.AtLeast(&cli.IntFlag{Name: "errors", Value: 5, Usage: "show the `N` most common error messages"}, 0),
+		tool.Positive(&cli.DurationFlag{Name: "window", EnvVars: []string{"DL_STAT_WINDOW"}, Value: time.Minute, Usage: "span of the throughput figures"}),
+		tool.AtLeast(&cli.IntFlag{Name: "errors", EnvVars: []string{"DL_STAT_ERRORS"}, Value: 5, Usage: "show the `N` most common error messages"}, 0),
 		config.QueueLeaseFlag(),
 	}, config.RedisFlags()...)
 	os.Exit(tool.Run(&cli.App{

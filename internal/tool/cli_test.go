@@ -59,8 +59,10 @@ func TestUsageErrors(t *testing.T) {
 		{"dl-fetch", []string{"DL_STATS_EVERY=-1s"}, []string{"-"}, "dl-fetch: --stats-every (DL_STATS_EVERY) must not be negative (got -1s) (see dl-fetch --help)"},
 		{"dl-mark", nil, []string{"--linger", "-1ms"}, "dl-mark: --linger (DL_MARK_LINGER) must not be negative (got -1ms) (see dl-mark --help)"},
 		{"dl-mark", nil, []string{"requeue", "--older-than", "-1h"}, "dl-mark requeue: --older-than must not be negative (got -1h0m0s) (see dl-mark requeue --help)"},
-		{"dl-stat", nil, []string{"--window", "0"}, "dl-stat: --window must be positive (got 0s) (see dl-stat --help)"},
-		{"dl-stat", nil, []string{"--watch", "-2s"}, "dl-stat: --watch must not be negative (got -2s) (see dl-stat --help)"},
+		{"dl-stat", nil, []string{"--window", "0"}, "dl-stat: --window (DL_STAT_WINDOW) must be positive (got 0s) (see dl-stat --help)"},
+		{"dl-stat", []string{"DL_STAT_WINDOW=0s"}, nil, "dl-stat: --window (DL_STAT_WINDOW) must be positive (got 0s) (see dl-stat --help)"},
+		{"dl-stat", nil, []string{"--watch", "-2s"}, "dl-stat: --watch (DL_STAT_WATCH) must not be negative (got -2s) (see dl-stat --help)"},
+		{"dl-stat", []string{"DL_STAT_WATCH=-2s"}, nil, "dl-stat: --watch (DL_STAT_WATCH) must not be negative (got -2s) (see dl-stat --help)"},
 		// Values checked by the command itself.
 		{"dl-select", nil, []string{"--limit", "-5"}, "dl-select: --limit (DL_LIMIT) must not be negative (got -5) (see dl-select --help)"},
 		{"dl-select", []string{"DL_LIMIT=-1"}, nil, "dl-select: --limit (DL_LIMIT) must not be negative (got -1) (see dl-select --help)"},
@@ -69,9 +71,11 @@ func TestUsageErrors(t *testing.T) {
 		{"dl-mark", nil, []string{"--max-attempts", "0"}, "dl-mark: --max-attempts (DL_MAX_ATTEMPTS) must be at least 1 (got 0) (see dl-mark --help)"},
 		{"dl-fetch", nil, []string{"-c", "-3", "-"}, "dl-fetch: --concurrency (DL_CONCURRENCY) must be at least 1 (got -3) (see dl-fetch --help)"},
 		{"dl-fetch", []string{"DL_MAX_REDIRECTS=-1"}, []string{"-"}, "dl-fetch: --max-redirects (DL_MAX_REDIRECTS) must not be negative (got -1) (see dl-fetch --help)"},
-		{"dl-stat", nil, []string{"--errors", "-1"}, "dl-stat: --errors must not be negative (got -1) (see dl-stat --help)"},
+		{"dl-stat", nil, []string{"--errors", "-1"}, "dl-stat: --errors (DL_STAT_ERRORS) must not be negative (got -1) (see dl-stat --help)"},
+		{"dl-stat", []string{"DL_STAT_ERRORS=-1"}, nil, "dl-stat: --errors (DL_STAT_ERRORS) must not be negative (got -1) (see dl-stat --help)"},
 		{"dl-fetch", nil, []string{"--layout", "deep", "-"}, `dl-fetch: --layout: unknown layout "deep" (want sharded or flat) (see dl-fetch --help)`},
 		{"dl-stat", nil, []string{"--json", "--prometheus"}, "dl-stat: --json and --prometheus: choose one (see dl-stat --help)"},
+		{"dl-stat", []string{"DL_STAT_JSON=true", "DL_STAT_PROMETHEUS=true"}, nil, "dl-stat: --json and --prometheus: choose one (see dl-stat --help)"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.tool+" "+strings.Join(append(append([]string{}, tc.env...), tc.args...), " "), func(t *testing.T) {

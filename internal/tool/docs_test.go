@@ -62,6 +62,37 @@ func TestManPages(t *testing.T) {
 	}
 }
 
+// TestEveryOptionHasAVariable: every option of every tool has an environment
+// variable (the product's rule), so that dl.env configures a service of any
+// tool, dl-stat's --prometheus --watch --output one included. Help and
+// version are no options, and a subcommand's filters (dl-mark requeue
+// --error) are one run's arguments.
+func TestEveryOptionHasAVariable(t *testing.T) {
+	bin := testenv.Binaries(t)
+	for _, tool := range tools {
+		md, stderr, err := testenv.Run(t, context.Background(), filepath.Join(bin, tool), nil, nil, "--generate-markdown")
+		if err != nil {
+			t.Fatalf("%s --generate-markdown: %v %s", tool, err, stderr)
+		}
+		_, opts, _ := strings.Cut(md, "# OPTIONS\n")
+		opts, _, _ = strings.Cut(opts, "\n# ")
+		n := 0
+		for _, entry := range strings.Split(opts, "\n\n") {
+			name, usage, _ := strings.Cut(strings.TrimSpace(entry), "\n")
+			if name == "" || strings.HasPrefix(name, "**--help**") || strings.HasPrefix(name, "**--version**") {
+				continue
+			}
+			n++
+			if !strings.Contains(usage, "environment: DL\\_") {
+				t.Errorf("%s %s has no environment variable: %s", tool, name, usage)
+			}
+		}
+		if n < 3 {
+			t.Errorf("%s: found only %d options in its markdown:\n%s", tool, n, md)
+		}
+	}
+}
+
 // TestBashCompletion sources each generated script in bash and asks it what
 // it completes, as bash does on Tab.
 func TestBashCompletion(t *testing.T) {

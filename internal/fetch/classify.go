@@ -104,7 +104,7 @@ func (f *Fetcher) downloadPath(path string) bool {
 // transportFailure classifies an error from sending the request or reading
 // the body. ctx is the request's context, whose cause names a stall or the
 // max time; stall tells how slow the stall was. Only what certainly repeats is final: a redirect the policy
-// refused and a certificate that does not verify. Everything else on the
+// refused or whose Location does not parse, and a certificate that does not verify. Everything else on the
 // network — refused connections, resets, timeouts, DNS — passes, so it is
 // retryable.
 func (f *Fetcher) transportFailure(ctx context.Context, stall *stallWatch, rawURL string, err error) outcome {
@@ -128,13 +128,18 @@ func (f *Fetcher) transportFailure(ctx context.Context, stall *stallWatch, rawUR
 		unknownCA  x509.UnknownAuthorityError
 		hostErr    x509.HostnameError
 		invalidErr x509.CertificateInvalidError
+		locErr     *locationError
 	)
-	if errors.Is(err, errRedirects) || errors.Is(err, errScheme) ||
+	if errors.Is(err, errRedirects) || errors.Is(err, errScheme) || errors.As(err, &locErr) ||
 		errors.As(err, &certErr) || errors.As(err, &unknownCA) ||
 		errors.As(err, &hostErr) || errors.As(err, &invalidErr) {
 		retryable = false
 	}
-	return failure(retryable, fmt.Errorf("GET %s: %w", redact(rawURL), err))
+	o := failure(retryable, fmt.Errorf("GET %s: %w", redact(rawURL), err))
+	if locErr != nil {
+		o.status = locErr.status
+	}
+	return o
 }
 
 // statusFailure classifies an HTTP error status: the server may do better

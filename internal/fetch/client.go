@@ -46,6 +46,41 @@ func NewTransport(connectTimeout time.Duration) *http.Transport {
 	}
 }
 
+// checkLocation is the transport under the client's redirect handling. For
+// a redirect whose Location does not parse, net/http's error quotes the
+// header, whose text a broken or hostile server chooses: a password or a
+// token would reach the logs and the row's error_message. It fails such a
+// response first, naming only its status. The test is net/http's own: the
+// statuses it follows (for a request without a body, as ours are), and the
+// Location parsed against the request's URL.
+type checkLocation struct{ rt http.RoundTripper }
+
+func (c checkLocation) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := c.rt.RoundTrip(req)
+	if err != nil {
+		return resp, err
+	}
+	switch resp.StatusCode {
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther,
+		http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+		if loc := resp.Header.Get("Location"); loc != "" {
+			if _, err := req.URL.Parse(loc); err != nil {
+				resp.Body.Close()
+				return nil, &locationError{status: resp.StatusCode}
+			}
+		}
+	}
+	return resp, nil
+}
+
+// locationError is a redirect whose Location does not parse. Asking again
+// gets the same answer, so it is final.
+type locationError struct{ status int }
+
+func (e *locationError) Error() string {
+	return "redirect to an unparsable Location (status " + statusText(e.status) + ")"
+}
+
 // checkRedirect follows at most limit redirects (none when limit < 0), and only
 // to http and https: a redirect must not turn a download into a request for
 // a local file or another protocol.

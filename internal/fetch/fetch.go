@@ -189,7 +189,7 @@ func New(o Options) (*Fetcher, error) {
 	}
 	return &Fetcher{
 		o:            o,
-		client:       &http.Client{Transport: tr, CheckRedirect: checkRedirect(o.MaxRedirects)},
+		client:       &http.Client{Transport: checkLocation{tr}, CheckRedirect: checkRedirect(o.MaxRedirects)},
 		transport:    tr,
 		log:          o.Logger,
 		firstBackoff: 500 * time.Millisecond,

@@ -19,8 +19,8 @@ import (
 )
 
 // TestFetchFailures: every misbehaving origin ends in exactly one failed
-// result, classified, with nothing under the final name and no error body
-// on disk.
+// result, classified, with nothing under the final name, no error body on
+// disk and nothing the origin sent that looks like a secret.
 func TestFetchFailures(t *testing.T) {
 	body := content(200000, 6)
 	type origin struct {
@@ -87,6 +87,15 @@ func TestFetchFailures(t *testing.T) {
 			origin: origin{handler: func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("Location", "file:///etc/passwd")
 				w.WriteHeader(302)
+			}}},
+		// net/http's own error would quote the Location, secrets and all.
+		{name: "redirect to an unparsable location", opts: Options{Retries: 5}, status: 302, errWant: "redirect to an unparsable Location (status 302 Found)",
+			origin: origin{raw: func(c net.Conn, r *http.Request, _ <-chan struct{}) {
+				io.WriteString(c, "HTTP/1.1 302 Found\r\nLocation: http://user:s3cret@[::1/x?token=s3cret\r\nContent-Length: 0\r\n\r\n")
+			}}},
+		{name: "redirect to an unparsable relative location", opts: Options{Retries: 5}, status: 307, errWant: "redirect to an unparsable Location (status 307 Temporary Redirect)",
+			origin: origin{raw: func(c net.Conn, r *http.Request, _ <-chan struct{}) {
+				io.WriteString(c, "HTTP/1.1 307 Temporary Redirect\r\nLocation: /s3cret%zz\r\nContent-Length: 0\r\n\r\n")
 			}}},
 		{name: "max size from content-length", opts: Options{MaxSize: 1000}, status: 200, errWant: "size 200000 exceeds max size 1000",
 			origin: origin{handler: func(w http.ResponseWriter, r *http.Request) {
@@ -211,7 +220,7 @@ func TestFetchFailures(t *testing.T) {
 			if !strings.Contains(res.Error, tt.errWant) {
 				t.Errorf("error %q does not contain %q", res.Error, tt.errWant)
 			}
-			if strings.ContainsAny(res.Error, "\r\n") || strings.Contains(res.Error, "Injected") || strings.Contains(res.Error, "Everything") {
+			if strings.ContainsAny(res.Error, "\r\n") || strings.Contains(res.Error, "Injected") || strings.Contains(res.Error, "Everything") || strings.Contains(res.Error, "s3cret") {
 				t.Errorf("error %q is not one clean line", res.Error)
 			}
 			if tt.status != 0 && res.HTTP != tt.status {

@@ -272,14 +272,18 @@ func closedPort(t *testing.T) string {
 	return "http://" + addr + "/x"
 }
 
+// TestFetchRedactsPassword: a URL's password, or its user name when it has
+// no password (a token used as one), is in no error.
 func TestFetchRedactsPassword(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(404) }))
 	defer srv.Close()
 	f := newFetcher(t, Options{})
-	url := strings.Replace(srv.URL, "http://", "http://user:s3cret@", 1) + "/x"
-	res := f.Fetch(context.Background(), record.Task{ID: "1", URL: url})
-	if strings.Contains(res.Error, "s3cret") || !strings.Contains(res.Error, "404") {
-		t.Errorf("error %q", res.Error)
+	for userinfo, want := range map[string]string{"user:s3cret@": "user:xxxxx@", "s3cret@": "//xxxxx@"} {
+		url := strings.Replace(srv.URL, "http://", "http://"+userinfo, 1) + "/x"
+		res := f.Fetch(context.Background(), record.Task{ID: "1", URL: url})
+		if strings.Contains(res.Error, "s3cret") || !strings.Contains(res.Error, want) || !strings.Contains(res.Error, "404") {
+			t.Errorf("error %q; want %q in place of %q", res.Error, want, userinfo)
+		}
 	}
 }
 

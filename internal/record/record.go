@@ -182,14 +182,22 @@ func ParseURL(raw string) (*url.URL, error) {
 // the token of a signed URL; anything that is no URL is returned as it is,
 // so that ids read as given. A task's id is its URL when the task is a bare
 // URL, and a URL that no parser accepts still holds its secrets.
+//
+// A user name without a password is hidden whole (https://xxxxx@h/), as a
+// query part without a name is: it is as often an access token (GitHub's,
+// an API key) as a name.
 func RedactURL(s string) string {
 	if u, err := url.Parse(s); err == nil {
 		_, pw := u.User.Password()
-		if !u.IsAbs() || !pw && u.RawQuery == "" {
+		bare := !pw && u.User.Username() != ""
+		if !u.IsAbs() || !pw && !bare && u.RawQuery == "" {
 			return s
 		}
-		if pw {
+		switch {
+		case pw:
 			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		case bare:
+			u.User = url.User("xxxxx")
 		}
 		u.RawQuery = maskQuery(u.RawQuery)
 		return u.String()
@@ -212,6 +220,8 @@ func RedactURL(s string) string {
 	if at := strings.LastIndexByte(rest[:end], '@'); at >= 0 {
 		if user, _, ok := strings.Cut(rest[:at], ":"); ok {
 			rest = user + ":xxxxx@" + rest[at+1:]
+		} else if at > 0 {
+			rest = "xxxxx@" + rest[at+1:]
 		}
 	}
 	return scheme + "://" + rest + query

@@ -182,9 +182,17 @@ func TestURLErrorsHidePasswords(t *testing.T) {
 func TestRedactURL(t *testing.T) {
 	for in, want := range map[string]string{
 		"42":                               "42",
-		"abc?x=1":                          "abc?x=1",      // an id, not a URL
-		"http://h/a b":                     "http://h/a b", // not re-encoded
-		"http://user@h/x":                  "http://user@h/x",
+		"abc?x=1":                          "abc?x=1",          // an id, not a URL
+		"http://h/a b":                     "http://h/a b",     // not re-encoded
+		"http://user@h/x":                  "http://xxxxx@h/x", // a name alone may be a token
+		"https://ghp_T0KEN@h/x?a":          "https://xxxxx@h/x?xxxxx",
+		"http://u%40v@h/x":                 "http://xxxxx@h/x",
+		"http://@h/x":                      "http://@h/x", // nothing to hide
+		"http://:p@h/x":                    "http://:xxxxx@h/x",
+		"http://tok@h/a%zz":                "http://xxxxx@h/a%zz",
+		"http://tok@w@h:x/a?b=@":           "http://xxxxx@h:x/a?b=xxxxx",
+		"http://@h/a%zz":                   "http://@h/a%zz",
+		"http://h/a%zz":                    "http://h/a%zz",
 		"http://u:p@h/x?q=1":               "http://u:xxxxx@h/x?q=xxxxx",
 		"https://h/f.iso?token=t&sig=s&dl": "https://h/f.iso?token=xxxxx&sig=xxxxx&xxxxx",
 		"http://u:p@h/a%zz":                "http://u:xxxxx@h/a%zz",

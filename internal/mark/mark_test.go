@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/dlkit/dl/internal/mark"
 	"github.com/dlkit/dl/internal/queue"
+	"github.com/dlkit/dl/internal/record"
 	"github.com/dlkit/dl/internal/store"
 	"github.com/dlkit/dl/internal/testenv"
 )
@@ -135,13 +137,83 @@ func TestRunEchoesOnlyWhatItRecorded(t *testing.T) {
 	}
 }
 
+// TestRunAfterACommitWithoutAnswer: when MySQL's answer to a COMMIT is lost
+// (the connection drops after the server committed), dl-mark retries the
+// batch and finds the rows already marked: by itself, not by another
+// worker. It echoes the lines and writes their result keys as recorded,
+// and logs no "late result".
+func TestRunAfterACommitWithoutAnswer(t *testing.T) {
+	ctx := context.Background()
+	redisURL, _, _ := testenv.StartRedisServer(t)
+	var proxy *testenv.MySQLProxy
+	st, q, db := openWith(t, redisURL, queue.NewKeys("download_queue", "download_"), func(dsn string) string {
+		p, via := testenv.NewMySQLProxy(t, dsn)
+		proxy = p
+		return via
+	})
+	if _, err := db.Exec("INSERT INTO files (id, url) VALUES ('1', 'http://h/1'), ('2', 'http://h/2'), ('3', 'http://h/3')"); err != nil {
+		t.Fatal(err)
+	}
+	claimed, err := st.Claim(ctx, []record.Task{{ID: "1"}, {ID: "2"}, {ID: "3"}}, store.ClaimOptions{QueueLease: time.Hour, Stale: time.Hour})
+	if err != nil || len(claimed) != 3 {
+		t.Fatalf("claim: %v %v", claimed, err)
+	}
+	tok := claimed[0].Token
+	in := `{"id":"1","url":"http://h/1","outcome":"done","path":"d/1","bytes":1,"attempt":1,"token":"` + tok + `"}` + "\n" +
+		`{"id":"2","url":"http://h/2","outcome":"failed","error":"status 404","http_status":404,"attempt":1,"token":"` + tok + `"}` + "\n" +
+		`{"id":"3","url":"http://h/3","outcome":"failed","error":"status 503","http_status":503,"retryable":true,"attempt":1,"token":"` + tok + `"}` + "\n"
+
+	var logs testenv.SyncBuffer
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, nil)))
+	t.Cleanup(func() { slog.SetDefault(prev) })
+	proxy.LoseCommit(true)
+	var out bytes.Buffer
+	o := mark.Options{Batch: 10, Retry: store.RetryPolicy{MaxAttempts: 3, Base: time.Second, Max: time.Minute}}
+	if err := mark.Run(ctx, st, q, o, strings.NewReader(in), &out); err != nil {
+		t.Fatal(err)
+	}
+	if proxy.Cuts() != 1 {
+		t.Fatalf("%d connections cut at a COMMIT, want 1", proxy.Cuts())
+	}
+	var echoed []string
+	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		if r, err := record.ParseResult([]byte(l)); err == nil {
+			echoed = append(echoed, r.ID)
+		}
+	}
+	if strings.Join(echoed, ",") != "1,2,3" {
+		t.Errorf("echoed ids %v, want 1,2,3", echoed)
+	}
+	if n, _ := q.Client().Exists(ctx, "download_result:1", "download_result:2", "download_result:3").Result(); n != 3 {
+		t.Errorf("%d result keys, want 3", n)
+	}
+	if got := logs.String(); strings.Contains(got, "late result") || !strings.Contains(got, "mysql is back") {
+		t.Errorf("logs call our own results late, or show no outage:\n%s", got)
+	}
+	var statuses string
+	if err := db.QueryRow("SELECT GROUP_CONCAT(status ORDER BY id) FROM files").Scan(&statuses); err != nil {
+		t.Fatal(err)
+	}
+	if statuses != "1,-1,0" {
+		t.Fatalf("statuses %s, want 1,-1,0", statuses)
+	}
+}
+
 // open gives a test or benchmark a store on a database of its own, its
 // table made, and a queue on redisURL under keys; both close at its end.
 func open(t testing.TB, redisURL string, keys queue.Keys) (*store.Store, *queue.Queue, *sql.DB) {
 	t.Helper()
+	return openWith(t, redisURL, keys, func(dsn string) string { return dsn })
+}
+
+// openWith is open with the store reaching its database through the DSN
+// that via makes of the database's (through a proxy, say).
+func openWith(t testing.TB, redisURL string, keys queue.Keys, via func(dsn string) string) (*store.Store, *queue.Queue, *sql.DB) {
+	t.Helper()
 	ctx := context.Background()
 	dsn, db := testenv.MySQL(t)
-	st, err := store.Open(ctx, dsn, "files")
+	st, err := store.Open(ctx, via(dsn), "files")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -90,7 +90,9 @@ func (m Marked) String() string {
 // Mark writes results in one transaction and tells, per result, what it did.
 // Rows are updated in id order, the order in which claims lock them, so that
 // concurrent marks and claims rarely deadlock; when they do, the transaction
-// is retried.
+// is retried. After an error whose commit may have landed (its answer was
+// lost), a retry of the same results tells the rows that commit wrote as
+// marked, not as duplicates, and writes them no more.
 func (s *Store) Mark(ctx context.Context, results []record.Result, p RetryPolicy) ([]Marked, error) {
 	out, err := s.markBatch(ctx, results, p)
 	if !isDataError(err) {
@@ -163,7 +165,7 @@ func (s *Store) mark(ctx context.Context, results []record.Result, order []int, 
 		return nil, fmt.Errorf("mark: begin: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
-	held, found, err := s.lockHeld(ctx, tx, results, order)
+	rows, err := s.lockRows(ctx, tx, results, order)
 	if err != nil {
 		return nil, err
 	}
@@ -171,20 +173,25 @@ func (s *Store) mark(ctx context.Context, results []record.Result, order []int, 
 	var done, retry, returned, released, failed columns
 	for _, i := range order {
 		r := results[i]
-		if !found[r.ID] {
+		row, found := rows[r.ID]
+		if !found {
 			out[i] = MarkedMissing
 			continue
 		}
-		row, ok := held[r.ID]
 		// A result applies only while its row is held under the result's
 		// token; a tokenless one (dl-select | dl-fetch - | dl-mark: no
 		// claim) only to a row nobody holds. Once applied, the row is not
 		// held any more: a second result for it in the batch is late too.
-		if !ok || !(row.token == r.Token && r.Token != "" || r.Token == "" && (row.token == "" || row.expired)) {
+		if row.marked || !row.held() ||
+			!(row.token == r.Token && r.Token != "" || r.Token == "" && (row.token == "" || row.expired)) {
 			out[i] = MarkedDuplicate
+			if m, ok := s.recorded(r, row); ok {
+				out[i] = m
+				rows[r.ID] = lockedRow{marked: true}
+			}
 			continue
 		}
-		delete(held, r.ID)
+		rows[r.ID] = lockedRow{marked: true}
 		switch {
 		case r.Outcome == record.Done:
 			out[i] = MarkedDone
@@ -228,46 +235,115 @@ func (s *Store) mark(ctx context.Context, results []record.Result, order []int, 
 		}
 	}
 	if err := tx.Commit(); err != nil {
+		var me *mysql.MySQLError
+		if !errors.As(err, &me) {
+			// No answer (the connection dropped): the commit may have
+			// landed. Then the retry finds these rows no longer held
+			// under their tokens, and must not take our own writes for a
+			// late result (and drop the lines as duplicates).
+			s.setUnsure(results, out)
+		}
 		return nil, fmt.Errorf("mark: commit %d rows: %w", len(results), err)
 	}
+	s.clearUnsure(results)
 	return out, nil
 }
 
-// heldRow is a row's claim as marking finds it.
-type heldRow struct {
-	token   string
-	expired bool // no lease, or it ran out
+// unsureMark is what a mark whose commit got no answer did with a row: the
+// result's token and its marking.
+type unsureMark struct {
+	token  string
+	marked Marked
 }
 
-// lockHeld locks the rows of results (in id order, as claims lock them) and
-// returns those still pending or processing, and the ids of all it found.
-func (s *Store) lockHeld(ctx context.Context, tx *sql.Tx, results []record.Result, order []int) (held map[string]heldRow, found map[string]bool, err error) {
+// setUnsure remembers how a mark whose commit got no answer marked its
+// results.
+func (s *Store) setUnsure(results []record.Result, out []Marked) {
+	s.unsureMu.Lock()
+	defer s.unsureMu.Unlock()
+	if s.unsure == nil {
+		s.unsure = map[string]unsureMark{}
+	}
+	for i, r := range results {
+		if out[i] == MarkedDone || out[i] == MarkedRetry || out[i] == MarkedFailed {
+			s.unsure[r.ID] = unsureMark{token: r.Token, marked: out[i]}
+		}
+	}
+}
+
+// clearUnsure forgets the rows of a committed mark: it has settled whether
+// an unsure commit before it landed.
+func (s *Store) clearUnsure(results []record.Result) {
+	s.unsureMu.Lock()
+	defer s.unsureMu.Unlock()
+	if len(s.unsure) == 0 {
+		return
+	}
+	for _, r := range results {
+		delete(s.unsure, r.ID)
+	}
+}
+
+// recorded tells whether r, which no longer applies to row, was written by
+// an earlier mark of ours whose commit got no answer, and how: the row is
+// as that mark left it, nobody holding it, in the status its marking
+// writes. Had that commit not landed, the row would still be held under
+// r's token, unless its lease ran out during the outage and another worker
+// has since finished it the same way: then r is taken for recorded, which
+// changes no row.
+func (s *Store) recorded(r record.Result, row lockedRow) (Marked, bool) {
+	s.unsureMu.Lock()
+	m, ok := s.unsure[r.ID]
+	s.unsureMu.Unlock()
+	if !ok || row.marked || m.token != r.Token || row.token != "" {
+		return 0, false
+	}
+	switch {
+	case m.marked == MarkedDone && row.status == Done,
+		m.marked == MarkedRetry && row.status == Pending,
+		m.marked == MarkedFailed && row.status == Failed:
+		return m.marked, true
+	}
+	return 0, false
+}
+
+// lockedRow is a row's status and claim as marking finds it.
+type lockedRow struct {
+	status  Status
+	token   string
+	expired bool // no lease, or it ran out
+	marked  bool // by an earlier result of the batch: a second one is late
+}
+
+// held tells whether a result may still apply to the row: one that is not
+// finished.
+func (r lockedRow) held() bool { return r.status == Pending || r.status == Processing }
+
+// lockRows locks the rows of results (in id order, as claims lock them) and
+// returns those it found.
+func (s *Store) lockRows(ctx context.Context, tx *sql.Tx, results []record.Result, order []int) (map[string]lockedRow, error) {
 	ids := make([]any, len(order))
 	for k, i := range order {
 		ids[k] = results[i].ID
 	}
 	rows, err := tx.QueryContext(ctx, s.q(sqlMarkLock, len(ids)), ids...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("mark: lock %d rows: %w", len(ids), err)
+		return nil, fmt.Errorf("mark: lock %d rows: %w", len(ids), err)
 	}
 	defer rows.Close()
-	held, found = map[string]heldRow{}, map[string]bool{}
+	found := map[string]lockedRow{}
 	for rows.Next() {
 		var id string
-		var status int
-		var h heldRow
-		if err := rows.Scan(&id, &status, &h.token, &h.expired); err != nil {
-			return nil, nil, fmt.Errorf("mark: read rows: %w", err)
+		var r lockedRow
+		if err := rows.Scan(&id, &r.status, &r.token, &r.expired); err != nil {
+			return nil, fmt.Errorf("mark: read rows: %w", err)
 		}
-		found[id] = true
-		if Status(status) == Pending || Status(status) == Processing {
-			held[id] = h
-		}
+		found[id] = r
 	}
 	if err := rows.Err(); err != nil {
-		return nil, nil, fmt.Errorf("mark: read rows: %w", err)
+		return nil, fmt.Errorf("mark: read rows: %w", err)
 	}
-	return held, found, nil
+	return found, nil
 }
 
 // columns gathers the per-row values of one marking statement: the same

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -44,6 +45,11 @@ type Store struct {
 	// url that an INSERT must name (NOT NULL without a default: an
 	// operator's own); Ensure finds them, marking names them.
 	required atomic.Pointer[string]
+
+	// unsure is what marks whose commit got no answer wrote, by row id:
+	// see Store.mark.
+	unsureMu sync.Mutex
+	unsure   map[string]unsureMark
 }
 
 var identRE = regexp.MustCompile(`^[A-Za-z0-9_$]{1,64}$`)

@@ -28,12 +28,17 @@ const seedSchema = `CREATE TABLE IF NOT EXISTS files (
 func open(t *testing.T) (*store.Store, *sql.DB) {
 	t.Helper()
 	dsn, db := testenv.MySQL(t)
+	return openAt(t, dsn), db
+}
+
+func openAt(t *testing.T, dsn string) *store.Store {
+	t.Helper()
 	st, err := store.Open(context.Background(), dsn, "files")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	return st, db
+	return st
 }
 
 func ensure(t *testing.T, st *store.Store) {
@@ -307,6 +312,66 @@ func TestMark(t *testing.T) {
 // claimAndTake claims tasks as dl-enqueue does and takes them as a worker
 // does, and returns them as taken.
 // markAll marks results and checks what each did to its row.
+// TestMarkAfterACommitWithoutAnswer: when the connection drops at a COMMIT,
+// the mark is retried. If that commit landed, the retry finds the rows no
+// longer held, and tells them as its own writes (reporting how it marked
+// them, writing nothing again) rather than as late results; once that is
+// settled, the same results are late. If it did not land, each row is
+// judged as it is now: still held, it is marked; taken or finished by
+// another worker meanwhile, the result is late.
+func TestMarkAfterACommitWithoutAnswer(t *testing.T) {
+	ctx := context.Background()
+	p := store.RetryPolicy{MaxAttempts: 3, Base: time.Minute, Max: time.Hour}
+	const cols = "id, status, claim_token, attempts, deliveries, error_message, next_attempt_at"
+	for _, landed := range []bool{true, false} {
+		t.Run(fmt.Sprint("landed=", landed), func(t *testing.T) {
+			dsn, db := testenv.MySQL(t)
+			proxy, via := testenv.NewMySQLProxy(t, dsn)
+			st := openAt(t, via)
+			ensure(t, st)
+			tasks := insert(t, db, 4)
+			claimed, err := st.Claim(ctx, tasks, store.ClaimOptions{QueueLease: time.Hour, Stale: time.Hour})
+			if err != nil || len(claimed) != 4 {
+				t.Fatalf("claim: %v %v", claimed, err)
+			}
+			taken, err := st.Take(ctx, claimed, time.Hour, "host:1")
+			if err != nil || len(taken) != 4 {
+				t.Fatalf("take: %v %v", taken, err)
+			}
+			tok := func(i int) string { return taken[i].Token }
+			results := []record.Result{
+				{ID: "1", Outcome: record.Done, Path: "d/1", Bytes: 1, HTTP: 200, Attempt: 1, Token: tok(0)},
+				{ID: "2", Outcome: record.Failed, Error: "status 404", HTTP: 404, Attempt: 1, Token: tok(1)},
+				{ID: "3", Outcome: record.Failed, Error: "status 503", Retryable: true, HTTP: 503, Attempt: 1, Token: tok(2)},
+				{ID: "4", Outcome: record.Failed, Error: "disk full", Retryable: true, Local: true, Attempt: 1, Token: tok(3)},
+			}
+			proxy.LoseCommit(landed)
+			if _, err := st.Mark(ctx, results, p); !store.IsUnavailable(err) || proxy.Cuts() != 1 {
+				t.Fatalf("mark through a cut COMMIT: %v after %d cuts; want an outage after 1", err, proxy.Cuts())
+			}
+			if landed {
+				before := dump(t, db, cols)
+				if s := statuses(t, db); s["1"] != 1 || s["2"] != -1 || s["3"] != 0 || s["4"] != 0 {
+					t.Fatalf("statuses %v: the commit did not land", s)
+				}
+				markAll(t, st, results, p, store.MarkedDone, store.MarkedFailed, store.MarkedRetry, store.MarkedRetry)
+				if after := dump(t, db, cols); after != before {
+					t.Errorf("the retry wrote again:\n%s\nwas\n%s", after, before)
+				}
+				markAll(t, st, results, p, store.MarkedDuplicate, store.MarkedDuplicate, store.MarkedDuplicate, store.MarkedDuplicate)
+				return
+			}
+			// Meanwhile (their leases ran out) row 1 was claimed again,
+			// and 2 and 3 finished by other workers otherwise than ours
+			// would have.
+			exec(t, db, "UPDATE files SET claim_token = 'another' WHERE id = '1'")
+			exec(t, db, "UPDATE files SET status = 1, claim_token = NULL, lease_until = NULL WHERE id = '2'")
+			exec(t, db, "UPDATE files SET status = -1, claim_token = NULL, lease_until = NULL WHERE id = '3'")
+			markAll(t, st, results, p, store.MarkedDuplicate, store.MarkedDuplicate, store.MarkedDuplicate, store.MarkedRetry)
+		})
+	}
+}
+
 func markAll(t *testing.T, st *store.Store, results []record.Result, p store.RetryPolicy, want ...store.Marked) []store.Marked {
 	t.Helper()
 	marked, err := st.Mark(context.Background(), results, p)

@@ -218,20 +218,24 @@ func RunQueue(ctx context.Context, f Fetcher, st *store.Store, q *queue.Queue, o
 	}
 	var skippedMu sync.Mutex
 	var skipped []record.Task
-	_, err := run(ctx, f, o.Options, out, src, held.remove, func(t record.Task) {
+	ran, err := run(ctx, f, o.Options, out, src, held.remove, func(t record.Task) {
 		skippedMu.Lock()
 		defer skippedMu.Unlock()
 		skipped = append(skipped, t)
 	})
 	if len(skipped) > 0 {
-		// Taken but never started: back to pending at once, rather than
-		// after their leases run out, and without counting the delivery.
+		// Taken but never started, or abandoned by the stop: back to
+		// pending at once, rather than after their leases run out, and
+		// without counting the delivery, so that deploys that cut a long
+		// download never add up to the poison limit.
+		abandoned := ran.abandoned.Load()
 		gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second) // a stop must not hang on MySQL
 		defer cancel()
 		if gerr := st.GiveBack(gctx, skipped); gerr != nil {
-			slog.Warn("cannot give back tasks not started; their rows come back when their leases run out", "tasks", len(skipped), "err", gerr)
+			slog.Warn("cannot give back tasks not started or abandoned; their rows come back when their leases run out",
+				"tasks", len(skipped), "abandoned", abandoned, "err", gerr)
 		} else {
-			slog.Info("gave back tasks not started", "tasks", len(skipped))
+			slog.Info("gave back tasks not started or abandoned", "tasks", len(skipped), "abandoned", abandoned)
 		}
 		for _, t := range skipped {
 			held.remove(t)
@@ -343,7 +347,7 @@ func RunLines(ctx context.Context, f Fetcher, in io.Reader, o Options, out io.Wr
 	}
 	var skipped atomic.Int64
 	st, err := run(ctx, f, o, out, src, nil, func(record.Task) { skipped.Add(1) })
-	return summary(st, err, bad, !ended.Load() || skipped.Load() > 0)
+	return summary(st, err, bad, !ended.Load() || skipped.Load() > st.abandoned.Load())
 }
 
 // RunURLs downloads the given URLs.
@@ -359,7 +363,7 @@ func RunURLs(ctx context.Context, f Fetcher, urls []string, o Options, out io.Wr
 	var ended atomic.Bool // every URL was handed to a transfer
 	var skipped atomic.Int64
 	st, err := run(ctx, f, o, out, listFeed(tasks, &ended), nil, func(record.Task) { skipped.Add(1) })
-	return summary(st, err, 0, !ended.Load() || skipped.Load() > 0)
+	return summary(st, err, 0, !ended.Load() || skipped.Load() > st.abandoned.Load())
 }
 
 // listFeed hands tasks over one by one, each when a transfer is idle, and
@@ -392,6 +396,12 @@ func summary(st *stats, err error, bad int, cut bool) error {
 	var msg string
 	if cut {
 		msg = fmt.Sprintf("stopped before every task was started, after %d downloads", st.done.Load()+st.failed.Load())
+	}
+	if n := st.abandoned.Load(); n > 0 {
+		if msg != "" {
+			msg += "; "
+		}
+		msg += fmt.Sprintf("%d downloads abandoned in flight", n)
 	}
 	if n := st.failed.Load(); n > 0 {
 		if msg != "" {

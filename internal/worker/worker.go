@@ -6,9 +6,11 @@
 // Shutdown order: a first SIGINT/SIGTERM or the exit flag stops the feed;
 // tasks still waiting for a slot in the Fetcher go back to their source
 // unstarted; transfers in flight finish, without retries, and their results
-// are written; then stdout is flushed and Run returns. A second signal cancels the transfers: their
-// results are not written, so their rows stay held and come back when the
-// lease runs out.
+// are written; then stdout is flushed and Run returns. A second signal (or
+// the end of --stop-timeout) abandons the transfers: their results are not
+// written, their .part files stay for the next delivery to resume, and their
+// tasks go back to their source as the unstarted ones do, so that a stop is
+// never charged to a task.
 package worker
 
 import (
@@ -58,7 +60,10 @@ type feed func(ctx context.Context, s *slots, tasks chan<- record.Task) error
 // result is handed to the writer (to drop the task's lease). onSkip is
 // called for each prefetched task not started because a stop came first
 // (the first signal, the exit flag, a full disk): a stop finishes what has
-// started, and the source gives the rest back. Either may be nil.
+// started, and the source gives the rest back. It is called too for each
+// transfer abandoned by a stop that would not wait (tool.Hard: a second
+// signal, --stop-timeout): a stop is no fault of the task, and must not
+// count against it. Either may be nil.
 func run(ctx context.Context, f Fetcher, o Options, out io.Writer, src feed, onResult, onSkip func(record.Task)) (*stats, error) {
 	hard := tool.Hard(ctx)
 	g, gctx := errgroup.WithContext(hard)
@@ -129,7 +134,13 @@ func run(ctx context.Context, f Fetcher, o Options, out io.Writer, src feed, onR
 					continue
 				}
 				if hard.Err() != nil {
-					slog.Warn("abandoned in flight; its row comes back when its lease runs out", "id", record.RedactURL(t.ID))
+					// Its result is the stop's, not the task's: a
+					// failure would charge an attempt. Its .part stays.
+					st.abandoned.Add(1)
+					slog.Warn("abandoned in flight", "id", record.RedactURL(t.ID))
+					if onSkip != nil {
+						onSkip(t)
+					}
 					continue
 				}
 				st.add(r)
@@ -163,6 +174,12 @@ func run(ctx context.Context, f Fetcher, o Options, out io.Writer, src feed, onR
 		go st.log(o.StatsEvery, statsDone)
 	}
 	err := g.Wait()
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil && hard.Err() != nil {
+		// A stop that abandoned the transfers (a second signal, the stop
+		// timeout) is a stop asked for, not a failure: what it cut short
+		// goes back to its source.
+		err = nil
+	}
 	st.logLine("finished")
 	if r := refused.Load(); r != nil && err == nil {
 		err = fmt.Errorf("%w: task %s: %s", ErrDiskRefused, record.RedactURL(r.ID), r.Error)
@@ -240,6 +257,7 @@ func (s *slots) release(n int) {
 // stats counts what the engine did, for the periodic line and the exit code.
 type stats struct {
 	started, done, failed, bytes atomic.Int64
+	abandoned                    atomic.Int64 // started, then given up by a stop that would not wait
 	begin                        time.Time
 }
 
@@ -270,7 +288,7 @@ func (s *stats) logLine(msg string) {
 		return
 	}
 	secs := time.Since(s.begin).Seconds()
-	slog.Info(msg, "done", s.done.Load(), "failed", s.failed.Load(), "in_flight", s.started.Load()-s.done.Load()-s.failed.Load(),
+	slog.Info(msg, "done", s.done.Load(), "failed", s.failed.Load(), "in_flight", s.started.Load()-s.done.Load()-s.failed.Load()-s.abandoned.Load(),
 		"bytes", s.bytes.Load(), "files_per_s", fmt.Sprintf("%.1f", float64(s.done.Load())/secs),
 		"mb_per_s", fmt.Sprintf("%.1f", float64(s.bytes.Load())/secs/1e6))
 }

@@ -21,6 +21,7 @@ type countingFetcher struct {
 	inFlight, peak atomic.Int64
 	fail           string // URL substring that fails
 	full           string // URL substring that fails on a full disk
+	hold           bool   // each call lasts until ctx ends, not 20ms
 }
 
 func (f *countingFetcher) FetchUnlessStopped(stop, ctx context.Context, t record.Task) (record.Result, bool) {
@@ -36,8 +37,12 @@ func (f *countingFetcher) fetch(ctx context.Context, t record.Task) record.Resul
 			break
 		}
 	}
+	var soon <-chan time.Time
+	if !f.hold {
+		soon = time.After(20 * time.Millisecond)
+	}
 	select {
-	case <-time.After(20 * time.Millisecond):
+	case <-soon:
 	case <-ctx.Done():
 	}
 	if f.full != "" && strings.Contains(t.URL, f.full) {
@@ -138,6 +143,31 @@ func TestStopBeforeEveryURLFails(t *testing.T) {
 	stop()
 	if err := <-done; err == nil || !strings.Contains(err.Error(), "stopped before every task was started") {
 		t.Fatalf("err %v; want the run reported cut short", err)
+	}
+}
+
+// TestAbandonedURLFails: dl-fetch URL… whose download a second signal
+// abandoned exits non-zero, although every URL was started: it used to exit
+// 0, as if the file were there.
+func TestAbandonedURLFails(t *testing.T) {
+	f := &countingFetcher{hold: true}
+	hard, abort := context.WithCancel(context.Background())
+	defer abort()
+	ctx, stop := context.WithCancel(tool.WithHard(hard, hard))
+	defer stop()
+	done := make(chan error, 1)
+	var out testenv.SyncBuffer
+	go func() { done <- RunURLs(ctx, f, []string{"http://h/1"}, Options{Concurrency: 1}, &out) }()
+	for f.inFlight.Load() < 1 {
+		time.Sleep(time.Millisecond)
+	}
+	stop()
+	abort()
+	if err := <-done; err == nil || err.Error() != "1 downloads abandoned in flight" {
+		t.Fatalf("err %v; want the download reported abandoned", err)
+	}
+	if out.String() != "" {
+		t.Errorf("results %q; want none for an abandoned download", out.String())
 	}
 }
 

@@ -191,8 +191,21 @@ func TestUnitPolicy(t *testing.T) {
 	if w.get("Service", "KillMode") != "mixed" {
 		t.Errorf("worker KillMode=%q: the script must be the only one signalled (see the unit's comment)", w.get("Service", "KillMode"))
 	}
-	if d, err := time.ParseDuration(strings.ReplaceAll(w.get("Service", "TimeoutStopSec"), "min", "m")); err != nil || d < 5*time.Minute {
+	timeoutStop, err := time.ParseDuration(strings.ReplaceAll(w.get("Service", "TimeoutStopSec"), "min", "m"))
+	if err != nil || timeoutStop < 5*time.Minute {
 		t.Errorf("worker TimeoutStopSec=%q: too short for downloads in flight", w.get("Service", "TimeoutStopSec"))
+	}
+	// dl-fetch must end a stop by itself, with time to give its rows back,
+	// before systemd kills it: a kill leaves the rows to their leases and
+	// counts their deliveries toward the poison limit.
+	var stopTimeout string
+	for _, v := range w["Service"]["Environment"] {
+		if s, ok := strings.CutPrefix(v, "DL_STOP_TIMEOUT="); ok {
+			stopTimeout = s
+		}
+	}
+	if d, err := time.ParseDuration(stopTimeout); err != nil || d <= 0 || d > timeoutStop-30*time.Second {
+		t.Errorf("worker Environment=DL_STOP_TIMEOUT=%q: want it set, at least 30s below TimeoutStopSec=%s", stopTimeout, timeoutStop)
 	}
 	if tg := parseUnit(t, filepath.Join(dir, "dl.target")); tg.get("Install", "WantedBy") != "multi-user.target" {
 		t.Errorf("dl.target is not started at boot once enabled")

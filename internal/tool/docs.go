@@ -229,7 +229,7 @@ func manMarkdown(app *cli.App, withTitle bool) string {
 	}
 	p("# EXIT STATUS")
 	p("")
-	p("0 on success, including a stop asked for by a signal or the exit flag. 2 for a command line the tool cannot run (an unknown option, an argument it does not take, a value out of range), before doing anything and with nothing on standard output. Otherwise non-zero, with one line on standard error saying why. A first SIGINT or SIGTERM stops taking new work and finishes what is in flight; a second one abandons it.")
+	p("0 on success, including a stop asked for by a signal or the exit flag. 2 for a command line the tool cannot run (an unknown option, an argument it does not take, a value out of range), before doing anything and with nothing on standard output. Otherwise non-zero, with one line on standard error saying why. A first SIGINT or SIGTERM stops taking new work and finishes what is in flight; a second one (or, for dl-fetch, the end of --stop-timeout) abandons it.")
 	p("")
 	p("# SEE ALSO")
 	p("")

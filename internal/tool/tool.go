@@ -14,6 +14,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 )
@@ -40,6 +41,31 @@ func Hard(ctx context.Context) context.Context {
 // derived from hard (so aborting stops everything).
 func WithHard(soft, hard context.Context) context.Context {
 	return context.WithValue(soft, hardKey{}, hard)
+}
+
+// StopWithin bounds a stop: d after ctx is done (a first signal), the Hard
+// context of the returned one ends too, as on a second signal, so that work
+// in flight is abandoned instead of waited for without end; a supervisor
+// that would otherwise kill the process (systemd after TimeoutStopSec) then
+// never has to. d <= 0 waits for ever. cancel releases the timer.
+func StopWithin(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if d <= 0 {
+		return ctx, func() {}
+	}
+	hard, abandon := context.WithCancel(Hard(ctx))
+	stopWatch := context.AfterFunc(ctx, func() {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			slog.Warn("stop timeout: abandoning work in flight", "after", d)
+			abandon()
+		case <-hard.Done(): // a second signal, or cancel
+		}
+	})
+	// ctx is not derived from the new hard, as WithHard wants, but it is
+	// done before the timer can end hard, which is what that asks for.
+	return WithHard(ctx, hard), func() { stopWatch(); abandon() }
 }
 
 // Run runs app with the process's arguments and returns the exit code.

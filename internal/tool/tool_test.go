@@ -2,11 +2,13 @@ package tool
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/urfave/cli/v2"
 )
@@ -127,5 +129,53 @@ func TestRunNeedsACommand(t *testing.T) {
 		if code != 2 || stdout != "" || stderr.String() != want {
 			t.Errorf("%q: code %d, stdout %q, stderr %q; want 2, nothing, %q", args, code, stdout, stderr.String(), want)
 		}
+	}
+}
+
+// TestStopWithin: the work in flight (Hard) ends d after a stop, neither
+// before the stop nor, with d 0, ever; a second signal still ends it at once.
+func TestStopWithin(t *testing.T) {
+	const d = 50 * time.Millisecond
+	ended := func(ctx context.Context, within time.Duration) bool {
+		select {
+		case <-Hard(ctx).Done():
+			return true
+		case <-time.After(within):
+			return false
+		}
+	}
+	newSignals := func() (ctx context.Context, stop, abort func()) {
+		hard, abort := context.WithCancel(context.Background())
+		soft, stop := context.WithCancel(WithHard(hard, hard))
+		t.Cleanup(abort)
+		return soft, stop, abort
+	}
+
+	soft, stop, _ := newSignals()
+	ctx, cancel := StopWithin(soft, d)
+	defer cancel()
+	if ended(ctx, 4*d) {
+		t.Fatal("the work in flight ended with no stop")
+	}
+	stop()
+	if !ended(ctx, 10*time.Second) {
+		t.Fatal("the work in flight did not end after the stop timeout")
+	}
+
+	soft, stop, _ = newSignals()
+	ctx, cancel = StopWithin(soft, 0)
+	defer cancel()
+	stop()
+	if ended(ctx, 4*d) {
+		t.Fatal("the work in flight ended with a stop timeout of 0")
+	}
+
+	soft, stop, abort := newSignals()
+	ctx, cancel = StopWithin(soft, time.Hour)
+	defer cancel()
+	stop()
+	abort()
+	if !ended(ctx, 10*time.Second) {
+		t.Fatal("a second signal did not end the work in flight")
 	}
 }

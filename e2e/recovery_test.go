@@ -587,3 +587,58 @@ func TestDownloadDirNotADirectoryLosesNothing(t *testing.T) {
 		})
 	}
 }
+
+// TestExpectedChecksumAndNameSurviveRedelivery: the sha256 and the name of
+// a task line piped into dl-enqueue hold for every delivery of its row, not
+// only the first: after a retryable failure and after its queue copy was
+// lost and its queue lease ran out, the distributor's next rounds hand the
+// row out again with them, so a wrong checksum still fails the row as a
+// mismatch and the file is saved under the name the line gave. dl-select
+// used to build those tasks from the id and url alone: the file was then
+// accepted unverified and saved under the URL's name.
+func TestExpectedChecksumAndNameSurviveRedelivery(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	wrong := strings.Repeat("ab", 32)
+	files := e.insert([]file{
+		{id: "retried-sum", name: "a/retried.bin", size: 1000, knobs: []string{"fail=1"}},
+		{id: "retried-name", name: "b/retried.bin", size: 1000, knobs: []string{"fail=1"}},
+		{id: "lost-sum", name: "c/lost.bin", size: 1000},
+		{id: "lost-name", name: "d/lost.bin", size: 1000},
+	})
+	line := func(f file, sum, name string) string {
+		return fmt.Sprintf(`{"id":%q,"url":%q,"sha256":%q,"name":%q}`+"\n", f.id, f.url, sum, name)
+	}
+	enqueue := func(in string) {
+		t.Helper()
+		if _, stderr, err := testenv.Run(t, bg, e.tool("dl-enqueue"), e.with(fast...), strings.NewReader(in)); err != nil {
+			t.Fatalf("dl-enqueue: %v\n%s", err, stderr)
+		}
+	}
+	// Redis loses the first two tasks (a restart without persistence):
+	// their rows come back when their queue leases run out.
+	enqueue(line(files[2], wrong, "") + line(files[3], origin.Sum("d/lost.bin", 1000), "lost.pdf"))
+	if err := e.rdb.Del(bg, e.queue()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// These fail once, retryably, and are retried after their backoff.
+	enqueue(line(files[0], wrong, "") + line(files[1], origin.Sum("b/retried.bin", 1000), "retried.pdf"))
+	d := e.distributorLoop()
+	w := e.worker("--concurrency", "4", "--retries", "0")
+	e.settle(90*time.Second, d, w)
+	rows := e.rows()
+	for _, id := range []string{"retried-sum", "lost-sum"} {
+		if r := rows[id]; r.status != -1 || !strings.Contains(r.errMsg.String, "does not match the expected "+wrong) {
+			t.Errorf("%s: status %d, error %q; want failed as a checksum mismatch", id, r.status, r.errMsg.String)
+		}
+	}
+	for id, name := range map[string]string{"retried-name": "-retried.pdf", "lost-name": "-lost.pdf"} {
+		if r := rows[id]; r.status != 1 || !strings.HasSuffix(r.path.String, name) {
+			t.Errorf("%s: status %d, file %q; want done, saved as …%s", id, r.status, r.path.String, name)
+		}
+	}
+	// The lost ones reached no worker before their loss.
+	if n := e.count("id LIKE 'retried-%' AND deliveries < 2"); n != 0 {
+		t.Errorf("%d retried rows delivered once: the test did not redeliver them", n)
+	}
+}

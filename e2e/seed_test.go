@@ -460,12 +460,18 @@ func TestSeedWorkerOnOurQueue(t *testing.T) {
 		{id: "3", name: "three/gamma.txt", size: 1, wantOK: true},
 		{id: "4", name: "four/missing.bin", size: 10, knobs: []string{"status=404"}},
 	})
+	// Row 1 asks for a checksum and a name, which its payload carries; the
+	// original worker ignores them, as it ignores the token.
+	e.exec("UPDATE files SET expected_sha256 = ?, target_name = 'renamed.bin' WHERE id = '1'", origin.Sum(files[0].name, files[0].size))
 	if got := taskIDs(t, e.run(e.proc("dl-select"), e.proc("dl-enqueue"))); len(got) != len(files) {
 		t.Fatalf("our distributor enqueued %v, want all %d", got, len(files))
 	}
 	for _, p := range e.queued() {
 		if p["id"] == nil || p["url"] == nil || p["token"] == nil {
 			t.Fatalf("our payload %v lacks id, url or the claim token", p)
+		}
+		if p["id"] == "1" && (p["sha256"] != origin.Sum(files[0].name, files[0].size) || p["name"] != "renamed.bin") {
+			t.Fatalf("our payload %v lacks the row's sha256 and name", p)
 		}
 	}
 

@@ -27,6 +27,8 @@ CREATE TABLE IF NOT EXISTS files (
     sha256 CHAR(64) NULL,                   -- checksum of the done file
     http_status SMALLINT NULL,              -- last HTTP status
     finished_at DATETIME(3) NULL,           -- when the row became done or failed (UTC)
+    expected_sha256 CHAR(64) NULL,          -- the checksum a task line asked for (or an operator set): a mismatch fails the row
+    target_name TEXT CHARACTER SET utf8mb4 NULL, -- the file name a task line asked for (or an operator set)
     KEY idx_status (status),                -- the original's
     KEY idx_dl_due (status, next_attempt_at),
     KEY idx_dl_lease (status, lease_until),

@@ -104,18 +104,30 @@ func ParseTask(line []byte) (Task, error) {
 		if raw.URL == nil {
 			return Task{}, errors.New(`task line has no "url"`)
 		}
-		t = Task{ID: id, URL: *raw.URL, Token: raw.Token, Attempt: raw.Attempt, SHA256: strings.ToLower(raw.SHA256), Name: raw.Name}
+		t = Task{ID: id, URL: *raw.URL, Token: raw.Token, Attempt: raw.Attempt, SHA256: raw.SHA256, Name: raw.Name}
 	}
-	if err := CheckURL(t.URL); err != nil {
+	if err := t.Check(); err != nil {
 		return Task{}, err
 	}
+	return t, nil
+}
+
+// Check refuses a task no worker can carry out, and writes its checksum in
+// lower case. Task lines pass it as they are read, and so do the rows
+// dl-select turns into task lines, whose expected checksum an operator may
+// have written by hand.
+func (t *Task) Check() error {
+	if err := CheckURL(t.URL); err != nil {
+		return err
+	}
+	t.SHA256 = strings.ToLower(t.SHA256)
 	if t.SHA256 != "" && !isHex(t.SHA256, 64) {
-		return Task{}, fmt.Errorf("task %q: sha256 %q is not 64 hex digits", t.ID, t.SHA256)
+		return fmt.Errorf("task %q: sha256 %q is not 64 hex digits", t.ID, truncate(t.SHA256, 80))
 	}
 	if t.Attempt < 0 {
-		return Task{}, fmt.Errorf("task %q: negative attempt %d", t.ID, t.Attempt)
+		return fmt.Errorf("task %q: negative attempt %d", t.ID, t.Attempt)
 	}
-	return t, nil
+	return nil
 }
 
 // parseID accepts a string or an integer id: the seed's column is VARCHAR, but

@@ -59,12 +59,12 @@ func benchStore(b *testing.B, n int) (*store.Store, []record.Task) {
 
 // questions returns the session's statement count on the store's one
 // connection; the SHOW itself counts one.
-func questions(b *testing.B, db *sql.DB) int64 {
-	b.Helper()
+func questions(tb testing.TB, db *sql.DB) int64 {
+	tb.Helper()
 	var name string
 	var n int64
 	if err := db.QueryRow("SHOW SESSION STATUS LIKE 'Questions'").Scan(&name, &n); err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	return n
 }

@@ -41,6 +41,13 @@ var addedColumns = []column{
 	{"sha256", "CHAR(64) NULL"},              // checksum of the done file
 	{"http_status", "SMALLINT NULL"},         // last HTTP status seen
 	{"finished_at", "DATETIME(3) NULL"},      // when the row reached done or failed
+	// What a task line asked for beyond its URL, kept for every later
+	// delivery: the checksum the file must have and the name to save it
+	// under. The name is TEXT, as file_path is, so that any name a task
+	// line carries is kept whole and every delivery makes the same path;
+	// and utf8mb4 whatever the table's charset, since a name is any text.
+	{"expected_sha256", "CHAR(64) NULL"},
+	{"target_name", "TEXT CHARACTER SET utf8mb4 NULL"},
 }
 
 // index is one secondary index dl needs; created if missing.

@@ -795,3 +795,151 @@ func TestSelectFailsRowsWithBadURLs(t *testing.T) {
 		t.Fatalf("rows:\n got %s\nwant %s", got, want)
 	}
 }
+
+// TestClaimKeepsExpectedChecksumAndName: the checksum and name a task line
+// asks for are kept in its row when dl-enqueue claims it (in columns added
+// in place to a seed table, whose charset need not hold the name), are not
+// erased by a later line without them, and come back with every later claim
+// and selection of the row, so that a delivery after a lost lease or a retry
+// is verified and named as the first was. Lines without them are claimed in
+// as many statements as ever.
+func TestClaimKeepsExpectedChecksumAndName(t *testing.T) {
+	st, db := open(t)
+	exec(t, db, strings.Replace(seedSchema, "UTF8mb4", "latin1", 1))
+	tasks := insert(t, db, 4)
+	ensure(t, st)
+	st.DB().SetMaxOpenConns(1) // so that the session's statement counter is the store's
+	sumA, sumB := strings.Repeat("ab", 32), strings.Repeat("cd", 32)
+	exec(t, db, "UPDATE files SET expected_sha256 = ?, target_name = 'by hand.iso' WHERE id = '4'", sumB) // an operator's
+	lines := []record.Task{
+		{ID: "1", URL: tasks[0].URL, SHA256: sumA, Name: "报告.pdf"},
+		{ID: "2", URL: tasks[1].URL, Name: "two.bin"},
+		tasks[2],
+		tasks[3],
+	}
+	want := []record.Task{lines[0], lines[1], tasks[2], {ID: "4", URL: tasks[3].URL, SHA256: sumB, Name: "by hand.iso"}}
+	o := store.ClaimOptions{QueueLease: time.Hour, Stale: time.Hour, MaxDeliveries: 5}
+	claim := func(lines []record.Task, statements int64) []record.Task {
+		t.Helper()
+		before := questions(t, st.DB())
+		claimed, err := st.Claim(context.Background(), lines, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := questions(t, st.DB()) - before - 1; n != statements {
+			t.Errorf("claimed %d lines in %d statements, want %d", len(lines), n, statements)
+		}
+		return claimed
+	}
+	check := func(when string, got []record.Task) {
+		t.Helper()
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d tasks, want %d", when, len(got), len(want))
+		}
+		for i := range want {
+			if got[i].ID != want[i].ID || got[i].SHA256 != want[i].SHA256 || got[i].Name != want[i].Name {
+				t.Errorf("%s: task %+v, want sha256 %q and name %q", when, got[i], want[i].SHA256, want[i].Name)
+			}
+		}
+		wantRows := fmt.Sprintf("1|%s|报告.pdf;2|<nil>|two.bin;3|<nil>|<nil>;4|%s|by hand.iso", sumA, sumB)
+		if rows := dump(t, db, "id, expected_sha256, target_name"); rows != wantRows {
+			t.Errorf("%s: rows\n got %s\nwant %s", when, rows, wantRows)
+		}
+	}
+	check("first claim", claim(lines, 3))
+
+	// The queue is lost: the rows are claimed again from lines without them
+	// (a plain line, in as many statements as ever), and from dl-select's.
+	exec(t, db, "UPDATE files SET lease_until = NOW(3) - INTERVAL 1 SECOND")
+	check("claim of plain lines", claim(tasks, 3))
+	exec(t, db, "UPDATE files SET lease_until = NOW(3) - INTERVAL 1 SECOND")
+	var selected []record.Task
+	err := st.SelectDue(context.Background(), store.SelectOptions{Expired: true, Stale: time.Hour}, func(tk record.Task) error {
+		selected = append(selected, tk)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Slice(selected, func(i, j int) bool { return selected[i].ID < selected[j].ID })
+	check("selection", selected)
+	check("claim of selected lines", claim(selected, 3))
+
+	// A line that carries one of them replaces that one only.
+	exec(t, db, "UPDATE files SET lease_until = NOW(3) - INTERVAL 1 SECOND")
+	lines[0] = record.Task{ID: "1", URL: tasks[0].URL, Name: "report.pdf"}
+	want[0].Name = "report.pdf"
+	got := claim(lines[:1], 3)
+	if len(got) != 1 || got[0].SHA256 != sumA || got[0].Name != "report.pdf" {
+		t.Fatalf("claimed %+v, want the row's sha256 and the line's new name", got)
+	}
+	if rows := dump(t, db, "id, expected_sha256, target_name"); !strings.HasPrefix(rows, "1|"+sumA+"|report.pdf;") {
+		t.Fatalf("rows %s", rows)
+	}
+}
+
+// TestRowsGiveTasksTheirChecksumAndName: a row's expected_sha256 and
+// target_name, as an operator may write them, go into its task line (the
+// checksum in lower case; an empty value is none), and into the task of the
+// original distributor (only an id and a url) that a worker takes; a row
+// whose expected_sha256 is no sha256 is failed with the reason rather than
+// handed out unverified or crashing dl-select.
+func TestRowsGiveTasksTheirChecksumAndName(t *testing.T) {
+	st, db := open(t)
+	ensure(t, st)
+	tasks := insert(t, db, 4)
+	sum := strings.Repeat("ab", 32)
+	exec(t, db, "UPDATE files SET expected_sha256 = UPPER(?), target_name = 'a.iso' WHERE id = '1'", sum)
+	exec(t, db, "UPDATE files SET expected_sha256 = 'not-a-sum' WHERE id = '2'")
+	exec(t, db, "UPDATE files SET expected_sha256 = '', target_name = '' WHERE id = '3'")
+	got := map[string]record.Task{}
+	for range 2 { // the bad row is failed, not selected again
+		err := st.SelectDue(context.Background(), store.SelectOptions{}, func(tk record.Task) error {
+			if _, again := got[tk.ID]; again {
+				return nil
+			}
+			got[tk.ID] = tk
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := map[string]record.Task{
+		"1": {ID: "1", URL: tasks[0].URL, SHA256: sum, Name: "a.iso"},
+		"3": tasks[2],
+		"4": tasks[3],
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("selected\n %v\nwant\n %v", got, want)
+	}
+	want2 := `1|0|<nil>;2|-1|task "2": sha256 "not-a-sum" is not 64 hex digits;3|0|<nil>;4|0|<nil>`
+	if rows := dump(t, db, "id, status, error_message"); rows != want2 {
+		t.Fatalf("rows\n got %s\nwant %s", rows, want2)
+	}
+
+	exec(t, db, "UPDATE files SET status = 2 WHERE id IN ('1', '4')") // as the original distributor does
+	taken, err := st.Take(context.Background(), []record.Task{tasks[0], tasks[3]}, time.Minute, "w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(taken) != 2 || taken[0].SHA256 != sum || taken[0].Name != "a.iso" || taken[1].SHA256 != "" || taken[1].Name != "" {
+		t.Fatalf("taken %+v: want row 1's checksum and name on its task only", taken)
+	}
+
+	// A plain line claims the bad row (its operator wrote the value while
+	// the line was on its way): it is not pushed, and fails once its queue
+	// lease runs out, as dl-select fails it.
+	exec(t, db, "UPDATE files SET status = 0, error_message = NULL WHERE id = '2'")
+	claimed, err := st.Claim(context.Background(), tasks[1:2], store.ClaimOptions{QueueLease: time.Hour, Stale: time.Hour})
+	if err != nil || len(claimed) != 0 {
+		t.Fatalf("claimed %+v (%v), want the bad row left out", claimed, err)
+	}
+	exec(t, db, "UPDATE files SET lease_until = NOW(3) - INTERVAL 1 SECOND WHERE id = '2'")
+	if ids := strings.Join(selectAll(t, st, store.SelectOptions{Expired: true, Stale: time.Hour}), ","); ids != "3" {
+		t.Fatalf("selected %s, want only the pending row 3", ids)
+	}
+	if rows := dump(t, db, "id, status"); rows != "1|2;2|-1;3|0;4|2" {
+		t.Fatalf("rows %s, want row 2 failed", rows)
+	}
+}

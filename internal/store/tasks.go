@@ -1,7 +1,9 @@
 package store
 
 import (
+	"cmp"
 	"context"
+	"database/sql"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -18,16 +20,26 @@ const (
 	// original distributor set to 2 has no lease, so its age stands in for one.
 	condExpired = `status = 2 AND (lease_until < NOW(3) OR (lease_until IS NULL AND updated_at < NOW(3) - INTERVAL ? MICROSECOND))`
 
-	sqlSelectDue     = `SELECT id, url, attempts FROM %[1]s WHERE ` + condDue + ` LIMIT ?`
-	sqlSelectExpired = `SELECT id, url, attempts FROM %[1]s WHERE ` + condExpired + ` LIMIT ?`
+	// A task is built from these columns, in this order, wherever a row
+	// becomes one (selected, claimed).
+	taskColumns      = `id, url, attempts, expected_sha256, target_name`
+	sqlSelectDue     = `SELECT ` + taskColumns + ` FROM %[1]s WHERE ` + condDue + ` LIMIT ?`
+	sqlSelectExpired = `SELECT ` + taskColumns + ` FROM %[1]s WHERE ` + condExpired + ` LIMIT ?`
 
 	// A task that keeps killing its worker is failed at its next claim.
 	sqlFailPoison = `UPDATE %[1]s SET status = -1, claim_token = NULL, lease_until = NULL, finished_at = NOW(3),
 	error_message = CONCAT('gave up: ', deliveries - attempts, ' deliveries ended without a result (does the task crash its worker?)')
 	WHERE id IN (%[2]s) AND ` + condExpired + ` AND deliveries - attempts >= ?`
-	sqlClaim = `UPDATE %[1]s SET status = 2, claim_token = ?, lease_until = NOW(3) + INTERVAL ? MICROSECOND, worker = NULL
+	// %[3]s is empty, or setExpected when some lines of the batch carry an
+	// expected checksum or a name: the rows keep them in the claim itself,
+	// so a claim never holds a row without what its line asked for.
+	sqlClaim = `UPDATE %[1]s SET status = 2, claim_token = ?, lease_until = NOW(3) + INTERVAL ? MICROSECOND, worker = NULL%[3]s
 	WHERE id IN (%[2]s) AND ((` + condDue + `) OR (` + condExpired + `))`
-	sqlClaimed = `SELECT id, url, attempts FROM %[1]s WHERE id IN (%[2]s) AND claim_token = ?`
+	// %[1]s and %[2]s are "WHEN ? THEN ?" for each line that carries a
+	// checksum or a name (NULL for the one it lacks): a line without one
+	// leaves the row's as it is.
+	setExpected = `, expected_sha256 = COALESCE(CASE id %[1]s END, expected_sha256), target_name = COALESCE(CASE id %[2]s END, target_name)`
+	sqlClaimed  = `SELECT ` + taskColumns + ` FROM %[1]s WHERE id IN (%[2]s) AND claim_token = ?`
 
 	// A worker takes what it popped (counting a delivery) and renews while it works.
 	// Each row must be held under its own task's token: a token matched
@@ -50,7 +62,7 @@ const (
 	// A row released is pending again and held by nobody.
 	setReleased = `status = 0, claim_token = NULL, lease_until = NULL, worker = NULL`
 
-	sqlHeld  = `SELECT id, claim_token, attempts FROM %[1]s WHERE id IN (%[2]s) AND status = 2 AND claim_token IS NOT NULL`
+	sqlHeld  = `SELECT id, claim_token, attempts, expected_sha256, target_name FROM %[1]s WHERE id IN (%[2]s) AND status = 2 AND claim_token IS NOT NULL`
 	sqlRenew = `UPDATE %[1]s SET lease_until = NOW(3) + INTERVAL ? MICROSECOND
 	WHERE id IN (%[2]s) AND status = 2 AND (id, claim_token) IN (%[3]s)`
 	// Only rows no worker has taken: a taken row keeps its worker's lease.
@@ -80,14 +92,15 @@ type SelectOptions struct {
 }
 
 // SelectDue streams due rows to fn, expired ones first, without holding them
-// in memory; it stops at the first error fn returns. A row whose url no
-// worker could fetch is not streamed but failed, with the reason.
+// in memory; it stops at the first error fn returns. A row no worker could
+// carry out (its url is none dl can fetch, its expected_sha256 no sha256) is
+// not streamed but failed, with the reason.
 func (s *Store) SelectDue(ctx context.Context, o SelectOptions, fn func(record.Task) error) error {
 	limit := int64(o.Limit)
 	if limit <= 0 {
 		limit = 1<<63 - 1
 	}
-	var bad []badURL
+	var bad []badRow
 	if o.Expired {
 		n, err := s.stream(ctx, s.q(sqlSelectExpired), fn, &bad, micros(o.Stale), limit)
 		if err != nil {
@@ -100,13 +113,35 @@ func (s *Store) SelectDue(ctx context.Context, o SelectOptions, fn func(record.T
 			return fmt.Errorf("select pending rows: %w", err)
 		}
 	}
-	return s.failBadURLs(ctx, bad, o.Stale)
+	return s.failBadRows(ctx, bad, o.Stale)
 }
 
-// badURL is a selected row whose url the task line could not carry.
-type badURL struct{ id, url, reason string }
+// badRow is a selected row that no task line could carry, as it was read.
+type badRow struct {
+	id, url string
+	sha256  sql.NullString
+	reason  string
+}
 
-func (s *Store) stream(ctx context.Context, query string, fn func(record.Task) error, bad *[]badURL, args ...any) (int64, error) {
+// taskRow is a row read through taskColumns, as a task, with its
+// expected_sha256 as the row has it (for a statement that must find the
+// row unchanged).
+type taskRow struct {
+	task   record.Task
+	sha256 sql.NullString
+}
+
+func scanTask(rows *sql.Rows) (taskRow, error) {
+	var r taskRow
+	var name sql.NullString
+	if err := rows.Scan(&r.task.ID, &r.task.URL, &r.task.Attempt, &r.sha256, &name); err != nil {
+		return r, err
+	}
+	r.task.SHA256, r.task.Name = r.sha256.String, name.String
+	return r, nil
+}
+
+func (s *Store) stream(ctx context.Context, query string, fn func(record.Task) error, bad *[]badRow, args ...any) (int64, error) {
 	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return 0, err
@@ -114,36 +149,38 @@ func (s *Store) stream(ctx context.Context, query string, fn func(record.Task) e
 	defer rows.Close()
 	var n int64
 	for rows.Next() {
-		var t record.Task
-		if err := rows.Scan(&t.ID, &t.URL, &t.Attempt); err != nil {
+		r, err := scanTask(rows)
+		if err != nil {
 			return n, err
 		}
 		n++
-		if err := record.CheckURL(t.URL); err != nil {
-			*bad = append(*bad, badURL{t.ID, t.URL, err.Error()})
+		if err := r.task.Check(); err != nil {
+			*bad = append(*bad, badRow{r.task.ID, r.task.URL, r.sha256, err.Error()})
 			continue
 		}
-		if err := fn(t); err != nil {
+		if err := fn(r.task); err != nil {
 			return n, err
 		}
 	}
 	return n, rows.Err()
 }
 
-// sqlFailBadURL fails a row whose url is no http(s) URL dl can fetch, if it
-// is still due and still has that url. Streamed, every task line consumer
-// would refuse it every round, and the row would stay pending for ever,
-// selected ahead of the good rows and taking their places under --limit.
-const sqlFailBadURL = `UPDATE %[1]s SET status = -1, error_message = ?, claim_token = NULL, lease_until = NULL,
+// sqlFailBadRow fails a row that no task line can carry (its url is no
+// http(s) URL dl can fetch, its expected_sha256 no sha256), if it is still
+// due and still has those values. Streamed, every task line consumer would
+// refuse it every round, and the row would stay pending for ever, selected
+// ahead of the good rows and taking their places under --limit; streamed
+// without its checksum, its file would be accepted unverified.
+const sqlFailBadRow = `UPDATE %[1]s SET status = -1, error_message = ?, claim_token = NULL, lease_until = NULL,
 	next_attempt_at = NULL, finished_at = NOW(3)
-	WHERE id = ? AND url = ? AND ((` + condDue + `) OR (` + condExpired + `))`
+	WHERE id = ? AND url = ? AND expected_sha256 <=> ? AND ((` + condDue + `) OR (` + condExpired + `))`
 
-func (s *Store) failBadURLs(ctx context.Context, bad []badURL, stale time.Duration) error {
+func (s *Store) failBadRows(ctx context.Context, bad []badRow, stale time.Duration) error {
 	for _, b := range bad {
-		if err := s.execRetry(ctx, s.q(sqlFailBadURL), []any{b.reason, b.id, b.url, micros(stale)}); err != nil {
-			return fmt.Errorf("fail row %q with a bad url: %w", b.id, err)
+		if err := s.execRetry(ctx, s.q(sqlFailBadRow), []any{b.reason, b.id, b.url, b.sha256, micros(stale)}); err != nil {
+			return fmt.Errorf("fail row %q that no task can carry: %w", b.id, err)
 		}
-		slog.Warn("row failed: its url is not one dl can fetch", "id", b.id, "err", b.reason)
+		slog.Warn("row failed: no task line can carry it", "id", b.id, "err", b.reason)
 	}
 	return nil
 }
@@ -159,6 +196,11 @@ type ClaimOptions struct {
 // a new token, and returns those tasks (with token and attempt count from the
 // row) in their input order. A row claimed by someone else in the meantime is
 // left out, so two claimers never both get a row. Three statements per batch.
+//
+// A task's expected checksum and name are kept in its row by the claim, and
+// each task returned carries the row's (its line's, or those an earlier
+// line or an operator left there), so that every delivery of the row is
+// verified and named alike.
 func (s *Store) Claim(ctx context.Context, tasks []record.Task, o ClaimOptions) ([]record.Task, error) {
 	if len(tasks) == 0 {
 		return nil, nil
@@ -178,9 +220,11 @@ func (s *Store) Claim(ctx context.Context, tasks []record.Task, o ClaimOptions) 
 		}
 	}
 	token := NewToken()
-	args := append(append([]any{token, micros(o.QueueLease)}, ids...), micros(o.Stale))
+	set, setArgs := setKept(tasks)
+	args := append(append(append([]any{token, micros(o.QueueLease)}, setArgs...), ids...), micros(o.Stale))
+	claimSQL := fmt.Sprintf(sqlClaim, s.quoted, placeholders(len(ids)), set)
 	err := retryConflicts(ctx, func() error {
-		_, err := s.db.ExecContext(ctx, s.q(sqlClaim, len(ids)), args...)
+		_, err := s.db.ExecContext(ctx, claimSQL, args...)
 		return err
 	})
 	if err != nil {
@@ -197,31 +241,64 @@ func (s *Store) Claim(ctx context.Context, tasks []record.Task, o ClaimOptions) 
 			continue
 		}
 		delete(got, t.ID) // a duplicate line in one batch is claimed once
-		t.URL, t.Attempt, t.Token = row.url, row.attempts, token
-		out = append(out, t)
+		row.Token = token
+		// A checksum the line did not carry comes from the row, where
+		// an operator may have written one no line can carry: such a row
+		// is left in processing, and dl-select --expired fails it with
+		// the reason once its queue lease runs out. (Only rows with a
+		// checksum are checked: plain ones cost the claim nothing more.)
+		if row.SHA256 != "" {
+			if err := row.Check(); err != nil {
+				slog.Warn("claimed row left out: no task line can carry it", "id", row.ID, "err", err)
+				continue
+			}
+		}
+		out = append(out, row)
 	}
 	return out, nil
 }
 
-type claimedRow struct {
-	url      string
-	attempts int
+// setKept returns setExpected filled for the tasks that carry an expected
+// checksum or a name, with its arguments, or nothing when none does: the
+// claim of plain lines stays the plain statement.
+func setKept(tasks []record.Task) (string, []any) {
+	var sums, names []any
+	for _, t := range tasks {
+		if t.SHA256 == "" && t.Name == "" {
+			continue
+		}
+		sums = append(sums, t.ID, nullable(t.SHA256))
+		names = append(names, t.ID, nullable(t.Name))
+	}
+	if len(sums) == 0 {
+		return "", nil
+	}
+	when := strings.Repeat("WHEN ? THEN ? ", len(sums)/2)
+	return fmt.Sprintf(setExpected, when, when), append(sums, names...)
 }
 
-func (s *Store) tokenRows(ctx context.Context, query string, args []any) (map[string]claimedRow, error) {
+// nullable is s, or NULL for "" (a task line's absent value).
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// tokenRows reads rows through taskColumns, as tasks by id.
+func (s *Store) tokenRows(ctx context.Context, query string, args []any) (map[string]record.Task, error) {
 	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	got := map[string]claimedRow{}
+	got := map[string]record.Task{}
 	for rows.Next() {
-		var id string
-		var r claimedRow
-		if err := rows.Scan(&id, &r.url, &r.attempts); err != nil {
+		r, err := scanTask(rows)
+		if err != nil {
 			return nil, err
 		}
-		got[id] = r
+		got[r.task.ID] = r.task
 	}
 	return got, rows.Err()
 }
@@ -275,14 +352,15 @@ func (s *Store) Take(ctx context.Context, tasks []record.Task, lease time.Durati
 	}
 	defer rows.Close()
 	type held struct {
-		token    string
-		attempts int
+		token        string
+		attempts     int
+		sha256, name sql.NullString
 	}
 	got := map[string]held{}
 	for rows.Next() {
 		var id string
 		var h held
-		if err := rows.Scan(&id, &h.token, &h.attempts); err != nil {
+		if err := rows.Scan(&id, &h.token, &h.attempts, &h.sha256, &h.name); err != nil {
 			return nil, fmt.Errorf("read taken rows: %w", err)
 		}
 		got[id] = h
@@ -299,6 +377,16 @@ func (s *Store) Take(ctx context.Context, tasks []record.Task, lease time.Durati
 		h, ok := got[t.ID]
 		if !ok || h.token != want {
 			continue
+		}
+		if t.Token == "" {
+			// The original distributor's payload has only the id and the
+			// url: what else the row asks for comes from the row.
+			t.SHA256 = cmp.Or(t.SHA256, h.sha256.String)
+			t.Name = cmp.Or(t.Name, h.name.String)
+			if err := t.Check(); err != nil {
+				slog.Warn("taken row left out: no task line can carry it", "id", t.ID, "err", err)
+				continue
+			}
 		}
 		t.Token, t.Attempt = want, h.attempts
 		out = append(out, t)

@@ -148,6 +148,12 @@ const (
 // tasks in b's order (so the queue keeps the order of the lines).
 func claim(ctx context.Context, st *store.Store, b []record.Task, o store.ClaimOptions) ([]record.Task, error) {
 	parts := min(claimParts, max(len(b)/minClaimPart, 1))
+	if parts > 1 {
+		// The parts run at once: a line repeated in a later part could
+		// claim its row before the first line does, out of the input's
+		// order. One part claims a repeated line once by itself.
+		b = firstOfEach(b)
+	}
 	got := make([][]record.Task, parts)
 	g, gctx := errgroup.WithContext(ctx)
 	for i := range parts {
@@ -163,4 +169,17 @@ func claim(ctx context.Context, st *store.Store, b []record.Task, o store.ClaimO
 		return nil, err
 	}
 	return slices.Concat(got...), nil
+}
+
+// firstOfEach returns b without the lines whose id an earlier line has.
+func firstOfEach(b []record.Task) []record.Task {
+	seen := make(map[string]bool, len(b))
+	out := make([]record.Task, 0, len(b))
+	for _, t := range b {
+		if !seen[t.ID] {
+			seen[t.ID] = true
+			out = append(out, t)
+		}
+	}
+	return out
 }

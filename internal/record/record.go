@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Task is one file to download. ID and URL are the seed's payload; Token is
@@ -319,6 +320,10 @@ func isHex(s string, n int) bool {
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	// Not inside a character: %q would show its first bytes as \x escapes.
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n] + "…"
 }

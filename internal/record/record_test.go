@@ -206,3 +206,21 @@ func TestRedactURL(t *testing.T) {
 		}
 	}
 }
+
+func TestTruncateKeepsWholeCharacters(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"abc", 3, "abc"},
+		{"abcd", 3, "abc…"},
+		{"报告报告", 4, "报…"}, // 3 bytes a character: byte 4 is inside the second
+		{"报告报告", 6, "报告…"},
+		{"报告", 2, "…"},
+	} {
+		if got := truncate(tc.in, tc.n); got != tc.want || !utf8.ValidString(got) {
+			t.Errorf("truncate(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
+		}
+	}
+}

@@ -31,7 +31,7 @@ import (
 // give it a value; the update leaves it alone. VALUES(col) is deprecated in
 // MySQL 8.0.20+ in favour of a row alias, which MariaDB lacks; both accept it.
 const (
-	sqlMarkLock = `SELECT id, status, COALESCE(claim_token, ''), COALESCE(lease_until < NOW(3), 1) FROM %[1]s WHERE id IN (%[2]s) FOR UPDATE`
+	sqlMarkLock = `SELECT id, status, COALESCE(claim_token, ''), COALESCE(lease_until < NOW(3), 1), deliveries FROM %[1]s WHERE id IN (%[2]s) FOR UPDATE`
 	// %[2]s: the columns written per row; %[3]s: the rows' values;
 	// %[4]s: col = VALUES(col) for each of %[2]s.
 	sqlMarkDone = `INSERT INTO %[1]s (id, url, %[2]s) VALUES %[3]s ON DUPLICATE KEY UPDATE status = 1, %[4]s,
@@ -187,11 +187,11 @@ func (s *Store) mark(ctx context.Context, results []record.Result, order []int, 
 			out[i] = MarkedDuplicate
 			if m, ok := s.recorded(r, row); ok {
 				out[i] = m
-				rows[r.ID] = lockedRow{marked: true}
+				rows[r.ID] = lockedRow{marked: true, deliveries: row.deliveries}
 			}
 			continue
 		}
-		rows[r.ID] = lockedRow{marked: true}
+		rows[r.ID] = lockedRow{marked: true, deliveries: row.deliveries}
 		switch {
 		case r.Outcome == record.Done:
 			out[i] = MarkedDone
@@ -202,6 +202,8 @@ func (s *Store) mark(ctx context.Context, results []record.Result, order []int, 
 			back := &returned
 			if r.Token == "" {
 				back = &released
+			} else {
+				rows[r.ID] = lockedRow{marked: true, deliveries: max(row.deliveries-1, 0)} // setGivenBack
 			}
 			back.add(r.ID, "download_time", r.Duration, "http_status", nullInt(r.HTTP), "attempts", r.Attempt, "error_message", r.Error)
 		case r.Retryable && r.Attempt < p.MaxAttempts:
@@ -241,7 +243,7 @@ func (s *Store) mark(ctx context.Context, results []record.Result, order []int, 
 			// landed. Then the retry finds these rows no longer held
 			// under their tokens, and must not take our own writes for a
 			// late result (and drop the lines as duplicates).
-			s.setUnsure(results, out)
+			s.setUnsure(results, out, rows)
 		}
 		return nil, fmt.Errorf("mark: commit %d rows: %w", len(results), err)
 	}
@@ -250,15 +252,16 @@ func (s *Store) mark(ctx context.Context, results []record.Result, order []int, 
 }
 
 // unsureMark is what a mark whose commit got no answer did with a row: the
-// result's token and its marking.
+// result's token, its marking, and the row's deliveries after it.
 type unsureMark struct {
-	token  string
-	marked Marked
+	token      string
+	marked     Marked
+	deliveries int64
 }
 
 // setUnsure remembers how a mark whose commit got no answer marked its
 // results.
-func (s *Store) setUnsure(results []record.Result, out []Marked) {
+func (s *Store) setUnsure(results []record.Result, out []Marked, rows map[string]lockedRow) {
 	s.unsureMu.Lock()
 	defer s.unsureMu.Unlock()
 	if s.unsure == nil {
@@ -266,7 +269,7 @@ func (s *Store) setUnsure(results []record.Result, out []Marked) {
 	}
 	for i, r := range results {
 		if out[i] == MarkedDone || out[i] == MarkedRetry || out[i] == MarkedFailed {
-			s.unsure[r.ID] = unsureMark{token: r.Token, marked: out[i]}
+			s.unsure[r.ID] = unsureMark{token: r.Token, marked: out[i], deliveries: rows[r.ID].deliveries}
 		}
 	}
 }
@@ -287,15 +290,17 @@ func (s *Store) clearUnsure(results []record.Result) {
 // recorded tells whether r, which no longer applies to row, was written by
 // an earlier mark of ours whose commit got no answer, and how: the row is
 // as that mark left it, nobody holding it, in the status its marking
-// writes. Had that commit not landed, the row would still be held under
-// r's token, unless its lease ran out during the outage and another worker
-// has since finished it the same way: then r is taken for recorded, which
-// changes no row.
+// writes, with the deliveries it left. Had that commit not landed, the row
+// would still be held under r's token, unless its lease ran out during the
+// outage and another worker has since finished it: that worker took the
+// row, which counted a delivery our mark never saw, so r is late (echoed
+// as recorded, it would replace the winner's result key and count the row
+// twice).
 func (s *Store) recorded(r record.Result, row lockedRow) (Marked, bool) {
 	s.unsureMu.Lock()
 	m, ok := s.unsure[r.ID]
 	s.unsureMu.Unlock()
-	if !ok || row.marked || m.token != r.Token || row.token != "" {
+	if !ok || row.marked || m.token != r.Token || row.token != "" || row.deliveries != m.deliveries {
 		return 0, false
 	}
 	switch {
@@ -313,6 +318,8 @@ type lockedRow struct {
 	token   string
 	expired bool // no lease, or it ran out
 	marked  bool // by an earlier result of the batch: a second one is late
+	// deliveries as found; once marked, as the marking leaves them
+	deliveries int64
 }
 
 // held tells whether a result may still apply to the row: one that is not
@@ -335,7 +342,7 @@ func (s *Store) lockRows(ctx context.Context, tx *sql.Tx, results []record.Resul
 	for rows.Next() {
 		var id string
 		var r lockedRow
-		if err := rows.Scan(&id, &r.status, &r.token, &r.expired); err != nil {
+		if err := rows.Scan(&id, &r.status, &r.token, &r.expired, &r.deliveries); err != nil {
 			return nil, fmt.Errorf("mark: read rows: %w", err)
 		}
 		found[id] = r

@@ -372,6 +372,36 @@ func TestMarkAfterACommitWithoutAnswer(t *testing.T) {
 	}
 }
 
+// TestMarkAfterALostCommitKnowsAnotherWorkersResult: a commit whose answer
+// was lost did not land, the rows' leases ran out during the outage, and
+// another worker took them and finished them the same way ours would have.
+// The retry of our results is late: echoed as recorded, it would replace
+// the winner's result key and count the rows twice.
+func TestMarkAfterALostCommitKnowsAnotherWorkersResult(t *testing.T) {
+	ctx := context.Background()
+	p := store.RetryPolicy{MaxAttempts: 3, Base: time.Minute, Max: time.Hour}
+	dsn, db := testenv.MySQL(t)
+	proxy, via := testenv.NewMySQLProxy(t, dsn)
+	st := openAt(t, via)
+	ensure(t, st)
+	other := openAt(t, dsn)
+	tasks := insert(t, db, 2)
+	results := func(taken []record.Task) []record.Result {
+		return []record.Result{
+			{ID: "1", Outcome: record.Done, Path: "d/1", Bytes: 1, HTTP: 200, Token: taken[0].Token},
+			{ID: "2", Outcome: record.Failed, Error: "disk full", Retryable: true, Local: true, Token: taken[1].Token},
+		}
+	}
+	ours := results(claimAndTake(t, st, tasks))
+	proxy.LoseCommit(false)
+	if _, err := st.Mark(ctx, ours, p); !store.IsUnavailable(err) || proxy.Cuts() != 1 {
+		t.Fatalf("mark through a cut COMMIT: %v after %d cuts; want an outage after 1", err, proxy.Cuts())
+	}
+	exec(t, db, "UPDATE files SET lease_until = NOW(3) - INTERVAL 1 SECOND")
+	markAll(t, other, results(claimAndTake(t, other, tasks)), p, store.MarkedDone, store.MarkedRetry)
+	markAll(t, st, ours, p, store.MarkedDuplicate, store.MarkedDuplicate)
+}
+
 func markAll(t *testing.T, st *store.Store, results []record.Result, p store.RetryPolicy, want ...store.Marked) []store.Marked {
 	t.Helper()
 	marked, err := st.Mark(context.Background(), results, p)

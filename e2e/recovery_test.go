@@ -642,3 +642,26 @@ func TestExpectedChecksumAndNameSurviveRedelivery(t *testing.T) {
 		t.Errorf("%d retried rows delivered once: the test did not redeliver them", n)
 	}
 }
+
+// TestStopWhileWaitingForServices: a worker unit stopped while it waits for
+// its services at start (DL_WAIT_FOR_SERVICES) ends at once. The script
+// passes the stop to dl-fetch alone, so dl-mark learns of it only as its
+// input ends; it used to wait on for the rest of the ten minutes, and the
+// stop with it.
+func TestStopWhileWaitingForServices(t *testing.T) {
+	t.Parallel()
+	e, o := newPrivateEnv(t)
+	o.stopRedis()
+	ctx, cancel := context.WithTimeout(bg, time.Minute) // Wait fails the test past it
+	defer cancel()
+	w := testenv.Start(t, ctx, nil, e.script("dl-worker", []string{"DL_WAIT_FOR_SERVICES=10m"}))
+	testenv.Eventually(t, 30*time.Second, 20*time.Millisecond, func() bool {
+		return strings.Count(w.Stderr(0), "redis unavailable") == 2
+	}, "dl-fetch and dl-mark waiting for Redis:\n%s", w.Stderr(0))
+	w.SignalProc(0, syscall.SIGTERM) // as systemctl stop does (KillMode=mixed)
+	begin := time.Now()
+	r := w.Wait()
+	if took := time.Since(begin); took > 20*time.Second {
+		t.Errorf("the worker took %s to stop while waiting for Redis:\n%s", took, r)
+	}
+}

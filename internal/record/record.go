@@ -196,21 +196,21 @@ func ParseURL(raw string) (*url.URL, error) {
 // so that ids read as given. A task's id is its URL when the task is a bare
 // URL, and a URL that no parser accepts still holds its secrets.
 //
-// A user name without a password is hidden whole (https://xxxxx@h/), as a
-// query part without a name is: it is as often an access token (GitHub's,
-// an API key) as a name.
+// A user name without a password, or with an empty one ("tok:@"), is
+// hidden whole (https://xxxxx@h/), as a query part without a name is: it
+// is as often an access token (GitHub's, an API key) as a name.
 func RedactURL(s string) string {
 	if u, err := url.Parse(s); err == nil {
-		_, pw := u.User.Password()
-		bare := !pw && u.User.Username() != ""
+		pass, pw := u.User.Password()
+		bare := u.User.Username() != "" && pass == "" // "tok@" and "tok:@" alike
 		if !u.IsAbs() || !pw && !bare && u.RawQuery == "" {
 			return s
 		}
 		switch {
-		case pw:
-			u.User = url.UserPassword(u.User.Username(), "xxxxx")
 		case bare:
 			u.User = url.User("xxxxx")
+		case pw:
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
 		}
 		u.RawQuery = maskQuery(u.RawQuery)
 		return u.String()
@@ -231,7 +231,7 @@ func RedactURL(s string) string {
 		end = len(rest)
 	}
 	if at := strings.LastIndexByte(rest[:end], '@'); at >= 0 {
-		if user, _, ok := strings.Cut(rest[:at], ":"); ok {
+		if user, pass, ok := strings.Cut(rest[:at], ":"); ok && (user == "" || pass != "") {
 			rest = user + ":xxxxx@" + rest[at+1:]
 		} else if at > 0 {
 			rest = "xxxxx@" + rest[at+1:]

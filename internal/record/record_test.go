@@ -189,6 +189,9 @@ func TestRedactURL(t *testing.T) {
 		"http://u%40v@h/x":                 "http://xxxxx@h/x",
 		"http://@h/x":                      "http://@h/x", // nothing to hide
 		"http://:p@h/x":                    "http://:xxxxx@h/x",
+		"https://ghp_T0KEN:@h/x":           "https://xxxxx@h/x", // an empty password is none
+		"http://tok:@h/a%zz":               "http://xxxxx@h/a%zz",
+		"http://:@h/x":                     "http://:xxxxx@h/x",
 		"http://tok@h/a%zz":                "http://xxxxx@h/a%zz",
 		"http://tok@w@h:x/a?b=@":           "http://xxxxx@h:x/a?b=xxxxx",
 		"http://@h/a%zz":                   "http://@h/a%zz",

@@ -2,8 +2,6 @@
 package main
 
 import (
-	"bufio"
-	"context"
 	"fmt"
 	"io"
 	"os"
@@ -52,7 +50,8 @@ func main() {
 			},
 		}},
 		Action: func(c *cli.Context) error {
-			in := waitingInput(c)
+			var in io.Reader
+			c.Context, in = mark.WatchInput(c.Context, os.Stdin)
 			sv, err := config.OpenServices(c)
 			if err != nil {
 				return err
@@ -64,35 +63,4 @@ func main() {
 			}, in, os.Stdout)
 		},
 	}))
-}
-
-// waitingInput ends the wait for MySQL and Redis (--wait-for-services) when
-// stdin ends before its first byte: there is nothing to record. dl-worker
-// passes a stop to dl-fetch alone, so that dl-mark records every result it
-// writes; dl-mark learns of the stop only as its input ends, and would
-// otherwise hold the stop for the rest of the wait. It returns stdin, read
-// through the reader that looked for that first byte.
-func waitingInput(c *cli.Context) io.Reader {
-	in := bufio.NewReader(os.Stdin)
-	wait, inputEnded := context.WithCancel(c.Context)
-	peeked := make(chan struct{})
-	go func() {
-		defer close(peeked)
-		if _, err := in.Peek(1); err != nil {
-			inputEnded()
-		}
-	}()
-	c.Context = tool.WithHard(wait, tool.Hard(c.Context))
-	return afterPeek{peeked: peeked, r: in}
-}
-
-// afterPeek reads r once the first look at it is over, which owns r until then.
-type afterPeek struct {
-	peeked <-chan struct{}
-	r      *bufio.Reader
-}
-
-func (a afterPeek) Read(p []byte) (int, error) {
-	<-a.peeked
-	return a.r.Read(p)
 }

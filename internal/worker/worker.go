@@ -143,12 +143,19 @@ func run(ctx context.Context, f Fetcher, o Options, out io.Writer, src feed, onR
 					}
 					continue
 				}
-				st.add(r)
 				select {
 				case results <- r:
 				case <-gctx.Done():
+					// The stop came between the look above and the
+					// hand-over: the result goes as an abandoned one does,
+					// given back uncharged, not left to its lease.
+					st.abandoned.Add(1)
+					if onSkip != nil {
+						onSkip(t)
+					}
 					return
 				}
+				st.add(r)
 				if onResult != nil {
 					onResult(t)
 				}

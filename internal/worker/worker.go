@@ -103,6 +103,17 @@ func run(ctx context.Context, f Fetcher, o Options, out io.Writer, src feed, onR
 	// the same way, and a worker that went on would fail the whole queue.
 	// The run then ends in error.
 	var refused atomic.Pointer[record.Result]
+	if onSkip == nil {
+		onSkip = func(record.Task) {}
+	}
+	// A transfer the stop cut short: its result is the stop's, not the
+	// task's (a failure would charge an attempt), so it goes back as an
+	// unstarted task does, given back uncharged. Its .part stays.
+	abandon := func(t record.Task) {
+		st.abandoned.Add(1)
+		slog.Warn("abandoned in flight", "id", record.RedactURL(t.ID))
+		onSkip(t)
+	}
 	var transfers sync.WaitGroup
 	for range workers {
 		transfers.Add(1)
@@ -114,9 +125,7 @@ func run(ctx context.Context, f Fetcher, o Options, out io.Writer, src feed, onR
 				// a way back (the queue), or is left like the lines unread.
 				if feedCtx.Err() != nil || sl.stopped.Load() {
 					sl.release(1)
-					if onSkip != nil {
-						onSkip(t)
-					}
+					onSkip(t)
 					continue
 				}
 				// feedCtx is the stop: a first signal, the exit flag, a
@@ -128,31 +137,19 @@ func run(ctx context.Context, f Fetcher, o Options, out io.Writer, src feed, onR
 				sl.release(1)
 				if !started {
 					st.started.Add(-1)
-					if onSkip != nil {
-						onSkip(t)
-					}
+					onSkip(t)
 					continue
 				}
 				if hard.Err() != nil {
-					// Its result is the stop's, not the task's: a
-					// failure would charge an attempt. Its .part stays.
-					st.abandoned.Add(1)
-					slog.Warn("abandoned in flight", "id", record.RedactURL(t.ID))
-					if onSkip != nil {
-						onSkip(t)
-					}
+					abandon(t)
 					continue
 				}
 				select {
 				case results <- r:
 				case <-gctx.Done():
 					// The stop came between the look above and the
-					// hand-over: the result goes as an abandoned one does,
-					// given back uncharged, not left to its lease.
-					st.abandoned.Add(1)
-					if onSkip != nil {
-						onSkip(t)
-					}
+					// hand-over.
+					abandon(t)
 					return
 				}
 				st.add(r)

@@ -2,7 +2,6 @@ package fetch
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -193,23 +192,14 @@ func isPrivatePart(name string) bool {
 	return true
 }
 
-// oldSidecar tells whether path is a part file's sidecar (a small regular
-// file holding dl's meta with a URL) last modified before cutoff. It is
-// opened without following a link and without blocking on a FIFO, since
-// whoever can write the download directory could have put either there.
+// oldSidecar tells whether path is a part file's sidecar (dl's meta, with
+// a URL) last modified before cutoff.
 func oldSidecar(path string, cutoff time.Time) bool {
-	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
-	if err != nil {
+	if !olderThan(path, cutoff) {
 		return false
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil || !fi.Mode().IsRegular() || fi.Size() > 64<<10 || !fi.ModTime().Before(cutoff) {
-		return false
-	}
-	var m meta
-	b, err := io.ReadAll(f)
-	return err == nil && json.Unmarshal(b, &m) == nil && m.URL != ""
+	m, err := readMeta(path)
+	return err == nil && m.URL != ""
 }
 
 // olderThan tells whether path exists and was last modified before cutoff.

@@ -333,8 +333,27 @@ func (p *part) close() {
 	}
 }
 
+// maxMeta bounds a sidecar: ours are one short JSON line.
+const maxMeta = 64 << 10
+
+// readMeta reads a sidecar. It is opened without following a link and
+// without blocking on a FIFO, and must be a small regular file: whoever can
+// write the download directory could have put anything at its name, and
+// neither a resume nor Clean may read through it or hang on it.
 func readMeta(path string) (meta, error) {
-	b, err := os.ReadFile(path)
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return meta{}, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return meta{}, err
+	}
+	if !fi.Mode().IsRegular() || fi.Size() > maxMeta {
+		return meta{}, fmt.Errorf("%s is no sidecar of dl's", path)
+	}
+	b, err := io.ReadAll(f)
 	if err != nil {
 		return meta{}, err
 	}

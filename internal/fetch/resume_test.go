@@ -3,6 +3,8 @@ package fetch
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -11,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -492,5 +495,40 @@ func TestPartFilesDoNotFollowSymlinks(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestResumeReadsNoFIFOAsSidecar: a FIFO planted at a part file's sidecar
+// name is not read (a read would wait for a writer for ever): the part
+// beside it starts over and the download completes.
+func TestResumeReadsNoFIFOAsSidecar(t *testing.T) {
+	body := content(resumeMin+1000, 16)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("ETag", `"v1"`)
+		w.Write(body)
+	}))
+	defer srv.Close()
+	task := record.Task{ID: "1", URL: srv.URL + "/a.bin"}
+	f := newFetcher(t, Options{})
+	ps := f.paths(task)
+	if err := os.MkdirAll(filepath.Dir(ps.part), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(ps.part, body[:1000], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(ps.meta, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan record.Result, 1)
+	go func() { got <- f.Fetch(context.Background(), task) }()
+	select {
+	case res := <-got:
+		sum := sha256.Sum256(body)
+		if res.Outcome != record.Done || res.SHA256 != hex.EncodeToString(sum[:]) {
+			t.Fatalf("got %+v; want the whole file", res)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the resume still waits on the FIFO at the sidecar's name after 30s")
 	}
 }

@@ -110,7 +110,7 @@ func mainErr() error {
 	flag.StringVar(&replot, "replot", "", "remake results.md, profile.txt and scaling.svg in --out from a results.json, measuring nothing")
 	flag.BoolVar(&c.quick, "quick", false, "every workload at a small size, one run each (a smoke check of a few minutes)")
 	flag.IntVar(&c.reps, "reps", 0, "runs of each tool per workload (default 3, 1 with --quick)")
-	flag.StringVar(&only, "only", "", "comma-separated workloads to run: e2e,list,latency,big,memory,scaling,profile (default all)")
+	flag.StringVar(&only, "only", "", "comma-separated workloads to run: e2e,list,latency,big,static,memory,scaling,profile (default all)")
 	flag.StringVar(&c.out, "out", "bench", "directory for results.md, results.json, scaling.svg, profile.txt")
 	flag.StringVar(&work, "work", "", "scratch directory (default: a new one under $TMPDIR); removed at the end unless --keep")
 	flag.BoolVar(&keep, "keep", false, "keep the scratch directory (downloads and logs)")
@@ -253,7 +253,7 @@ func (b *bench) all(ctx context.Context) error {
 		fn   func(context.Context)
 	}{
 		{"e2e", b.runE2E}, {"list", b.runList}, {"latency", b.runLatency}, {"big", b.runBig},
-		{"memory", b.runMemory}, {"scaling", b.runScaling}, {"profile", b.runProfile},
+		{"static", b.runStatic}, {"memory", b.runMemory}, {"scaling", b.runScaling}, {"profile", b.runProfile},
 	}
 	for _, s := range steps {
 		if !b.want(s.name) {
@@ -347,17 +347,27 @@ func workersPhase(s *sample) {
 func (b *bench) runBig(ctx context.Context) {
 	r0 := files(b.e.origin, "big", 1, b.cfg.bigSize)[0]
 	b.sums.prime([]row{r0})
+	b.bigRuns(ctx, "big", r0, true)
+}
+
+// bigRuns alternates the large-file tools on r0: dl-fetch with the final
+// sync off and on, and curl; with peers, wget, aria2c and the original
+// design too.
+func (b *bench) bigRuns(ctx context.Context, workload string, r0 row, peers bool) {
 	type tool struct {
 		name  string
 		fsync bool
 	}
-	tools := []tool{{"dl", false}, {"curl", false}, {"dl", true}, {"wget", false}, {"aria2c", false}}
-	if b.e.seed != "" {
-		tools = append(tools, tool{"original", false})
+	tools := []tool{{"dl", false}, {"curl", false}, {"dl", true}}
+	if peers {
+		tools = append(tools, tool{"wget", false}, tool{"aria2c", false})
+		if b.e.seed != "" {
+			tools = append(tools, tool{"original", false})
+		}
 	}
 	for rep := range b.cfg.reps {
 		for _, t := range rotate(tools, rep) {
-			s := b.bigFile(ctx, "big", t.name, r0, t.fsync)
+			s := b.bigFile(ctx, workload, t.name, r0, t.fsync)
 			s.Rep = rep
 			b.add(s)
 		}

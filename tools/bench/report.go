@@ -197,13 +197,15 @@ func (b *bench) find(workload, tool string) *agg {
 }
 
 var workloadTitle = map[string]string{
-	"e2e":        "1. small files end to end (4 KiB; select | enqueue, then 2 workers fetch | mark; fsync on)",
-	"list":       "2. small files, no database (the same URLs from a list; no final sync)",
-	"latency":    "3. latency-bound (4 KiB, each response delayed 100 ms; 2 workers; rate of the workers' phase)",
-	"big":        "4. one large file",
-	"memory":     "5a. memory: dl-fetch with every large transfer in flight (fsync off)",
-	"distribute": "5b. dl-select --limit 0 | dl-enqueue over pending rows",
-	"profile":    "7. profile run (counting proxies and perf attached: not a speed figure)",
+	"e2e":         "1. small files end to end (4 KiB; select | enqueue, then 2 workers fetch | mark; fsync on)",
+	"list":        "2. small files, no database (the same URLs from a list; no final sync)",
+	"latency":     "3. latency-bound (4 KiB, each response delayed 100 ms; 2 workers; rate of the workers' phase)",
+	"big":         "4. one large file",
+	"list-static": "2s. the list of workload 2 from a static origin (nginx, sendfile: an origin that costs the machine little, as a remote one costs nothing)",
+	"big-static":  "4s. the large file of workload 4 from the static origin",
+	"memory":      "5a. memory: dl-fetch with every large transfer in flight (fsync off)",
+	"distribute":  "5b. dl-select --limit 0 | dl-enqueue over pending rows",
+	"profile":     "7. profile run (counting proxies and perf attached: not a speed figure)",
 }
 
 func (b *bench) markdown(m machine, targets []targetVerdict) string {
@@ -243,7 +245,7 @@ func (b *bench) markdown(m machine, targets []targetVerdict) string {
 			rss = append(rss, fmt.Sprintf("%s %.0f", p, float64(a.rss[p])/1024))
 		}
 		n := fmt.Sprintf("%d", a.n)
-		if a.workload == "big" || a.workload == "memory" {
+		if a.workload == "big" || a.workload == "big-static" || a.workload == "memory" {
 			n = fmt.Sprintf("%d × %d MiB", a.n, b.cfg.bigSize>>20)
 			if a.workload == "memory" {
 				n = fmt.Sprintf("%d × %d MiB", a.n, b.cfg.memSize>>20)
@@ -342,11 +344,15 @@ func (b *bench) targets() []targetVerdict {
 		}
 		out = append(out, t)
 	}
-	if dl := b.find("list", "dl-fetch"); dl != nil && len(dl.rates) > 0 {
-		t := targetVerdict{Target: "2. dl-fetch - ahead of curl --parallel, wget -i, aria2c -i", Met: dl.bad == 0}
+	for _, wl := range []struct{ name, origin string }{{"list", ""}, {"list-static", " (static origin)"}} {
+		dl := b.find(wl.name, "dl-fetch")
+		if dl == nil || len(dl.rates) == 0 {
+			continue
+		}
+		t := targetVerdict{Target: "2. dl-fetch - ahead of curl --parallel, wget -i, aria2c -i" + wl.origin, Met: dl.bad == 0}
 		parts := []string{fmt.Sprintf("dl-fetch %s files/s", human(dl.med()))}
 		for _, p := range []string{"curl", "wget", "aria2c"} {
-			if a := b.find("list", p); a != nil && len(a.rates) > 0 {
+			if a := b.find(wl.name, p); a != nil && len(a.rates) > 0 {
 				parts = append(parts, fmt.Sprintf("%s %s (%.2f×)", p, human(a.med()), dl.med()/a.med()))
 				t.Met = t.Met && dl.med() > a.med()
 			}
@@ -364,10 +370,14 @@ func (b *bench) targets() []targetVerdict {
 		t.Met = dl.med() >= 0.8*ideal && dl.bad == 0
 		out = append(out, t)
 	}
-	if dl, curl := b.find("big", "dl-fetch --fsync=false"), b.find("big", "curl"); dl != nil && curl != nil && len(dl.rates) > 0 && len(curl.rates) > 0 {
-		t := targetVerdict{Target: "4. one large file: ≥ 0.9× curl's MB/s (sync off)"}
+	for _, wl := range []struct{ name, origin string }{{"big", ""}, {"big-static", " (static origin)"}} {
+		dl, curl := b.find(wl.name, "dl-fetch --fsync=false"), b.find(wl.name, "curl")
+		if dl == nil || curl == nil || len(dl.rates) == 0 || len(curl.rates) == 0 {
+			continue
+		}
+		t := targetVerdict{Target: "4. one large file: ≥ 0.9× curl's MB/s (sync off)" + wl.origin}
 		t.Measured = fmt.Sprintf("dl %s MB/s, curl %s MB/s: %.2f×", human(dl.med()), human(curl.med()), dl.med()/curl.med())
-		if on := b.find("big", "dl-fetch --fsync=true"); on != nil && len(on.rates) > 0 {
+		if on := b.find(wl.name, "dl-fetch --fsync=true"); on != nil && len(on.rates) > 0 {
 			t.Measured += fmt.Sprintf("; with --fsync=true %s MB/s", human(on.med()))
 		}
 		t.Met = dl.med() >= 0.9*curl.med() && dl.bad == 0

@@ -134,24 +134,27 @@ func (f *Fetcher) knownDir(dir string) error {
 // error, which syncfs reports for the whole filesystem, may be another
 // file's; the failure is retryable and the retry syncs again.
 func (f *Fetcher) complete(final string, t record.Task, buf []byte) (o outcome, ok bool) {
-	fi, err := os.Stat(final)
-	if errors.Is(err, fs.ErrNotExist) {
+	file, fi, err := openRegular(final)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
 		return outcome{}, false
+	case errors.Is(err, errNotRegular):
+		// Not a file of ours: only a rename of a checked part file puts
+		// one there. It is left as it is, for whoever planted it to
+		// answer for, and the task fails until someone removes it.
+		return failure(false, err), true
+	case err != nil:
+		return failure(true, fmt.Errorf("open existing file: %w", err)), true
 	}
+	defer file.Close()
+	sum, n, err := hashFile(file, buf)
 	if err != nil {
-		return failure(true, fmt.Errorf("stat existing file: %w", err)), true
+		return failure(true, fmt.Errorf("%s: %w", final, err)), true
 	}
-	if !fi.Mode().IsRegular() {
-		return failure(false, fmt.Errorf("%s exists and is not a regular file", final)), true
-	}
-	sum, n, err := hashFile(final, buf)
-	if err != nil {
-		return failure(true, err), true
-	}
-	if sealed := sealOf(final); sealed != "" && sealed != sum {
+	if sealed := sealOf(file); sealed != "" && sealed != sum {
 		f.log.Warn("file in place lost bytes since it was published (a power cut before its sync?); downloading it again",
 			"id", record.RedactURL(t.ID), "path", final, "sha256", sum, "published", sealed)
-		if err := os.Remove(final); err != nil {
+		if err := removeFound(final, fi); err != nil {
 			return failure(true, fmt.Errorf("remove file that lost bytes: %w", err)), true
 		}
 		return outcome{}, false
@@ -159,21 +162,39 @@ func (f *Fetcher) complete(final string, t record.Task, buf []byte) (o outcome, 
 	if t.SHA256 != "" && !strings.EqualFold(sum, t.SHA256) {
 		f.log.Warn("existing file does not match the expected sha256; downloading it again",
 			"id", record.RedactURL(t.ID), "path", final, "sha256", sum, "expected", t.SHA256)
-		if err := os.Remove(final); err != nil {
+		if err := removeFound(final, fi); err != nil {
 			return failure(true, fmt.Errorf("remove mismatching file: %w", err)), true
 		}
 		return outcome{}, false
 	}
-	if err := f.settle(final, fi); err != nil {
+	if err := f.settle(final, file, fi); err != nil {
 		return failure(true, fmt.Errorf("%s: %w", final, err)), true
 	}
 	return outcome{path: final, bytes: n, sum: sum}, true
 }
 
+// removeFound removes the file complete found and hashed, fi, if its path
+// still holds it. Anything else there now (another transfer's file, or what
+// someone put there meanwhile) is left: the download goes ahead, and its
+// rename, which replaces nothing, finds that and looks at it again.
+func removeFound(path string, fi os.FileInfo) error {
+	now, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) || err == nil && !os.SameFile(fi, now) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
 // settle makes a file found in place durable, as finish does for one of
 // ours: a syncfs of its filesystem where that serves, or an fsync of the
-// file and of its directory.
-func (f *Fetcher) settle(path string, fi os.FileInfo) error {
+// file, through the descriptor it was hashed with, and of its directory.
+func (f *Fetcher) settle(path string, file *os.File, fi os.FileInfo) error {
 	if !f.o.Fsync {
 		return nil
 	}
@@ -184,7 +205,7 @@ func (f *Fetcher) settle(path string, fi os.FileInfo) error {
 	if dev, ok := f.fss.covers(fi); ok {
 		return f.fss.sync(dev)
 	}
-	if err := fsyncPath(path, 0); err != nil {
+	if err := file.Sync(); err != nil {
 		return fmt.Errorf("sync existing file: %w", err)
 	}
 	return f.syncer.Sync(dir)

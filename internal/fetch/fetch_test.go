@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -206,6 +207,101 @@ func TestFetchExisting(t *testing.T) {
 				t.Errorf("attempt %d, want 1", res.Attempt)
 			}
 		})
+	}
+}
+
+// TestFinalPathNotARegularFile: a symbolic link (or a FIFO) planted at a
+// task's final path, by anyone who can write the download directory, is
+// never trusted as the finished file: dl does not read through it (which
+// would report the target's bytes and sha256 as the task's, /etc/shadow's
+// say, or another task's file), does not remove it, and fails the task for
+// good, naming the path; with or without a look before the download, and
+// whether or not the task expects a sha256 the target does not have.
+func TestFinalPathNotARegularFile(t *testing.T) {
+	body := content(5000, 17)
+	secret := []byte("root:$6$not-for-you")
+	type plant func(t *testing.T, f *Fetcher, final string) string // what the test checks stays
+	link := func(target func(f *Fetcher) string) plant {
+		return func(t *testing.T, f *Fetcher, final string) string {
+			if err := os.Symlink(target(f), final); err != nil {
+				t.Fatal(err)
+			}
+			return "link to " + target(f)
+		}
+	}
+	victim := filepath.Join(t.TempDir(), "shadow")
+	if err := os.WriteFile(victim, secret, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		plant  plant
+		expect string // the task's sha256
+	}{
+		{"link outside", link(func(*Fetcher) string { return victim }), ""},
+		{"link outside, its sha256 expected", link(func(*Fetcher) string { return victim }), sha(secret)},
+		{"link outside, another sha256 expected", link(func(*Fetcher) string { return victim }), sha(body)},
+		{"link to another task's file", link(func(f *Fetcher) string { return filepath.Join(f.o.Dir, "other.bin") }), ""},
+		{"dangling link", link(func(f *Fetcher) string { return filepath.Join(f.o.Dir, "nothing") }), ""},
+		{"FIFO", func(t *testing.T, f *Fetcher, final string) string {
+			if err := syscall.Mkfifo(final, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return "fifo"
+		}, ""},
+	}
+	for _, tt := range tests {
+		for _, expectNew := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s, expect new %v", tt.name, expectNew), func(t *testing.T) {
+				srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(body) }))
+				defer srv.Close()
+				f := newFetcher(t, Options{Fsync: true, ExpectNew: expectNew})
+				if err := os.WriteFile(filepath.Join(f.o.Dir, "other.bin"), secret, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				task := record.Task{ID: "1", URL: srv.URL + "/a.bin", SHA256: tt.expect}
+				final := f.paths(task).final
+				if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				planted := tt.plant(t, f, final)
+				got := make(chan record.Result, 1)
+				go func() { got <- f.Fetch(context.Background(), task) }()
+				var res record.Result
+				select {
+				case res = <-got:
+				case <-time.After(30 * time.Second):
+					t.Fatal("the fetch still waits on what is at the final path after 30s")
+				}
+				// Without a look first, a download the task's sha256 does
+				// not check fails on that before its rename.
+				mismatch := expectNew && tt.expect != "" && tt.expect != sha(body)
+				if res.Outcome != record.Failed || res.Retryable ||
+					!strings.Contains(res.Error, final) && !(mismatch && strings.Contains(res.Error, "does not match the expected")) {
+					t.Errorf("got %+v; want a final failure naming %s", res, final)
+				}
+				if res.SHA256 == sha(secret) || res.Bytes == int64(len(secret)) {
+					t.Errorf("the result reports the planted target's bytes: %+v", res)
+				}
+				fi, err := os.Lstat(final)
+				switch {
+				case err != nil:
+					t.Errorf("%s (%s) is gone: %v", final, planted, err)
+				case fi.Mode().IsRegular():
+					t.Errorf("%s (%s) was replaced by a regular file", final, planted)
+				case fi.Mode()&fs.ModeSymlink != 0:
+					if target, _ := os.Readlink(final); "link to "+target != planted {
+						t.Errorf("%s now links to %s, want %s", final, target, planted)
+					}
+				}
+				if b, err := os.ReadFile(victim); err != nil || !bytes.Equal(b, secret) {
+					t.Errorf("the file outside changed: %q, %v", b, err)
+				}
+				if left, _ := filepath.Glob(final + ".part*"); len(left) != 0 {
+					t.Errorf("left behind: %v", left)
+				}
+			})
+		}
 	}
 }
 

@@ -22,15 +22,43 @@ const bufSize = 256 << 10
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
 
-// hashFile returns the sha256 and size of a file.
-func hashFile(path string, buf []byte) (string, int64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", 0, fmt.Errorf("open existing file: %w", err)
+// errNotRegular is something other than a regular file at a name dl reads
+// (a final path, a sidecar): a symbolic link, a FIFO, a directory, a device.
+// Whoever can write the download directory could have put it there, and dl
+// reads nothing through it.
+var errNotRegular = errors.New("not a regular file")
+
+// openRegular opens path for reading only if it is a regular file: never
+// through a symbolic link, and without waiting on a FIFO. fi is the opened
+// file's own, so that nothing put at the name after the open is trusted for
+// it. A name that holds anything else is an error wrapping errNotRegular and
+// naming the path.
+func openRegular(path string) (*os.File, os.FileInfo, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+	switch {
+	case errors.Is(err, unix.ELOOP):
+		return nil, nil, fmt.Errorf("%s is a symbolic link, which dl does not follow: %w", path, errNotRegular)
+	case errors.Is(err, unix.ENXIO): // a socket
+		return nil, nil, fmt.Errorf("%s exists and is a socket: %w", path, errNotRegular)
+	case err != nil:
+		return nil, nil, err
 	}
-	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, nil, fmt.Errorf("%s exists and is not a regular file (%v): %w", path, fi.Mode().Type(), errNotRegular)
+	}
+	return f, fi, nil
+}
+
+// hashFile returns the sha256 and size of an open file, read from its start.
+func hashFile(f *os.File, buf []byte) (string, int64, error) {
 	h := sha256.New()
-	n, err := io.CopyBuffer(h, f, buf)
+	n, err := io.CopyBuffer(h, io.NewSectionReader(f, 0, 1<<63-1), buf)
 	if err != nil {
 		return "", 0, fmt.Errorf("hash existing file: %w", err)
 	}
@@ -152,10 +180,15 @@ func seal(f *os.File, sum string) {
 	_ = rc.Control(func(fd uintptr) { _ = unix.Fsetxattr(int(fd), sealName, []byte(sum), 0) })
 }
 
-// sealOf is the sha256 sealed on the file at path, or "".
-func sealOf(path string) string {
+// sealOf is the sha256 sealed on the open file, or "".
+func sealOf(f *os.File) string {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return ""
+	}
 	var b [64]byte
-	n, err := unix.Getxattr(path, sealName, b[:])
+	n := -1
+	_ = rc.Control(func(fd uintptr) { n, err = unix.Fgetxattr(int(fd), sealName, b[:]) })
 	if err != nil || n != len(b) {
 		return ""
 	}

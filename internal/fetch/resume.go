@@ -341,16 +341,12 @@ const maxMeta = 64 << 10
 // write the download directory could have put anything at its name, and
 // neither a resume nor Clean may read through it or hang on it.
 func readMeta(path string) (meta, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+	f, fi, err := openRegular(path)
 	if err != nil {
 		return meta{}, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return meta{}, err
-	}
-	if !fi.Mode().IsRegular() || fi.Size() > maxMeta {
+	if fi.Size() > maxMeta {
 		return meta{}, fmt.Errorf("%s is no sidecar of dl's", path)
 	}
 	b, err := io.ReadAll(f)

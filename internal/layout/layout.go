@@ -144,10 +144,12 @@ func URLName(raw string) string {
 }
 
 // DispositionName returns the file name a server suggested with a
-// Content-Disposition header (RFC 6266, including the RFC 5987 filename*
-// form), reduced to its last path segment, or "" when it suggested none. It
-// is not sanitised: it goes through Path (as a task's Name) like any other
-// name.
+// Content-Disposition header (RFC 6266, including the RFC 8187 filename*
+// form, which takes precedence over filename), reduced to its last path
+// segment, or "" when it suggested none. A filename* in UTF-8 or in
+// ISO-8859-1, the two charsets RFC 8187 requires, comes out in UTF-8; one in
+// any other charset is ignored, and filename serves. It is not sanitised: it
+// goes through Path (as a task's Name) like any other name.
 func DispositionName(header string) string {
 	if header == "" {
 		return ""
@@ -156,11 +158,66 @@ func DispositionName(header string) string {
 	if err != nil {
 		return ""
 	}
+	// ParseMediaType decodes a filename* in UTF-8 (or US-ASCII) into
+	// filename, and drops one in any other charset.
 	name := params["filename"]
+	if latin1, ok := latin1Param(header, "filename*"); ok {
+		name = latin1
+	}
 	// Browsers keep only the last segment of a path-like suggestion; a server
 	// has no business choosing our directories.
 	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
 		name = name[i+1:]
 	}
 	return name
+}
+
+// latin1Param decodes the RFC 8187 ext-value of the parameter name (an
+// ASCII name, matched without regard to case) when its charset is
+// ISO-8859-1, whose bytes are the code points U+0000 to U+00FF. header is
+// one that mime.ParseMediaType accepted, so its parameters are well formed:
+// split at the semicolons outside quoted strings.
+func latin1Param(header, name string) (string, bool) {
+	_, rest, _ := strings.Cut(header, ";")
+	for rest != "" {
+		var param string
+		param, rest = cutParam(rest)
+		k, v, ok := strings.Cut(param, "=")
+		if !ok || !strings.EqualFold(strings.TrimSpace(k), name) {
+			continue
+		}
+		charset, v, ok := strings.Cut(strings.TrimSpace(v), "'")
+		if !ok || !strings.EqualFold(charset, "iso-8859-1") {
+			return "", false
+		}
+		if _, v, ok = strings.Cut(v, "'"); !ok { // the language tag
+			return "", false
+		}
+		raw, err := url.PathUnescape(v)
+		if err != nil {
+			return "", false
+		}
+		var b strings.Builder
+		for i := range len(raw) {
+			b.WriteRune(rune(raw[i]))
+		}
+		return b.String(), true
+	}
+	return "", false
+}
+
+// cutParam splits s at its first semicolon outside a quoted string.
+func cutParam(s string) (param, rest string) {
+	quoted := false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case quoted && c == '\\':
+			i++ // the escaped character
+		case c == '"':
+			quoted = !quoted
+		case !quoted && c == ';':
+			return s[:i], s[i+1:]
+		}
+	}
+	return s, ""
 }

@@ -173,6 +173,20 @@ func TestDispositionName(t *testing.T) {
 		{`attachment; filename="fallback.txt"; filename*=UTF-8''real.txt`, "real.txt"},
 		{`attachment; filename=`, ""},
 		{`garbage;;;`, ""},
+		// RFC 8187 requires ISO-8859-1 beside UTF-8; its bytes are its
+		// code points, and the name comes out in UTF-8.
+		{`attachment; filename*=ISO-8859-1''caf%E9.txt`, "café.txt"},
+		{`attachment; filename*=iso-8859-1''caf%E9.txt`, "café.txt"},
+		{`attachment; filename*=Iso-8859-1'fr'%A3%20caf%E9.txt`, "£ café.txt"},
+		{`attachment; FILENAME*=ISO-8859-1''caf%E9.txt`, "café.txt"},
+		{`attachment; filename="cafe.txt"; filename*=ISO-8859-1''caf%E9.txt`, "café.txt"},
+		{`attachment; filename*=ISO-8859-1''caf%E9.txt; filename="cafe.txt"`, "café.txt"},
+		{`attachment; filename*=ISO-8859-1''..%2F..%2Fetc%2Fcaf%E9`, "café"},
+		// An unknown charset falls back to filename, or to nothing.
+		{`attachment; filename="fallback.txt"; filename*=KOI8-R''%C6%C1%CA%CC.txt`, "fallback.txt"},
+		{`attachment; filename*=KOI8-R''%C6%C1%CA%CC.txt`, ""},
+		// A filename* inside a quoted filename is no parameter.
+		{`attachment; filename="a; filename*=ISO-8859-1''evil.txt"`, "a; filename*=ISO-8859-1''evil.txt"},
 	}
 	for _, tt := range tests {
 		if got := DispositionName(tt.in); got != tt.want {

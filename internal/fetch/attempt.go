@@ -246,6 +246,14 @@ func (f *Fetcher) transfer(ctx context.Context, t record.Task, ps paths, p *part
 	from := p.size
 	expect := resp.ContentLength // body bytes to come, -1 if not announced
 	total := expect              // the whole file's size, -1 if not known
+	// The name the server suggests for a task that names no file. A resume
+	// keeps the one the response that began the part file suggested, which
+	// its sidecar carries: the file ends at the same name however its
+	// download went.
+	name := f.dispositionName(t, resp)
+	if from > 0 && p.meta.Name != "" {
+		name = p.meta.Name
+	}
 	switch code := resp.StatusCode; {
 	case code == http.StatusPartialContent:
 		first, last, tot, err := contentRange(resp.Header.Get("Content-Range"))
@@ -296,7 +304,7 @@ func (f *Fetcher) transfer(ctx context.Context, t record.Task, ps paths, p *part
 			}
 		}
 		if from == 0 {
-			if err := p.begin(metaFrom(t.URL, resp.Header, total)); err != nil {
+			if err := p.begin(metaFrom(t.URL, resp.Header, total, name)); err != nil {
 				return failure(true, err), false
 			}
 		}
@@ -312,7 +320,8 @@ func (f *Fetcher) transfer(ctx context.Context, t record.Task, ps paths, p *part
 		if tooBig(f.o.MaxSize, total) {
 			return failure(false, fmt.Errorf("%s: size %d exceeds max size %d", where(), total, f.o.MaxSize)), false
 		}
-		if err := p.begin(metaFrom(t.URL, resp.Header, total)); err != nil {
+		name = f.dispositionName(t, resp) // a new file: the sidecar's name was the old one's
+		if err := p.begin(metaFrom(t.URL, resp.Header, total, name)); err != nil {
 			return failure(true, err), false
 		}
 	case code == http.StatusRequestedRangeNotSatisfiable && from > 0:
@@ -323,8 +332,12 @@ func (f *Fetcher) transfer(ctx context.Context, t record.Task, ps paths, p *part
 		// of If-Range and sent it all; prepare resumes without a validator
 		// only when the expected sha256 checks the result.
 		if _, _, tot, err := contentRange(resp.Header.Get("Content-Range")); err == nil && tot == from {
+			final, o, found := f.namedFinal(t, ps, p, name, buf)
+			if found {
+				return o, false
+			}
 			bodyDone()
-			return f.finish(t, ps.final, p), false
+			return f.finish(t, final, p), false
 		}
 		if err := p.reset(); err != nil {
 			return failure(true, err), false
@@ -342,22 +355,9 @@ func (f *Fetcher) transfer(ctx context.Context, t record.Task, ps paths, p *part
 		return failure(false, fmt.Errorf("%s: size %d exceeds max size %d", where(), size, f.o.MaxSize)), false
 	}
 
-	final := ps.final
-	if name := f.dispositionName(t, resp); name != "" {
-		named := t
-		named.Name = name
-		// A suggested name that is the task's own part file or sidecar
-		// would have one published onto the other; the default name
-		// serves instead.
-		if nf := f.final(named); nf != ps.part && nf != ps.meta {
-			final = nf
-			if o, ok := f.complete(final, t, buf); ok {
-				if o.err == nil {
-					p.remove()
-				}
-				return o, false
-			}
-		}
+	final, o, found := f.namedFinal(t, ps, p, name, buf)
+	if found {
+		return o, false
 	}
 
 	limit := int64(-1)
@@ -425,6 +425,32 @@ func (f *Fetcher) setHeaders(req *http.Request, p *part) {
 			req.Header.Set("If-Range", v)
 		}
 	}
+}
+
+// namedFinal is where the task's file goes when the server suggested name
+// for it ("" for none): the task's final path under that name, unless
+// that is the task's own part file or sidecar, which would have one
+// published onto the other; the default name serves then, as without one.
+// Only the default name was looked at before the download: a file found
+// at the suggested one is reported (found) as complete reports it, and the
+// part file goes.
+func (f *Fetcher) namedFinal(t record.Task, ps paths, p *part, name string, buf []byte) (final string, o outcome, found bool) {
+	if name == "" {
+		return ps.final, outcome{}, false
+	}
+	named := t
+	named.Name = name
+	final = f.final(named)
+	if final == ps.part || final == ps.meta {
+		return ps.final, outcome{}, false
+	}
+	if o, ok := f.complete(final, t, buf); ok {
+		if o.err == nil {
+			p.remove()
+		}
+		return final, o, true
+	}
+	return final, outcome{}, false
 }
 
 // dispositionName is the server's suggested name, used only when neither the

@@ -34,6 +34,11 @@ type meta struct {
 	ETag         string `json:"etag,omitempty"` // strong ETags only
 	LastModified string `json:"last_modified,omitempty"`
 	Size         int64  `json:"size"` // the whole file's size, -1 if not announced
+	// Name is the file name the response suggested (Content-Disposition)
+	// for a task that names none: a resume publishes the file under it
+	// whatever the later responses say, or do not say (a 416 may carry
+	// no Content-Disposition).
+	Name string `json:"name,omitempty"`
 }
 
 // validator is the If-Range value that makes a resume safe, or "".
@@ -69,10 +74,10 @@ func respValidator(h http.Header) string {
 	return h.Get("Last-Modified")
 }
 
-// metaFrom keeps the validators of a response. A weak ETag cannot go in
-// If-Range (RFC 9110, 13.1.5), so it is dropped.
-func metaFrom(rawURL string, h http.Header, size int64) meta {
-	m := meta{URL: rawURL, LastModified: h.Get("Last-Modified"), Size: size}
+// metaFrom keeps the validators of a response, and the name it suggested.
+// A weak ETag cannot go in If-Range (RFC 9110, 13.1.5), so it is dropped.
+func metaFrom(rawURL string, h http.Header, size int64, name string) meta {
+	m := meta{URL: rawURL, LastModified: h.Get("Last-Modified"), Size: size, Name: name}
 	if et := h.Get("ETag"); strings.HasPrefix(et, `"`) {
 		m.ETag = et
 	}

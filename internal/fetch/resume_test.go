@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dlkit/dl/internal/origin"
 	"github.com/dlkit/dl/internal/record"
 )
 
@@ -417,7 +418,7 @@ func TestMetaFrom(t *testing.T) {
 		if tt.lastMod != "" {
 			h.Set("Last-Modified", tt.lastMod)
 		}
-		if got := metaFrom("u", h, 1).validator(); got != tt.wantValidator {
+		if got := metaFrom("u", h, 1, "").validator(); got != tt.wantValidator {
 			t.Errorf("etag %q last-modified %q: validator %q, want %q", tt.etag, tt.lastMod, got, tt.wantValidator)
 		}
 	}
@@ -530,5 +531,57 @@ func TestResumeReadsNoFIFOAsSidecar(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("the resume still waits on the FIFO at the sidecar's name after 30s")
+	}
+}
+
+// TestResumeKeepsTheServersName: a task that names no file takes the name
+// the origin's Content-Disposition suggests, however its download went: in
+// one response, resumed after a cut (206), or found whole in its part file
+// (a worker that died between the last byte and the rename, whose resume
+// the origin answers 416 "nothing left"). The name is the one the response
+// that began the part file suggested, so the sidecar carries it.
+func TestResumeKeepsTheServersName(t *testing.T) {
+	const size = 2 << 20 // above resumeMin: the part file has a sidecar
+	o := origin.New()
+	srv := httptest.NewServer(o)
+	defer srv.Close()
+	tests := []struct {
+		name  string
+		knobs []string
+		first record.Outcome // of the first delivery
+		http  int            // of the second
+	}{
+		{"one response", nil, record.Done, 0},
+		// Cut after 1 MiB: the second delivery resumes with a 206.
+		{"resumed", []string{"short=1048576"}, record.Failed, http.StatusPartialContent},
+		// One byte more announced than sent: the part file holds the
+		// whole file, and the resume gets 416.
+		{"part holds it all", []string{"cl=" + strconv.Itoa(size+1)}, record.Failed, http.StatusRequestedRangeNotSatisfiable},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := strings.ReplaceAll(tt.name, " ", "-") + "/" // the URL names no file
+			u := origin.URL(srv.URL, dir, size, append([]string{"cd=report.bin"}, tt.knobs...)...)
+			task := record.Task{ID: "1", URL: u}
+			named := task
+			named.Name = "report.bin"
+			f := newFetcher(t, Options{})
+			if res := f.Fetch(context.Background(), task); res.Outcome != tt.first {
+				t.Fatalf("first delivery: %+v, want %s", res, tt.first)
+			}
+			res := f.Fetch(context.Background(), task)
+			if res.Outcome != record.Done || res.SHA256 != origin.Sum(dir, size) {
+				t.Fatalf("got %+v; want the file done", res)
+			}
+			if tt.http != 0 && res.HTTP != tt.http {
+				t.Errorf("second delivery answered %d, want %d", res.HTTP, tt.http)
+			}
+			if want := f.final(named); res.Path != want {
+				t.Errorf("published as %s, want %s, the name the origin suggested", res.Path, want)
+			}
+			if got := files(t, f.o.Dir); len(got) != 1 {
+				t.Errorf("download directory holds %v", got)
+			}
+		})
 	}
 }

@@ -171,13 +171,14 @@ func claim(ctx context.Context, st *store.Store, b []record.Task, o store.ClaimO
 	return slices.Concat(got...), nil
 }
 
-// firstOfEach returns b without the lines whose id an earlier line has.
+// firstOfEach returns b without the lines whose id an earlier line has, or
+// one that names the same row (store.IDKey: in another case, say).
 func firstOfEach(b []record.Task) []record.Task {
 	seen := make(map[string]bool, len(b))
 	out := make([]record.Task, 0, len(b))
 	for _, t := range b {
-		if !seen[t.ID] {
-			seen[t.ID] = true
+		if k := store.IDKey(t.ID); !seen[k] {
+			seen[k] = true
 			out = append(out, t)
 		}
 	}

@@ -246,3 +246,78 @@ func TestQueueStaysWithinRenewMax(t *testing.T) {
 		time.Sleep(2 * lease) // the queue leases of tasks no round renewed run out
 	}
 }
+
+// TestEnqueuePushesRowsNamedInAnotherCase: MariaDB compares ids by the
+// table's collation (utf8mb4_general_ci by default: case, trailing spaces
+// and accents aside), so a line whose id differs from its row's only so
+// claims that row. It must be pushed at once, with the row's own id, in the
+// line's place; it used to stay claimed and unqueued until its queue lease
+// ran out.
+func TestEnqueuePushesRowsNamedInAnotherCase(t *testing.T) {
+	var many, manyLines []string
+	for i := 1; i <= 250; i++ { // enough for a batch claimed in parts
+		many = append(many, fmt.Sprintf("row-%d", i))
+		manyLines = append(manyLines, fmt.Sprintf("ROW-%d", i))
+	}
+	tests := []struct {
+		name        string
+		rows, lines []string
+		want        []string // the queue's ids, in order
+	}{
+		{"other case", []string{"abc"}, []string{"ABC"}, []string{"abc"}},
+		{"order kept", []string{"a1", "B2", "c3"}, []string{"a1", "b2", "C3"}, []string{"a1", "B2", "c3"}},
+		{"both spellings", []string{"abc", "x"}, []string{"ABC", "x", "abc"}, []string{"abc", "x"}},
+		{"trailing space", []string{"abc"}, []string{"abc "}, []string{"abc"}},
+		{"accent", []string{"café"}, []string{"cafe"}, []string{"café"}},
+		{"claimed in parts", many, manyLines, many},
+		// The parts run at once: the later spelling, in the second part,
+		// must not claim the row before the first one does.
+		{"both spellings in parts", many, append(manyLines, "row-1"), many},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			e := newEnv(t)
+			for _, id := range tt.rows {
+				if _, err := e.db.Exec("INSERT INTO files (id, url) VALUES (?, ?)", id, "http://h/"+id); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var in strings.Builder
+			for _, id := range tt.lines {
+				fmt.Fprintf(&in, `{"id":%q,"url":"http://h/%s"}`+"\n", id, strings.TrimSpace(id))
+			}
+			o := distributor.EnqueueOptions{Batch: 1000, Claim: store.ClaimOptions{QueueLease: time.Hour, Stale: time.Hour}}
+			var out bytes.Buffer
+			if err := distributor.Enqueue(ctx, e.st, e.q, o, strings.NewReader(in.String()), &out); err != nil {
+				t.Fatal(err)
+			}
+			queued, err := e.q.Peek(ctx, 10000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ids []string
+			for _, task := range queued {
+				ids = append(ids, task.ID)
+			}
+			if !slices.Equal(ids, tt.want) {
+				i := 0
+				for i < min(len(ids), len(tt.want)) && ids[i] == tt.want[i] {
+					i++
+				}
+				t.Errorf("queue holds %d ids, want %d; from #%d on it holds %q, want %q",
+					len(ids), len(tt.want), i, ids[i:min(i+3, len(ids))], tt.want[i:min(i+3, len(tt.want))])
+			}
+			if echoed := strings.Count(out.String(), "\n"); echoed != len(tt.want) {
+				t.Errorf("%d lines echoed, want %d:\n%s", echoed, len(tt.want), out.String())
+			}
+			var claimed int
+			if err := e.db.QueryRow("SELECT COUNT(*) FROM files WHERE status = 2").Scan(&claimed); err != nil {
+				t.Fatal(err)
+			}
+			if claimed != len(ids) {
+				t.Errorf("%d rows claimed but %d queued: the rest wait for their queue leases", claimed, len(ids))
+			}
+		})
+	}
+}

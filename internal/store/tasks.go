@@ -6,6 +6,8 @@ import (
 	"database/sql"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -234,13 +236,9 @@ func (s *Store) Claim(ctx context.Context, tasks []record.Task, o ClaimOptions) 
 	if err != nil {
 		return nil, fmt.Errorf("read claimed rows: %w", err)
 	}
-	var out []record.Task
-	for _, t := range tasks {
-		row, ok := got[t.ID]
-		if !ok {
-			continue
-		}
-		delete(got, t.ID) // a duplicate line in one batch is claimed once
+	out := make([]record.Task, 0, len(got))
+	keep := func(row record.Task) {
+		delete(got, row.ID) // a duplicate line in one batch is claimed once
 		row.Token = token
 		// A checksum the line did not carry comes from the row, where
 		// an operator may have written one no line can carry: such a row
@@ -250,12 +248,45 @@ func (s *Store) Claim(ctx context.Context, tasks []record.Task, o ClaimOptions) 
 		if row.SHA256 != "" {
 			if err := row.Check(); err != nil {
 				slog.Warn("claimed row left out: no task line can carry it", "id", row.ID, "err", err)
-				continue
+				return
 			}
 		}
 		out = append(out, row)
 	}
+	// The table compares ids by its collation, so a line may claim a row
+	// whose id differs from its own (in case, say): that row goes out
+	// with its own id, the one every later statement and file name uses,
+	// in the line's place where IDKey tells them alike.
+	var byKey map[string]string
+	for _, t := range tasks {
+		row, ok := got[t.ID]
+		if !ok && len(got) > 0 {
+			if byKey == nil {
+				byKey = make(map[string]string, len(got))
+				for id := range got {
+					byKey[IDKey(id)] = id
+				}
+			}
+			row, ok = got[byKey[IDKey(t.ID)]]
+		}
+		if ok {
+			keep(row)
+		}
+	}
+	// Rows that only the collation finds alike (accents aside, say): they
+	// are ours all the same, and go out at the end of the batch.
+	for _, id := range slices.Sorted(maps.Keys(got)) {
+		keep(got[id])
+	}
 	return out, nil
+}
+
+// IDKey approximates the table's default collation (utf8mb4_general_ci,
+// PAD SPACE) for ordering: ids that differ only in letter case or in
+// trailing spaces name one row, and have one key. The collation alone
+// decides which row a line claims; the key only places it.
+func IDKey(id string) string {
+	return strings.ToLower(strings.TrimRight(id, " "))
 }
 
 // setKept returns setExpected filled for the tasks that carry an expected

@@ -207,12 +207,14 @@ func flock(fd int) error {
 	return nil
 }
 
+// samePath tells whether the name path holds the open file f, and returns
+// f's info. The name is looked at itself: a link there, even to f, is not f.
 func samePath(f *os.File, path string) (os.FileInfo, bool, error) {
 	a, err := f.Stat()
 	if err != nil {
 		return nil, false, fmt.Errorf("stat part file: %w", err)
 	}
-	b, err := os.Stat(path)
+	b, err := os.Lstat(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, false, nil
 	}

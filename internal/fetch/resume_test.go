@@ -585,3 +585,36 @@ func TestResumeKeepsTheServersName(t *testing.T) {
 		})
 	}
 }
+
+// TestSamePathIsTheNameItself: openPart and Clean check, under the part
+// file's lock, that its name still holds the file they opened. A link put
+// at the name meanwhile, even one to that very file, is not the file: the
+// part would be published as that link, and Clean would remove the link.
+func TestSamePathIsTheNameItself(t *testing.T) {
+	dir := t.TempDir()
+	part := filepath.Join(dir, "a.part")
+	if err := os.WriteFile(part, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(part)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	link := filepath.Join(dir, "b.part")
+	if err := os.Symlink(part, link); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		path string
+		want bool
+	}{
+		{part, true},
+		{link, false},
+		{filepath.Join(dir, "gone.part"), false},
+	} {
+		if _, same, err := samePath(f, tt.path); err != nil || same != tt.want {
+			t.Errorf("samePath(%s) = %v, %v; want %v", filepath.Base(tt.path), same, err, tt.want)
+		}
+	}
+}

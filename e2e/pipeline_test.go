@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -514,11 +515,10 @@ func TestWorkerScriptKilledStopsItsPipeline(t *testing.T) {
 	testenv.Eventually(t, time.Minute, 20*time.Millisecond, func() bool {
 		return e.count("status = 2 AND worker IS NOT NULL") == 1
 	}, "the worker taking the slow row")
-	children, err := exec.Command("pgrep", "-P", fmt.Sprint(w.Pid(0))).Output()
-	if err != nil {
-		t.Fatalf("pgrep the worker script's children: %v", err)
+	var pids []string
+	for _, c := range children(t, w.Pid(0)) {
+		pids = append(pids, fmt.Sprint(c.pid))
 	}
-	pids := strings.Fields(string(children))
 	if len(pids) != 2 {
 		t.Fatalf("the worker script has children %v, want dl-fetch and dl-mark", pids)
 	}
@@ -536,4 +536,109 @@ func TestWorkerScriptKilledStopsItsPipeline(t *testing.T) {
 	if b, _ := os.ReadFile(log); !strings.Contains(string(b), "finishing work in flight") {
 		t.Errorf("dl-fetch did not stop as on SIGTERM; its log:\n%s", b)
 	}
+}
+
+// A minimal system (a container, a minimal Debian) has no procps, so no
+// pkill: the worker script must still pass systemd's SIGTERM on to dl-fetch,
+// which finishes the download in flight, and exit 0 once dl-mark has
+// recorded it. It used to lose the signal silently, and systemd killed the
+// worker mid-download at TimeoutStopSec. It passes the signal to the pid of
+// its pipeline's process group, which must be dl-fetch's, whether setpriv
+// runs it or the shell does (util-linux, which gives setpriv, may be absent
+// too).
+func TestWorkerScriptStopsWithoutProcps(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		tools []string // all that PATH holds besides the dl tools
+	}{
+		{"with setpriv", []string{"bash", "setpriv"}},
+		{"without setpriv", []string{"bash"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			path := t.TempDir()
+			for _, name := range tc.tools {
+				target, err := exec.LookPath(name)
+				if err != nil {
+					testenv.Missing(t, fmt.Sprintf("%s is not installed", name))
+				}
+				if err := os.Symlink(target, filepath.Join(path, name)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			e := newEnv(t)
+			if _, err := os.Stat(e.tool("pkill")); err == nil {
+				t.Fatalf("%s has a pkill: the test proves nothing", e.bin)
+			}
+			files := e.insert([]file{{id: "slow", name: "slow.bin", size: 5000, knobs: []string{"delay=6s"}, wantOK: true}})
+			if r := testenv.Pipeline(t, bg, nil, e.proc("dl-select"), e.proc("dl-enqueue")); !r.OK() {
+				t.Fatalf("enqueue:\n%s", r)
+			}
+			ctx, cancel := context.WithTimeout(bg, time.Minute) // Wait fails the test past it
+			defer cancel()
+			w := testenv.Start(t, ctx, nil, e.script("dl-worker", []string{"PATH=" + path}))
+			testenv.Eventually(t, 30*time.Second, 20*time.Millisecond, func() bool {
+				return e.count("status = 2 AND worker IS NOT NULL") == 1
+			}, "the worker taking the slow row:\n%s", w.Stderr(0))
+			var leader []string
+			for _, c := range children(t, w.Pid(0)) {
+				if c.pid == c.pgid {
+					leader = append(leader, c.name)
+				}
+			}
+			if len(leader) != 1 || leader[0] != "dl-fetch" {
+				t.Fatalf("the worker pipeline's group leads %v, want dl-fetch alone", leader)
+			}
+			w.SignalProc(0, syscall.SIGTERM) // as systemctl stop does (KillMode=mixed)
+			if n := e.countStatus(2); n != 1 {
+				t.Fatalf("the row was no longer in flight at the signal (%d processing): the test proves nothing", n)
+			}
+			if r := w.Wait(); !r.OK() {
+				t.Fatalf("worker script did not exit 0 on SIGTERM:\n%s", r)
+			}
+			e.checkRows(files)
+		})
+	}
+}
+
+// child is a process some process started.
+type child struct {
+	pid, pgid int
+	name      string // as the kernel keeps it, cut to 15 bytes
+}
+
+// children lists the processes whose parent is parent, from /proc.
+func children(t *testing.T, parent int) []child {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []child
+	for _, d := range entries {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", d.Name(), "stat"))
+		if err != nil {
+			continue // ended meanwhile
+		}
+		// pid (comm) state ppid pgrp ...; comm may hold spaces and parentheses.
+		s := string(b)
+		open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if open < 0 || end < open {
+			t.Fatalf("/proc/%d/stat: %q", pid, s)
+		}
+		f := strings.Fields(s[end+1:])
+		if len(f) < 3 {
+			t.Fatalf("/proc/%d/stat: %q", pid, s)
+		}
+		if ppid, _ := strconv.Atoi(f[1]); ppid == parent {
+			pgid, _ := strconv.Atoi(f[2])
+			out = append(out, child{pid: pid, pgid: pgid, name: s[open+1 : end]})
+		}
+	}
+	return out
 }

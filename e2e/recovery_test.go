@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -663,5 +664,83 @@ func TestStopWhileWaitingForServices(t *testing.T) {
 	r := w.Wait()
 	if took := time.Since(begin); took > 20*time.Second {
 		t.Errorf("the worker took %s to stop while waiting for Redis:\n%s", took, r)
+	}
+	// A stop asked for is a clean exit: systemd must not show the unit
+	// failed (it used to exit 1, as for a wait that ran out).
+	if !r.OK() || strings.Count(r.Procs[0].Stderr, `msg="stopped while waiting for redis"`) != 2 {
+		t.Errorf("want exit 0 and dl-fetch and dl-mark each saying they stopped while waiting for redis:\n%s", r)
+	}
+}
+
+// TestToolsStoppedWhileWaitingExitZero: every tool that waits for its
+// services (DL_WAIT_FOR_SERVICES) and is stopped meanwhile (SIGTERM, as
+// systemctl stop sends; Ctrl-C) exits 0 with one info line saying what it
+// was waiting for. They used to exit 1 with the connection error, as if
+// the wait had run out. The wait running out still fails.
+func TestToolsStoppedWhileWaitingExitZero(t *testing.T) {
+	t.Parallel()
+	bin := testenv.Binaries(t)
+	dsn, _ := testenv.MySQL(t)
+	closed := func() string { // a port nothing listens on
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		return l.Addr().String()
+	}
+	noMySQL := "DL_MYSQL_DSN=root@tcp(" + closed() + ")/dl_wait"
+	noRedis := "DL_REDIS_URL=redis://" + closed() + "/0"
+	for _, tc := range []struct {
+		tool    string
+		args    []string
+		away    string // the service that is away: mysql, redis
+		wait    string // DL_WAIT_FOR_SERVICES
+		wantOK  bool
+		wantMsg string // on stderr, once
+	}{
+		{"dl-select", nil, "mysql", "10m", true, `msg="stopped while waiting for mysql"`},
+		{"dl-enqueue", nil, "mysql", "10m", true, `msg="stopped while waiting for mysql"`},
+		{"dl-enqueue", nil, "redis", "10m", true, `msg="stopped while waiting for redis"`},
+		{"dl-fetch", nil, "mysql", "10m", true, `msg="stopped while waiting for mysql"`},
+		{"dl-fetch", nil, "redis", "10m", true, `msg="stopped while waiting for redis"`},
+		{"dl-mark", nil, "mysql", "10m", true, `msg="stopped while waiting for mysql"`},
+		{"dl-mark", nil, "redis", "10m", true, `msg="stopped while waiting for redis"`},
+		{"dl-mark", []string{"requeue"}, "mysql", "10m", true, `msg="stopped while waiting for mysql"`},
+		{"dl-stat", nil, "mysql", "10m", true, `msg="stopped while waiting for mysql"`},
+		{"dl-stat", nil, "redis", "10m", true, `msg="stopped while waiting for redis"`},
+		{"dl-fetch", nil, "redis", "1s", false, "(waited 1s for it)"},
+	} {
+		t.Run(fmt.Sprintf("%s %s away %s", strings.Join(append([]string{tc.tool}, tc.args...), " "), tc.away, tc.wait), func(t *testing.T) {
+			t.Parallel()
+			vars := []string{"DL_MYSQL_DSN=" + dsn, "DL_REDIS_URL=redis://127.0.0.1:6379/0", "DL_DIR=" + t.TempDir(),
+				"DL_KEY_PREFIX=dl_wait_test_never_used_", "DL_WAIT_FOR_SERVICES=" + tc.wait}
+			if tc.away == "mysql" {
+				vars = append(vars, noMySQL)
+			} else {
+				vars = append(vars, noRedis)
+			}
+			// An input that stays open, as a pipeline's does: dl-mark ends
+			// its wait by itself when its input ends empty.
+			in, keepOpen, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer in.Close()
+			defer keepOpen.Close()
+			ctx, cancel := context.WithTimeout(bg, time.Minute) // Wait fails the test past it
+			defer cancel()
+			p := testenv.Start(t, ctx, in, testenv.Proc{Bin: filepath.Join(bin, tc.tool), Args: tc.args, Env: vars})
+			if tc.wantOK {
+				testenv.Eventually(t, 30*time.Second, 20*time.Millisecond, func() bool {
+					return strings.Contains(p.Stderr(0), tc.away+" unavailable")
+				}, "%s waiting for %s:\n%s", tc.tool, tc.away, p.Stderr(0))
+				p.Signal(syscall.SIGTERM)
+			}
+			r := p.Wait()
+			if r.OK() != tc.wantOK || strings.Count(r.Procs[0].Stderr, tc.wantMsg) != 1 {
+				t.Fatalf("want exit 0 %v and %q once:\n%s", tc.wantOK, tc.wantMsg, r)
+			}
+		})
 	}
 }

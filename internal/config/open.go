@@ -47,7 +47,9 @@ func OpenQueue(c *cli.Context) (*queue.Queue, error) {
 // waitFor calls open, and again while its service is unavailable, for up
 // to --wait-for-services (if the tool has it). Unlike the opening itself,
 // the wait ends with a first signal: a unit stopped while its database is
-// still away must not wait out its TimeoutStopSec.
+// still away must not wait out its TimeoutStopSec. Such a stop is no
+// failure (a *tool.StoppedError, exit 0); the wait running out is, and so is
+// a refusal that no wait can mend (a wrong password), stop or not.
 func waitFor(c *cli.Context, service string, unavailable func(error) bool, open func() error) error {
 	d := c.Duration(FlagWait)
 	if d <= 0 {
@@ -61,12 +63,12 @@ func waitFor(c *cli.Context, service string, unavailable func(error) bool, open 
 		return last
 	})
 	switch {
-	case err == nil || last == nil || ctx.Err() == nil:
+	case err == nil || last == nil || ctx.Err() == nil || !unavailable(last):
 		return err
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return fmt.Errorf("%w (waited %v for it)", last, d)
 	default:
-		return last // stopped by a signal
+		return &tool.StoppedError{Service: service, Err: last} // stopped by a signal
 	}
 }
 

@@ -1,30 +1,40 @@
 package config
 
 import (
+	"context"
+	"errors"
 	"net"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/urfave/cli/v2"
 
 	"github.com/dlkit/dl/internal/testenv"
+	"github.com/dlkit/dl/internal/tool"
 )
+
+// awayServices returns a Redis of the test's own, stopped, with the control
+// that starts it, and the DSN of a MySQL that never comes: a port nothing
+// listens on.
+func awayServices(t *testing.T) (redisURL string, startRedis func(), noMySQL string) {
+	t.Helper()
+	redisURL, stop, startRedis := testenv.StartRedisServer(t)
+	stop()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return redisURL, startRedis, "root@tcp(" + l.Addr().String() + ")/dl_wait"
+}
 
 // TestOpenWaitsForServices: with --wait-for-services a tool started before
 // its Redis or MySQL accepts connections waits for them (a host booting
 // before its database), up to the bound; without it, it fails at once.
 func TestOpenWaitsForServices(t *testing.T) {
-	redisURL, stop, start := testenv.StartRedisServer(t)
-	stop()
-	// A port nothing listens on, for a MySQL that never comes.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	noMySQL := "root@tcp(" + l.Addr().String() + ")/dl_wait"
-	l.Close()
-
+	redisURL, start, noMySQL := awayServices(t)
 	run := func(open func(*cli.Context) error, args ...string) (time.Duration, error) {
 		t.Helper()
 		app := &cli.App{Name: "dl-x", Flags: append([]cli.Flag{MySQLFlag(), TableFlag(), WaitFlag()}, RedisFlags()...), ExitErrHandler: noExit, Action: open}
@@ -32,21 +42,6 @@ func TestOpenWaitsForServices(t *testing.T) {
 		err := app.Run(append([]string{"dl-x", "--redis", redisURL, "--mysql", noMySQL}, args...))
 		return time.Since(began), err
 	}
-	openQueue := func(c *cli.Context) error {
-		q, err := OpenQueue(c)
-		if err == nil {
-			q.Close()
-		}
-		return err
-	}
-	openStore := func(c *cli.Context) error {
-		st, err := OpenStore(c)
-		if err == nil {
-			st.Close()
-		}
-		return err
-	}
-
 	if took, err := run(openQueue); err == nil || !strings.Contains(err.Error(), "connection refused") || took > 5*time.Second {
 		t.Fatalf("without a wait: %v after %v, want connection refused at once", err, took)
 	}
@@ -60,4 +55,92 @@ func TestOpenWaitsForServices(t *testing.T) {
 	if took, err := run(openQueue, "--wait-for-services", "2m"); err != nil || took < late {
 		t.Fatalf("a Redis that comes up after %v: %v after %v, want it opened once it was up", late, err, took)
 	}
+}
+
+// TestOpenStoppedWhileWaiting: a tool stopped (its first signal) while it
+// waits for a service ends with a *tool.StoppedError naming the service,
+// which tool.Run turns into exit 0: a unit stopped at boot before its
+// database came up is stopped, not failed. A wait that runs out stays an
+// error, and so does a refused login, even when a stop came with it.
+// Not parallel: cli's apps share their help flag, which each run sets.
+func TestOpenStoppedWhileWaiting(t *testing.T) {
+	redisURL, _, noMySQL := awayServices(t)
+	realDSN, _ := testenv.MySQL(t)
+	cfg, err := mysql.ParseDSN(realDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.User, cfg.Passwd = "dl_no_such_user", "wrong"
+	refused := cfg.FormatDSN()
+
+	const never, atOnce = -1, 0
+	for _, tc := range []struct {
+		name      string
+		mysql     string
+		wait      string
+		stopAfter time.Duration // never, atOnce (before the first attempt) or a delay
+		open      func(*cli.Context) error
+		stopped   string // the service a StoppedError names; "" for none
+		wantErr   string // in the error otherwise
+	}{
+		{"redis away, stopped during the wait", noMySQL, "2m", 300 * time.Millisecond, openQueue, "redis", ""},
+		{"mysql away, stopped during the wait", noMySQL, "2m", 300 * time.Millisecond, openStore, "mysql", ""},
+		{"mysql away, stopped at once", noMySQL, "2m", atOnce, openStore, "mysql", ""},
+		{"mysql away, the wait runs out", noMySQL, "1s", never, openStore, "", "(waited 1s for it)"},
+		{"login refused, with a stop", refused, "2m", atOnce, openStore, "", "Access denied"},
+		{"login refused", refused, "2m", never, openStore, "", "Access denied"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// The contexts as tool.Run makes them: the opening runs under
+			// the hard one, which a first signal leaves alone.
+			hard := context.Background()
+			soft, stop := context.WithCancel(tool.WithHard(hard, hard))
+			defer stop()
+			switch {
+			case tc.stopAfter == atOnce:
+				stop()
+			case tc.stopAfter > 0:
+				defer time.AfterFunc(tc.stopAfter, stop).Stop()
+			}
+			var openErr error
+			app := &cli.App{Name: "dl-x", Flags: append([]cli.Flag{MySQLFlag(), TableFlag(), WaitFlag()}, RedisFlags()...), ExitErrHandler: noExit,
+				Action: func(c *cli.Context) error {
+					openErr = tc.open(c)
+					return nil
+				}}
+			began := time.Now()
+			if err := app.RunContext(soft, []string{"dl-x", "--redis", redisURL, "--mysql", tc.mysql, "--wait-for-services", tc.wait}); err != nil {
+				t.Fatal(err)
+			}
+			took := time.Since(began)
+			var se *tool.StoppedError
+			switch {
+			case took > 30*time.Second:
+				t.Fatalf("took %v: %v", took, openErr)
+			case tc.stopped != "":
+				if !errors.As(openErr, &se) || se.Service != tc.stopped {
+					t.Fatalf("got %v (%T), want a stop while waiting for %s", openErr, openErr, tc.stopped)
+				}
+			case errors.As(openErr, &se) || openErr == nil || !strings.Contains(openErr.Error(), tc.wantErr):
+				t.Fatalf("got %v (%T), want an error with %q, no stop", openErr, openErr, tc.wantErr)
+			}
+		})
+	}
+}
+
+// openQueue and openStore open the service and close it again.
+func openQueue(c *cli.Context) error {
+	q, err := OpenQueue(c)
+	if err == nil {
+		q.Close()
+	}
+	return err
+}
+
+func openStore(c *cli.Context) error {
+	st, err := OpenStore(c)
+	if err == nil {
+		st.Close()
+	}
+	return err
 }

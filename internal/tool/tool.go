@@ -127,6 +127,11 @@ func run(app *cli.App, args []string, stderr io.Writer) int {
 	app.ExitErrHandler = func(*cli.Context, error) {} // we print and exit ourselves
 	strict(app)
 	err := app.RunContext(soft, args)
+	var stopped *StoppedError
+	if errors.As(err, &stopped) {
+		slog.Info("stopped while waiting for "+stopped.Service, "err", stopped.Err)
+		err = nil
+	}
 	if err == nil {
 		return 0
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -30,6 +31,34 @@ func TestRunExitCodesAndOneLine(t *testing.T) {
 			code := run(&cli.App{Name: "dl-x", Action: tc.action}, []string{"dl-x"}, &stderr)
 			if code != tc.wantCode || stderr.String() != tc.wantErr {
 				t.Fatalf("code %d stderr %q, want %d %q", code, stderr.String(), tc.wantCode, tc.wantErr)
+			}
+		})
+	}
+}
+
+// TestRunStoppedWhileWaiting: a command stopped while it waited for a
+// service exits 0 with one info line that names the service, however the
+// error reached Run; any other error still fails.
+func TestRunStoppedWhileWaiting(t *testing.T) {
+	refused := errors.New("redis at 127.0.0.1:1: connection refused")
+	for _, tc := range []struct {
+		name     string
+		err      error
+		wantCode int
+		want     string // the one line on stderr, or its end
+	}{
+		{"stopped", &StoppedError{Service: "redis", Err: refused}, 0,
+			`level=INFO msg="stopped while waiting for redis" tool=dl-x err="redis at 127.0.0.1:1: connection refused"`},
+		{"stopped, wrapped", fmt.Errorf("open: %w", &StoppedError{Service: "mysql", Err: refused}), 0,
+			`level=INFO msg="stopped while waiting for mysql" tool=dl-x err="redis at 127.0.0.1:1: connection refused"`},
+		{"not stopped", refused, 1, "dl-x: redis at 127.0.0.1:1: connection refused"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			code := run(&cli.App{Name: "dl-x", Action: func(*cli.Context) error { return tc.err }}, []string{"dl-x"}, &stderr)
+			lines := strings.Split(strings.TrimSuffix(stderr.String(), "\n"), "\n")
+			if code != tc.wantCode || len(lines) != 1 || !strings.HasSuffix(lines[0], tc.want) {
+				t.Fatalf("code %d, stderr %q; want %d and one line ending %q", code, stderr.String(), tc.wantCode, tc.want)
 			}
 		})
 	}

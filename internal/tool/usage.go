@@ -58,6 +58,22 @@ func (e *ExitError) Unwrap() error { return e.Err }
 // ExitCode makes an ExitError a cli.ExitCoder.
 func (e *ExitError) ExitCode() int { return e.Code }
 
+// StoppedError ends a command that a signal stopped while it waited for a
+// service to start with (--wait-for-services): the stop was asked for and
+// no work had begun, so Run logs one line at info level and exits 0, as
+// for a stop at any other time; a unit stopped at boot, before its
+// database came up, must not show "failed".
+type StoppedError struct {
+	Service string // what it waited for: "mysql", "redis"
+	Err     error  // the last attempt's failure
+}
+
+func (e *StoppedError) Error() string {
+	return fmt.Sprintf("stopped while waiting for %s: %v", e.Service, e.Err)
+}
+
+func (e *StoppedError) Unwrap() error { return e.Err }
+
 // prog is the command c runs as the operator typed it: the tool's name and
 // the subcommands' names.
 func prog(c *cli.Context) string {

@@ -103,7 +103,9 @@ func (q *Queue) Client() redis.UniversalClient { return q.rdb }
 // Where names the server in messages.
 func (q *Queue) Where() string { return q.addr }
 
-// Redact returns a Redis URL without its passwords.
+// Redact returns a Redis URL without its secrets: its passwords, and a
+// user name given without a password, which hosted services hand out as
+// a token (redis://TOKEN@host), in every form (record.RedactUser).
 func Redact(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -117,7 +119,8 @@ func Redact(raw string) string {
 		}
 		u.RawQuery = q.Encode()
 	}
-	return u.Redacted()
+	record.RedactUser(u)
+	return u.String()
 }
 
 // Push appends tasks to the queue in one RPUSH.

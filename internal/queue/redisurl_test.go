@@ -1,8 +1,10 @@
 package queue
 
 import (
+	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -65,10 +67,43 @@ func TestURLForms(t *testing.T) {
 	}
 }
 
-func TestRedactHidesEveryPassword(t *testing.T) {
-	got := Redact("redis-sentinel://:pw1@s1:26379,s2:26379/0?master_name=m&sentinel_password=pw2&password=pw3")
-	if strings.Contains(got, "pw") || !strings.Contains(got, "s1:26379,s2:26379") {
-		t.Fatalf("redacted %q", got)
+// TestRedactHidesEverySecret: a Redis URL in a message or a log line keeps
+// its servers and options but no secret: no password, wherever it is given,
+// and no user name given alone (redis://TOKEN@host, as hosted services hand
+// out), which is a token as often as a name; in every form of the URL.
+// Open's errors name the server the same way.
+func TestRedactHidesEverySecret(t *testing.T) {
+	for _, tc := range []struct{ url, want string }{
+		{"redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"},
+		{"redis://TOKEN@127.0.0.1:6379/0", "redis://xxxxx@127.0.0.1:6379/0"},
+		{"redis://TOKEN:@127.0.0.1:6379/0", "redis://xxxxx@127.0.0.1:6379/0"},
+		{"rediss://TOKEN@127.0.0.1:6380/1?dial_timeout=3s", "rediss://xxxxx@127.0.0.1:6380/1?dial_timeout=3s"},
+		{"redis://:SECRET@127.0.0.1:6379/0", "redis://:xxxxx@127.0.0.1:6379/0"},
+		{"redis://dl:SECRET@127.0.0.1:6379/0", "redis://dl:xxxxx@127.0.0.1:6379/0"},
+		{"unix://TOKEN@/run/redis/redis.sock?db=1", "unix://xxxxx@/run/redis/redis.sock?db=1"},
+		{"redis-cluster://TOKEN@127.0.0.1:7000,127.0.0.1:7001", "redis-cluster://xxxxx@127.0.0.1:7000,127.0.0.1:7001"},
+		{"rediss-cluster://dl:SECRET@127.0.0.1:7000,127.0.0.1:7001", "rediss-cluster://dl:xxxxx@127.0.0.1:7000,127.0.0.1:7001"},
+		{"redis-sentinel://TOKEN@127.0.0.1:26379,127.0.0.1:26380/0?master_name=m",
+			"redis-sentinel://xxxxx@127.0.0.1:26379,127.0.0.1:26380/0?master_name=m"},
+		{"redis-sentinel://:SECRET1@127.0.0.1:26379,127.0.0.1:26380/0?master_name=m&sentinel_password=SECRET2&password=SECRET3",
+			"redis-sentinel://:xxxxx@127.0.0.1:26379,127.0.0.1:26380/0?master_name=m&password=xxxxx&sentinel_password=xxxxx"},
+		{"redis://TOKEN@127.0.0.1:63x9/0", "(unparseable URL)"},
+	} {
+		if got := Redact(tc.url); got != tc.want {
+			t.Errorf("Redact(%q) = %q, want %q", tc.url, got, tc.want)
+		}
+		// Open fails (nothing listens there, or the URL is refused) and
+		// says where without the secret.
+		closed := strings.NewReplacer(":6379", ":1", ":6380", ":2", ":7000", ":3", ":7001", ":4", ":26379", ":5", ":26380", ":6").Replace(tc.url)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		q, err := Open(ctx, closed, NewKeys("download_queue", "download_"))
+		cancel()
+		if err == nil {
+			q.Close()
+			t.Errorf("Open(%q) succeeded", closed)
+		} else if strings.Contains(err.Error(), "TOKEN") || strings.Contains(err.Error(), "SECRET") {
+			t.Errorf("Open(%q): %v", closed, err)
+		}
 	}
 }
 

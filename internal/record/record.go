@@ -201,16 +201,8 @@ func ParseURL(raw string) (*url.URL, error) {
 // is as often an access token (GitHub's, an API key) as a name.
 func RedactURL(s string) string {
 	if u, err := url.Parse(s); err == nil {
-		pass, pw := u.User.Password()
-		bare := u.User.Username() != "" && pass == "" // "tok@" and "tok:@" alike
-		if !u.IsAbs() || !pw && !bare && u.RawQuery == "" {
+		if !u.IsAbs() || !RedactUser(u) && u.RawQuery == "" {
 			return s
-		}
-		switch {
-		case bare:
-			u.User = url.User("xxxxx")
-		case pw:
-			u.User = url.UserPassword(u.User.Username(), "xxxxx")
 		}
 		u.RawQuery = maskQuery(u.RawQuery)
 		return u.String()
@@ -238,6 +230,24 @@ func RedactURL(s string) string {
 		}
 	}
 	return scheme + "://" + rest + query
+}
+
+// RedactUser hides the secrets of u's user information in place and
+// reports whether it had any: a password becomes "xxxxx", and a user name
+// without a password, or with an empty one ("tok@", "tok:@"), is hidden
+// whole, since it is as often an access token as a name. Every URL that
+// dl prints (a task's, a Redis server's) goes through it.
+func RedactUser(u *url.URL) bool {
+	pass, pw := u.User.Password()
+	switch {
+	case u.User.Username() != "" && pass == "":
+		u.User = url.User("xxxxx")
+	case pw:
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	default:
+		return false
+	}
+	return true
 }
 
 // maskQuery keeps a query's names and hides its values; a part without a

@@ -325,6 +325,43 @@ func TestDistributorStopsOnOptionsTheToolsRefuse(t *testing.T) {
 	d.Wait()
 }
 
+// TestDistributorRefusesAnIntervalOfNothing: DL_INTERVAL is the pause
+// between rounds. One that is no duration stops the distributor with one
+// line naming it, exit 2, before any round; so does a pause of nothing (0s,
+// 0ms, or below the 1ms that sleep is given), which used to pass and run the
+// rounds back to back, a busy loop on MySQL and Redis.
+func TestDistributorRefusesAnIntervalOfNothing(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.insert([]file{{id: "due", name: "due.bin", size: 10}})
+	for _, tc := range []struct{ interval, want string }{
+		{"5", "is not a duration (e.g. 30s)"},
+		{"-1s", "is not a duration (e.g. 30s)"},
+		{"0s", "must be above 0"},
+		{"0ms", "must be above 0"},
+		{"0h0m0s", "must be above 0"},
+		{"0.0s", "must be above 0"},
+		{"100us", "must be above 0"},
+	} {
+		ctx, cancel := context.WithTimeout(bg, 10*time.Second) // a loop is killed past it
+		r := testenv.Pipeline(t, ctx, nil, e.script("dl-distributor", []string{"DL_INTERVAL=" + tc.interval}))
+		cancel()
+		code := -1
+		var ee *exec.ExitError
+		if errors.As(r.Procs[0].Err, &ee) {
+			code = ee.ExitCode()
+		}
+		stderr := r.Procs[0].Stderr
+		if code != 2 || len(lines(stderr)) != 1 || !strings.Contains(stderr, "DL_INTERVAL="+tc.interval+" "+tc.want) {
+			t.Errorf("DL_INTERVAL=%s: exit %d (%v), stderr:\n%s\nwant exit 2 and one line: DL_INTERVAL=%s %s",
+				tc.interval, code, r.Procs[0].Err, stderr, tc.interval, tc.want)
+		}
+		if n := e.countStatus(0); n != 1 {
+			t.Fatalf("DL_INTERVAL=%s: a round ran (%d rows pending, want 1)", tc.interval, n)
+		}
+	}
+}
+
 // dl-flag: every command prints the flag's new or current state on stdout;
 // status exits 0 when set, 1 when clear and 2 when Redis could not be asked
 // (as scripts/dl-distributor reads it).

@@ -2,13 +2,16 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -31,6 +34,8 @@ type staticOrigin struct {
 	root string // document root: files/<name>
 	base string // http://127.0.0.1:port
 	done chan struct{}
+
+	stopped sync.Once
 }
 
 // nginxConf keeps everything nginx writes inside dir, runs one process in
@@ -62,8 +67,9 @@ http {
 
 // startStatic starts nginx with its document root under rootParent (a
 // tmpfs, so that dropping the page cache before a large-file run leaves the
-// origin's files in memory) and its configuration and logs in confDir.
-func startStatic(rootParent, confDir string) (*staticOrigin, error) {
+// origin's files in memory) and its configuration and logs in confDir, on a
+// loopback port that ports picks (freePort).
+func startStatic(rootParent, confDir string, ports func() (int, error)) (*staticOrigin, error) {
 	nginx, err := exec.LookPath("nginx")
 	if err != nil {
 		return nil, fmt.Errorf("nginx is not installed (apt-get install nginx-light): %w", err)
@@ -76,29 +82,56 @@ func startStatic(rootParent, confDir string) (*staticOrigin, error) {
 		os.RemoveAll(root)
 		return nil, fmt.Errorf("static origin root: %w", err)
 	}
-	s, err := runNginx(nginx, root, confDir)
-	if err != nil {
+	// A file only this nginx serves: what answers on its port is this
+	// nginx only if it serves that.
+	probe := fmt.Sprintf("dlbench %d %d\n", os.Getpid(), time.Now().UnixNano())
+	if err := os.WriteFile(filepath.Join(root, probeName), []byte(probe), 0o644); err != nil {
 		os.RemoveAll(root)
-		return nil, err
+		return nil, fmt.Errorf("static origin root: %w", err)
 	}
-	return s, nil
-}
-
-func runNginx(nginx, root, confDir string) (*staticOrigin, error) {
 	if err := os.MkdirAll(confDir, 0o755); err != nil {
+		os.RemoveAll(root)
 		return nil, fmt.Errorf("nginx directory: %w", err)
 	}
-	port, err := freePort()
-	if err != nil {
-		return nil, err
+	// The port is free when ports picks it, and nginx binds it a moment
+	// later: another program may take it in between. Then nginx exits, or
+	// the other program answers in its place; either way another port is
+	// tried.
+	for try := 1; ; try++ {
+		port, err := ports()
+		if err != nil {
+			os.RemoveAll(root)
+			return nil, err
+		}
+		s, err := runNginx(nginx, root, confDir, port, probe)
+		if err == nil {
+			return s, nil
+		}
+		if !errors.Is(err, errPortTaken) || try == 3 {
+			os.RemoveAll(root)
+			return nil, err
+		}
+		logf("static origin: %v; trying another port", err)
 	}
+}
+
+// probeName is the probe file's name in the document root.
+const probeName = "dlbench-probe.txt"
+
+// errPortTaken is a port that another program took before nginx bound it.
+var errPortTaken = errors.New("port taken by another program")
+
+// runNginx starts nginx on port and waits until it serves probe.
+func runNginx(nginx, root, confDir string, port int, probe string) (*staticOrigin, error) {
 	conf := filepath.Join(confDir, "nginx.conf")
 	if err := os.WriteFile(conf, fmt.Appendf(nil, nginxConf, confDir, port, root), 0o644); err != nil {
 		return nil, fmt.Errorf("nginx configuration: %w", err)
 	}
-	cmd := exec.Command(nginx, "-p", confDir, "-e", confDir+"/error.log", "-c", conf)
+	errorLog, stderrLog := filepath.Join(confDir, "error.log"), filepath.Join(confDir, "stderr.log")
+	os.Remove(errorLog) // what it says must be this start's
+	cmd := exec.Command(nginx, "-p", confDir, "-e", errorLog, "-c", conf)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	out, err := os.Create(filepath.Join(confDir, "stderr.log"))
+	out, err := os.Create(stderrLog)
 	if err != nil {
 		return nil, fmt.Errorf("nginx log: %w", err)
 	}
@@ -109,28 +142,52 @@ func runNginx(nginx, root, confDir string) (*staticOrigin, error) {
 	}
 	s := &staticOrigin{cmd: cmd, root: root, base: fmt.Sprintf("http://127.0.0.1:%d", port), done: make(chan struct{})}
 	go func() { _ = cmd.Wait(); close(s.done) }()
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	for deadline := time.Now().Add(20 * time.Second); ; {
 		select {
 		case <-s.done:
-			return nil, fmt.Errorf("nginx exited at start: %s", lastLine(filepath.Join(confDir, "error.log"), filepath.Join(confDir, "stderr.log")))
+			return nil, nginxExited(port, errorLog, stderrLog)
 		default:
 		}
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			c.Close()
-			return s, nil
+		resp, err := client.Get(s.base + "/" + probeName)
+		if err == nil {
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<10))
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK && string(b) == probe {
+				return s, nil
+			}
+			// Not the probe: another server answered, and this nginx
+			// exits once it has given up binding the port (it tries for
+			// 2.5s); or this nginx serves something else, and stays.
+			select {
+			case <-s.done:
+				return nil, nginxExited(port, errorLog, stderrLog)
+			case <-time.After(10 * time.Second):
+				s.kill()
+				return nil, fmt.Errorf("nginx on 127.0.0.1:%d answers its probe file with status %d and %q", port, resp.StatusCode, b)
+			}
 		}
 		if time.Now().After(deadline) {
-			s.stop()
-			return nil, fmt.Errorf("nginx did not listen on %s within 20s", addr)
+			s.kill()
+			return nil, fmt.Errorf("nginx did not serve on 127.0.0.1:%d within 20s: %w", port, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 }
 
+// nginxExited is the error of an nginx that exited at start, from its logs:
+// errPortTaken when it could not bind its port.
+func nginxExited(port int, logs ...string) error {
+	for _, p := range logs {
+		if b, err := os.ReadFile(p); err == nil && strings.Contains(string(b), "Address already in use") {
+			return fmt.Errorf("nginx could not bind 127.0.0.1:%d: %w", port, errPortTaken)
+		}
+	}
+	return fmt.Errorf("nginx exited at start: %s", lastLine(logs...))
+}
+
 // freePort asks the kernel for a free loopback port. nginx binds it a moment
-// later; another program taking it in between makes nginx fail to start,
-// which startStatic reports.
+// later; another program may take it in between, which startStatic sees.
 func freePort() (int, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -197,18 +254,31 @@ func (s *staticOrigin) remove(rows []row) {
 	}
 }
 
-// stop ends nginx and removes the document root.
+// stop ends nginx and removes the document root. A second call does
+// nothing.
 func (s *staticOrigin) stop() {
-	if s.cmd.Process != nil {
-		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGQUIT)
-		select {
-		case <-s.done:
-		case <-time.After(10 * time.Second):
-			_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-			<-s.done
-		}
+	s.stopped.Do(func() {
+		s.kill()
+		os.RemoveAll(s.root)
+	})
+}
+
+// kill ends nginx: gracefully, then, past 10s, with SIGKILL. Its process
+// group is signalled only while nginx has not been waited for, so that the
+// group's id is still its own.
+func (s *staticOrigin) kill() {
+	select {
+	case <-s.done:
+		return
+	default:
 	}
-	os.RemoveAll(s.root)
+	_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGQUIT)
+	select {
+	case <-s.done:
+	case <-time.After(10 * time.Second):
+		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+		<-s.done
+	}
 }
 
 // staticRootParent is where the document root goes: /dev/shm when it is a
@@ -227,7 +297,7 @@ func staticRootParent(dir string, need int64) string {
 // and curl, alternating as the others do.
 func (b *bench) runStatic(ctx context.Context) {
 	need := int64(b.cfg.listN)*4096 + b.cfg.bigSize
-	s, err := startStatic(staticRootParent(b.e.work, need), filepath.Join(b.e.work, "nginx"))
+	s, err := startStatic(staticRootParent(b.e.work, need), filepath.Join(b.e.work, "nginx"), freePort)
 	if err != nil {
 		logf("static origin: %v; skipping workloads 2s and 4s", err)
 		return

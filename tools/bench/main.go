@@ -520,7 +520,7 @@ func replotFrom(ctx context.Context, path string, c config) error {
 				concs[s.Conc] = true
 			}
 			workers[s.Workers] = true
-		case s.Workload == "big" && s.N > 0:
+		case (s.Workload == "big" || s.Workload == "big-static") && s.N > 0: // one size for both
 			b.cfg.bigSize = s.Bytes / int64(s.N)
 			b.samples = append(b.samples, s)
 		case s.Workload == "memory" && s.N > 0:

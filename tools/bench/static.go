@@ -70,9 +70,9 @@ http {
 // origin's files in memory) and its configuration and logs in confDir, on a
 // loopback port that ports picks (freePort).
 func startStatic(rootParent, confDir string, ports func() (int, error)) (*staticOrigin, error) {
-	nginx, err := exec.LookPath("nginx")
+	nginx, err := nginxBinary()
 	if err != nil {
-		return nil, fmt.Errorf("nginx is not installed (apt-get install nginx-light): %w", err)
+		return nil, err
 	}
 	root, err := os.MkdirTemp(rootParent, "dlbench-static-")
 	if err != nil {
@@ -113,6 +113,19 @@ func startStatic(rootParent, confDir string, ports func() (int, error)) (*static
 		}
 		logf("static origin: %v; trying another port", err)
 	}
+}
+
+// nginxBinary is nginx on the PATH, or where Debian puts it: /usr/sbin,
+// which the PATH of a user other than root lacks.
+func nginxBinary() (string, error) {
+	nginx, err := exec.LookPath("nginx")
+	if err != nil {
+		if sbin, err2 := exec.LookPath("/usr/sbin/nginx"); err2 == nil {
+			return sbin, nil
+		}
+		return "", fmt.Errorf("nginx is not installed (apt-get install nginx-light): %w", err)
+	}
+	return nginx, nil
 }
 
 // probeName is the probe file's name in the document root.

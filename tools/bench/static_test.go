@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"testing"
 	"time"
 
@@ -20,7 +19,7 @@ import (
 // The static origin must serve exactly dl-origin's bytes for each name, or
 // the static workloads would check downloads against the wrong sums.
 func TestStaticOriginServesTheOriginsContent(t *testing.T) {
-	if _, err := exec.LookPath("nginx"); err != nil {
+	if _, err := nginxBinary(); err != nil {
 		// Not testenv.Missing: scripts/test does not install nginx, since
 		// Debian's package starts a server on every address's port 80.
 		t.Skip("nginx is not installed (scripts/bench installs nginx-light)")
@@ -72,7 +71,7 @@ func checkServed(t *testing.T, r row) {
 // ready on the taken one (whose server answered the workloads' requests in
 // nginx's place) nor give up the static workloads.
 func TestStaticOriginTakesAnotherPortWhenItsIsTaken(t *testing.T) {
-	if _, err := exec.LookPath("nginx"); err != nil {
+	if _, err := nginxBinary(); err != nil {
 		t.Skip("nginx is not installed (scripts/bench installs nginx-light)")
 	}
 	silent, err := net.Listen("tcp", "127.0.0.1:0") // accepts, never answers
@@ -109,5 +108,18 @@ func TestStaticOriginTakesAnotherPortWhenItsIsTaken(t *testing.T) {
 			}
 			checkServed(t, rows[0])
 		})
+	}
+}
+
+// Debian installs nginx in /usr/sbin, which is not on the PATH of a user
+// other than root: the static workloads must find it there all the same, and
+// not be skipped as if nginx were missing (nor this package's tests).
+func TestNginxFoundOutsideAUsersPath(t *testing.T) {
+	if _, err := os.Stat("/usr/sbin/nginx"); err != nil {
+		t.Skip("no /usr/sbin/nginx (scripts/bench installs nginx-light)")
+	}
+	t.Setenv("PATH", "/usr/local/bin:/usr/bin:/bin") // Debian's for a user
+	if got, err := nginxBinary(); err != nil || got != "/usr/sbin/nginx" {
+		t.Fatalf("nginxBinary() = %q, %v; want /usr/sbin/nginx", got, err)
 	}
 }

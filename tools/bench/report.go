@@ -344,12 +344,12 @@ func (b *bench) targets() []targetVerdict {
 		}
 		out = append(out, t)
 	}
-	for _, wl := range []struct{ name, origin string }{{"list", ""}, {"list-static", " (static origin)"}} {
+	for _, wl := range []struct{ name, peers string }{{"list", "curl --parallel, wget -i, aria2c -i"}, {"list-static", "curl --parallel (static origin)"}} {
 		dl := b.find(wl.name, "dl-fetch")
 		if dl == nil || len(dl.rates) == 0 {
 			continue
 		}
-		t := targetVerdict{Target: "2. dl-fetch - ahead of curl --parallel, wget -i, aria2c -i" + wl.origin, Met: dl.bad == 0}
+		t := targetVerdict{Target: "2. dl-fetch - ahead of " + wl.peers, Met: dl.bad == 0}
 		parts := []string{fmt.Sprintf("dl-fetch %s files/s", human(dl.med()))}
 		for _, p := range []string{"curl", "wget", "aria2c"} {
 			if a := b.find(wl.name, p); a != nil && len(a.rates) > 0 {

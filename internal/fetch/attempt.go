@@ -52,7 +52,7 @@ func (f *Fetcher) attempt(ctx context.Context, t record.Task, ps paths, tr Trans
 		p, err = openPrivatePart(ps.final)
 	}
 	if err != nil {
-		return failure(true, fmt.Errorf("%s: %w", ps.part, err))
+		return failure(!errors.Is(err, errShardLink), fmt.Errorf("%s: %w", ps.part, err))
 	}
 	defer p.close()
 	p.progress = tr
@@ -433,14 +433,18 @@ func (f *Fetcher) setHeaders(req *http.Request, p *part) {
 // published onto the other; the default name serves then, as without one.
 // Only the default name was looked at before the download: a file found
 // at the suggested one is reported (found) as complete reports it, and the
-// part file goes.
+// part file goes. So is a link found now at the shard's name (shardTaken),
+// as a final failure.
 func (f *Fetcher) namedFinal(t record.Task, ps paths, p *part, name string, buf []byte) (final string, o outcome, found bool) {
 	if name == "" {
 		return ps.final, outcome{}, false
 	}
 	named := t
 	named.Name = name
-	final = f.final(named)
+	final, err := f.final(named)
+	if err != nil {
+		return final, failure(false, err), true
+	}
 	if final == ps.part || final == ps.meta {
 		return ps.final, outcome{}, false
 	}

@@ -56,10 +56,12 @@ func failure(retryable bool, err error) outcome {
 // anything more: full, over quota, read-only or failing, or not ours to write (the
 // download directory, or a parent it needs, denies us: a service user never
 // given it), or not a directory where one must be (the download directory,
-// a parent of it or a shard's name is a file, or a symbolic link to a
-// directory that does not exist). That is no fault of the task,
-// and while it lasts no retry of it, nor any other task, can succeed on this
-// machine.
+// a parent of it or a shard's name is a file, or the download directory or
+// a parent of it is a symbolic link to a directory that does not exist).
+// That is no fault of the task, and while it lasts no retry of it, nor any
+// other task, can succeed on this machine. A link at a shard's name
+// (errShardLink) is not such a failure: it holds up only the tasks of that
+// shard, one in 4,096, and fails each of them.
 //
 // No network error carries the codes of a full disk, so they count from
 // anywhere. Permission errors do come from the network too (a firewall
@@ -205,6 +207,7 @@ func oneLine(s string) string {
 }
 
 // errDanglingDir is ensureDir's report of a directory it needs (the download
-// directory, a parent of it or a shard) that is a symbolic link to nothing:
-// the disk it pointed to is not mounted, say.
+// directory or a parent of it) that is a symbolic link to nothing: the disk
+// it pointed to is not mounted, say. A shard's name is never followed
+// (errShardLink).
 var errDanglingDir = errors.New("a symbolic link to a directory that does not exist")

@@ -22,6 +22,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -228,11 +229,12 @@ type paths struct {
 	final string // where the complete file goes
 	part  string // the bytes so far
 	meta  string // the validators of those bytes, for resuming
+	err   error  // the shard's name holds a link (errShardLink): nothing may be done at these paths
 }
 
 func (f *Fetcher) paths(t record.Task) paths {
-	final := f.final(t)
-	return paths{final: final, part: final + ".part", meta: final + ".part.meta"}
+	final, err := f.final(t)
+	return paths{final: final, part: final + ".part", meta: final + ".part.meta", err: err}
 }
 
 // final is where the task's finished file goes: its layout's path in the
@@ -242,29 +244,43 @@ func (f *Fetcher) paths(t record.Task) paths {
 // name of shard 123, and URLs ending in three-digit numbers could hold a
 // quarter of all shards, every task of which would fail. Those tasks go into
 // the download directory itself, under the name --layout flat gives them.
-func (f *Fetcher) final(t record.Task) string {
+// A symbolic link at the shard's name is no such file but an error
+// (shardTaken), returned with the path it would have led into.
+func (f *Fetcher) final(t record.Task) (string, error) {
 	rel := f.o.Layout.Path(t)
-	if f.o.Layout == layout.Sharded && f.shardTaken(path.Dir(rel)) {
-		rel = layout.Flat.Path(t)
+	if f.o.Layout == layout.Sharded {
+		taken, err := f.shardTaken(path.Dir(rel))
+		if err != nil {
+			return filepath.Join(f.o.Dir, rel), err
+		}
+		if taken {
+			rel = layout.Flat.Path(t)
+		}
 	}
-	return filepath.Join(f.o.Dir, rel)
+	return filepath.Join(f.o.Dir, rel), nil
 }
 
 // shardTaken tells whether something other than a directory holds the
 // shard's name. The answer is remembered once the name exists, so it costs
-// one stat per shard and process; a missing shard is looked at again, as the
-// first task in it will make the directory.
-func (f *Fetcher) shardTaken(shard string) bool {
+// one lstat per shard and process; a missing shard is looked at again, as
+// the first task in it will make the directory. A symbolic link there is
+// errShardLink, not followed and not remembered, so that the shard's tasks
+// go ahead once someone has removed it.
+func (f *Fetcher) shardTaken(shard string) (bool, error) {
 	if v, ok := f.shards.Load(shard); ok {
-		return v.(bool)
+		return v.(bool), nil
 	}
-	fi, err := os.Stat(filepath.Join(f.o.Dir, shard))
+	dir := filepath.Join(f.o.Dir, shard)
+	fi, err := os.Lstat(dir)
 	if err != nil {
-		return false // missing, or trouble that making the directory reports
+		return false, nil // missing, or trouble that making the directory reports
+	}
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		return false, shardLinkError(dir)
 	}
 	taken := !fi.IsDir()
 	f.shards.Store(shard, taken)
-	return taken
+	return taken, nil
 }
 
 // Fetch downloads t and reports what happened. It never panics and always
@@ -324,6 +340,14 @@ func (f *Fetcher) FetchUnlessStopped(stop, ctx context.Context, t record.Task) (
 		defer cancelWait()
 	}
 	p := f.paths(t)
+	if p.err != nil {
+		// Only the download directory's owner can remove the link, and
+		// until then every try would end the same: the task fails for
+		// good, naming the link, before it asks the origin anything.
+		res.Attempt++
+		res.Error = oneLine(p.err.Error())
+		return res, true
+	}
 	p.url = u
 	bo := backoff.NewExponentialBackOff(
 		backoff.WithInitialInterval(f.firstBackoff),

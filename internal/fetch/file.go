@@ -28,6 +28,18 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b 
 // reads nothing through it.
 var errNotRegular = errors.New("not a regular file")
 
+// errShardLink is a symbolic link at the name of a directory in the download
+// directory (a shard): to /etc, to another disk, to another shard, to
+// nothing. Whoever can write the download directory could have put it
+// there; dl writes and reads nothing through it, and does not remove it.
+// The download directory itself and the directories above it may be links
+// (a disk mounted elsewhere) and are followed.
+var errShardLink = errors.New("not a shard directory")
+
+func shardLinkError(dir string) error {
+	return fmt.Errorf("%s is a symbolic link, which dl does not follow: %w", dir, errShardLink)
+}
+
 // openRegular opens path for reading only if it is a regular file: never
 // through a symbolic link, and without waiting on a FIFO. fi is the opened
 // file's own, so that nothing put at the name after the open is trusted for
@@ -90,9 +102,18 @@ func (f *Fetcher) ensureDir(dir string) error {
 	if err != nil && !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("create directory: %w", err)
 	}
-	// A directory we made is one; its filesystem matters only to fss.
+	// A directory we made is one; its filesystem matters only to fss. One
+	// in the download directory is looked at, not through: a link there,
+	// where the name was free a moment ago, is not followed.
 	if !made || f.fss != nil {
-		fi, err := os.Stat(dir)
+		stat, shard := os.Stat, dir != f.o.Dir && f.inDownloadDir(dir)
+		if shard {
+			stat = os.Lstat
+		}
+		fi, err := stat(dir)
+		if shard && err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+			return shardLinkError(dir)
+		}
 		if errors.Is(err, fs.ErrNotExist) {
 			if target, lerr := os.Readlink(dir); lerr == nil {
 				return fmt.Errorf("create directory: %s -> %s: %w", dir, target, errDanglingDir)

@@ -576,7 +576,7 @@ func TestResumeKeepsTheServersName(t *testing.T) {
 			if tt.http != 0 && res.HTTP != tt.http {
 				t.Errorf("second delivery answered %d, want %d", res.HTTP, tt.http)
 			}
-			if want := f.final(named); res.Path != want {
+			if want, _ := f.final(named); res.Path != want {
 				t.Errorf("published as %s, want %s, the name the origin suggested", res.Path, want)
 			}
 			if got := files(t, f.o.Dir); len(got) != 1 {

@@ -105,18 +105,35 @@ func (q *Queue) Where() string { return q.addr }
 
 // Redact returns a Redis URL without its secrets: its passwords, and a
 // user name given without a password, which hosted services hand out as
-// a token (redis://TOKEN@host), in every form (record.RedactUser).
+// a token (redis://TOKEN@host), in every form (record.RedactUser). The
+// sentinels' user name and password, given in the query, are a user's
+// too and go by the same rule: sentinel_username alone is hidden whole.
 func Redact(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "(unparseable URL)"
 	}
-	if q := u.Query(); q.Has("password") || q.Has("sentinel_password") {
-		for _, k := range []string{"password", "sentinel_password"} {
-			if q.Has(k) {
-				q.Set(k, "xxxxx")
+	q := u.Query()
+	hidden := q.Has("password")
+	if hidden {
+		q.Set("password", "xxxxx")
+	}
+	if q.Has("sentinel_username") || q.Has("sentinel_password") {
+		s := &url.URL{User: url.User(q.Get("sentinel_username"))}
+		if q.Has("sentinel_password") {
+			s.User = url.UserPassword(q.Get("sentinel_username"), q.Get("sentinel_password"))
+		}
+		if record.RedactUser(s) {
+			hidden = true
+			if q.Has("sentinel_username") {
+				q.Set("sentinel_username", s.User.Username())
+			}
+			if pass, ok := s.User.Password(); ok {
+				q.Set("sentinel_password", pass)
 			}
 		}
+	}
+	if hidden {
 		u.RawQuery = q.Encode()
 	}
 	record.RedactUser(u)

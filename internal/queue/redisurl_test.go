@@ -70,7 +70,8 @@ func TestURLForms(t *testing.T) {
 // TestRedactHidesEverySecret: a Redis URL in a message or a log line keeps
 // its servers and options but no secret: no password, wherever it is given,
 // and no user name given alone (redis://TOKEN@host, as hosted services hand
-// out), which is a token as often as a name; in every form of the URL.
+// out, or the sentinels' sentinel_username=TOKEN), which is a token as often
+// as a name; in every form of the URL.
 // Open's errors name the server the same way.
 func TestRedactHidesEverySecret(t *testing.T) {
 	for _, tc := range []struct{ url, want string }{
@@ -87,6 +88,14 @@ func TestRedactHidesEverySecret(t *testing.T) {
 			"redis-sentinel://xxxxx@127.0.0.1:26379,127.0.0.1:26380/0?master_name=m"},
 		{"redis-sentinel://:SECRET1@127.0.0.1:26379,127.0.0.1:26380/0?master_name=m&sentinel_password=SECRET2&password=SECRET3",
 			"redis-sentinel://:xxxxx@127.0.0.1:26379,127.0.0.1:26380/0?master_name=m&password=xxxxx&sentinel_password=xxxxx"},
+		// The sentinels' own user name and password, in the query, by
+		// the same rule.
+		{"redis-sentinel://TOKEN@127.0.0.1:26379,127.0.0.1:26380/0?master_name=m&sentinel_username=TOKEN2&sentinel_username=TOKEN3",
+			"redis-sentinel://xxxxx@127.0.0.1:26379,127.0.0.1:26380/0?master_name=m&sentinel_username=xxxxx"},
+		{"redis-sentinel://127.0.0.1:26379/0?sentinel_password=&sentinel_username=TOKEN&master_name=m",
+			"redis-sentinel://127.0.0.1:26379/0?master_name=m&sentinel_password=&sentinel_username=xxxxx"},
+		{"redis-sentinel://dl:SECRET1@127.0.0.1:26379/0?master_name=m&sentinel_username=watcher&sentinel_password=SECRET2",
+			"redis-sentinel://dl:xxxxx@127.0.0.1:26379/0?master_name=m&sentinel_password=xxxxx&sentinel_username=watcher"},
 		{"redis://TOKEN@127.0.0.1:63x9/0", "(unparseable URL)"},
 	} {
 		if got := Redact(tc.url); got != tc.want {

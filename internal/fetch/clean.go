@@ -74,6 +74,12 @@ func Clean(ctx context.Context, o CleanOptions, out io.Writer) error {
 func walkParts(ctx context.Context, o CleanOptions, removed func(Cleaned) error) error {
 	cutoff := time.Now().Add(-o.OlderThan)
 	root := filepath.Clean(o.Dir)
+	if fi, err := os.Lstat(root); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+		// The download directory may be a link (a disk mounted elsewhere),
+		// which WalkDir would take for a file: a trailing slash has it
+		// followed, and the links below it still are not.
+		root += string(filepath.Separator)
+	}
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if path == root {

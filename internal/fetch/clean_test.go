@@ -48,7 +48,10 @@ func TestCleanRemovesOnlyLeftoverParts(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			for _, dryRun := range []bool{true, false} {
+			// The download directory may be a link to where its files are
+			// (a disk mounted elsewhere): the same files go.
+			for _, run := range []struct{ dryRun, linked bool }{{true, false}, {false, false}, {true, true}, {false, true}} {
+				dryRun := run.dryRun
 				dir := t.TempDir()
 				for _, f := range c.files {
 					p := filepath.Join(dir, f.name)
@@ -86,9 +89,16 @@ func TestCleanRemovesOnlyLeftoverParts(t *testing.T) {
 						}
 					}
 				}
+				root := dir
+				if run.linked {
+					root = filepath.Join(t.TempDir(), "dl")
+					if err := os.Symlink(dir, root); err != nil {
+						t.Fatal(err)
+					}
+				}
 				var got []string
-				err := walkParts(context.Background(), CleanOptions{Dir: dir, OlderThan: 24 * time.Hour, DryRun: dryRun}, func(c Cleaned) error {
-					rel, _ := filepath.Rel(dir, c.Path)
+				err := walkParts(context.Background(), CleanOptions{Dir: root, OlderThan: 24 * time.Hour, DryRun: dryRun}, func(c Cleaned) error {
+					rel, _ := filepath.Rel(root, c.Path)
 					got = append(got, rel)
 					return nil
 				})
@@ -106,13 +116,13 @@ func TestCleanRemovesOnlyLeftoverParts(t *testing.T) {
 				slices.Sort(got)
 				slices.Sort(want)
 				if !slices.Equal(got, want) {
-					t.Fatalf("dry run %v: reported %q, want %q", dryRun, got, want)
+					t.Fatalf("dry run %v, linked %v: reported %q, want %q", dryRun, run.linked, got, want)
 				}
 				for _, f := range c.files {
 					_, err := os.Lstat(filepath.Join(dir, f.name))
 					removed := os.IsNotExist(err)
 					if want := !dryRun && slices.Contains(c.gone, f.name); removed != want {
-						t.Errorf("dry run %v: %s removed %v, want %v (%v)", dryRun, f.name, removed, want, err)
+						t.Errorf("dry run %v, linked %v: %s removed %v, want %v (%v)", dryRun, run.linked, f.name, removed, want, err)
 					}
 				}
 			}

@@ -698,18 +698,22 @@ func TestToolsStoppedWhileWaitingExitZero(t *testing.T) {
 		wait    string // DL_WAIT_FOR_SERVICES
 		wantOK  bool
 		wantMsg string // on stderr, once
+		input   string // written to the tool's input before the stop
 	}{
-		{"dl-select", nil, "mysql", "10m", true, `msg="stopped while waiting for mysql"`},
-		{"dl-enqueue", nil, "mysql", "10m", true, `msg="stopped while waiting for mysql"`},
-		{"dl-enqueue", nil, "redis", "10m", true, `msg="stopped while waiting for redis"`},
-		{"dl-fetch", nil, "mysql", "10m", true, `msg="stopped while waiting for mysql"`},
-		{"dl-fetch", nil, "redis", "10m", true, `msg="stopped while waiting for redis"`},
-		{"dl-mark", nil, "mysql", "10m", true, `msg="stopped while waiting for mysql"`},
-		{"dl-mark", nil, "redis", "10m", true, `msg="stopped while waiting for redis"`},
-		{"dl-mark", []string{"requeue"}, "mysql", "10m", true, `msg="stopped while waiting for mysql"`},
-		{"dl-stat", nil, "mysql", "10m", true, `msg="stopped while waiting for mysql"`},
-		{"dl-stat", nil, "redis", "10m", true, `msg="stopped while waiting for redis"`},
-		{"dl-fetch", nil, "redis", "1s", false, "(waited 1s for it)"},
+		{"dl-select", nil, "mysql", "10m", true, `msg="stopped while waiting for mysql"`, ""},
+		{"dl-enqueue", nil, "mysql", "10m", true, `msg="stopped while waiting for mysql"`, ""},
+		{"dl-enqueue", nil, "redis", "10m", true, `msg="stopped while waiting for redis"`, ""},
+		{"dl-fetch", nil, "mysql", "10m", true, `msg="stopped while waiting for mysql"`, ""},
+		{"dl-fetch", nil, "redis", "10m", true, `msg="stopped while waiting for redis"`, ""},
+		{"dl-mark", nil, "mysql", "10m", true, `msg="stopped while waiting for mysql"`, ""},
+		{"dl-mark", nil, "redis", "10m", true, `msg="stopped while waiting for redis"`, ""},
+		{"dl-mark", []string{"requeue"}, "mysql", "10m", true, `msg="stopped while waiting for mysql"`, ""},
+		{"dl-stat", nil, "mysql", "10m", true, `msg="stopped while waiting for mysql"`, ""},
+		{"dl-stat", nil, "redis", "10m", true, `msg="stopped while waiting for redis"`, ""},
+		{"dl-fetch", nil, "redis", "1s", false, "(waited 1s for it)", ""},
+		// Results already in its input are not recorded: no exit 0.
+		{"dl-mark", nil, "mysql", "10m", false, "with results in its input: they are not recorded",
+			`{"id":"x","url":"http://127.0.0.1:1/x","outcome":"done","path":"/nonexistent/x","bytes":1,"sha256":"` + strings.Repeat("0", 64) + `"}` + "\n"},
 	} {
 		t.Run(fmt.Sprintf("%s %s away %s", strings.Join(append([]string{tc.tool}, tc.args...), " "), tc.away, tc.wait), func(t *testing.T) {
 			t.Parallel()
@@ -728,10 +732,15 @@ func TestToolsStoppedWhileWaitingExitZero(t *testing.T) {
 			}
 			defer in.Close()
 			defer keepOpen.Close()
+			// Written before the start, so that the tool has read it long
+			// before the stop, which waits for its first failed attempt.
+			if _, err := keepOpen.WriteString(tc.input); err != nil {
+				t.Fatal(err)
+			}
 			ctx, cancel := context.WithTimeout(bg, time.Minute) // Wait fails the test past it
 			defer cancel()
 			p := testenv.Start(t, ctx, in, testenv.Proc{Bin: filepath.Join(bin, tc.tool), Args: tc.args, Env: vars})
-			if tc.wantOK {
+			if tc.wantOK || tc.input != "" {
 				testenv.Eventually(t, 30*time.Second, 20*time.Millisecond, func() bool {
 					return strings.Contains(p.Stderr(0), tc.away+" unavailable")
 				}, "%s waiting for %s:\n%s", tc.tool, tc.away, p.Stderr(0))

@@ -54,7 +54,7 @@ func main() {
 			c.Context, in = mark.WatchInput(c.Context, os.Stdin)
 			sv, err := config.OpenServices(c)
 			if err != nil {
-				return err
+				return mark.Unrecorded(err, in)
 			}
 			defer sv.Close()
 			return mark.Run(tool.Hard(c.Context), sv.Store, sv.Queue, mark.Options{

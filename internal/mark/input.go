@@ -3,6 +3,8 @@ package mark
 import (
 	"bufio"
 	"context"
+	"errors"
+	"fmt"
 	"io"
 
 	"github.com/dlkit/dl/internal/tool"
@@ -38,4 +40,25 @@ type afterPeek struct {
 func (a afterPeek) Read(p []byte) (int, error) {
 	<-a.peeked
 	return a.r.Read(p)
+}
+
+// Unrecorded makes a stop while waiting for the services a failure when in,
+// from WatchInput, already holds results: they are not recorded (their rows
+// go back when their leases run out), and an exit 0 would say all was
+// recorded. dl-worker never stops dl-mark this way; a Ctrl-C on a typed
+// dl-fetch | dl-mark does. Any other err is returned as it is.
+func Unrecorded(err error, in io.Reader) error {
+	var stopped *tool.StoppedError
+	a, ok := in.(afterPeek)
+	if !ok || !errors.As(err, &stopped) {
+		return err
+	}
+	select {
+	case <-a.peeked:
+		if a.r.Buffered() > 0 {
+			return fmt.Errorf("stopped while waiting for %s with results in its input: they are not recorded, and their rows go back to pending when their leases run out", stopped.Service)
+		}
+	default:
+	}
+	return err
 }

@@ -639,6 +639,84 @@ func TestWorkerScriptStopsWithoutProcps(t *testing.T) {
 	}
 }
 
+// fakeWorker is the worker script on fake tools: each of scripts (tool name
+// → sh script body) is written to a directory of the test's own, which the
+// script puts first on its PATH as DL_BIN. The fakes need no database.
+func fakeWorker(t *testing.T, scripts map[string]string) testenv.Proc {
+	t.Helper()
+	bin := t.TempDir()
+	for name, body := range scripts {
+		if err := os.WriteFile(filepath.Join(bin, name), []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return (&env{}).script("dl-worker", []string{"DL_BIN=" + bin})
+}
+
+// pipelineUp waits until the worker script has its two children, dl-fetch
+// running the program named (after every exec), and returns dl-fetch's pid.
+func pipelineUp(t *testing.T, w *testenv.Running, fetch string) int {
+	t.Helper()
+	pid := 0
+	testenv.Eventually(t, 30*time.Second, 10*time.Millisecond, func() bool {
+		cs := children(t, w.Pid(0))
+		for _, c := range cs {
+			if c.name == fetch && c.pid == c.pgid {
+				pid = c.pid
+			}
+		}
+		return len(cs) == 2 && pid != 0
+	}, "the worker script to run %s | dl-mark:\n%s", fetch, w.Stderr(0))
+	return pid
+}
+
+// The worker script exits with its pipeline's status, but 0 for a stop: a
+// TERM (systemctl stop), an INT or a HUP that finds dl-fetch before it has
+// set up its handling kills it, and nothing had begun. The TERM must not
+// make the unit "failed". Other statuses of 129 and more stay failures.
+func TestWorkerScriptExitStatus(t *testing.T) {
+	t.Parallel()
+	const (
+		runs   = "exec sleep 600" // dies of a signal, as dl-fetch before its handler
+		drains = "exec cat >/dev/null"
+	)
+	for _, tc := range []struct {
+		name        string
+		fetch, mark string
+		running     string         // dl-fetch's program once up, for a signal; "" for none
+		sig         syscall.Signal // to the script alone, or 0
+		direct      syscall.Signal // to dl-fetch alone, by another, or 0
+		want        int
+	}{
+		{"TERM before dl-fetch handles it", runs, drains, "sleep", syscall.SIGTERM, 0, 0},
+		{"INT before dl-fetch handles it", runs, drains, "sleep", syscall.SIGINT, 0, 0},
+		{"HUP before dl-fetch handles it", runs, drains, "sleep", syscall.SIGHUP, 0, 0},
+		{"dl-fetch fails", "exit 3", drains, "", 0, 0, 3},
+		{"dl-mark fails", "echo result", "cat >/dev/null; exit 4", "", 0, 0, 4},
+		{"dl-mark fails at a stop", runs, "cat >/dev/null; exit 4", "sleep", syscall.SIGTERM, 0, 4},
+		{"dl-fetch killed by a TERM not passed on", runs, drains, "sleep", 0, syscall.SIGTERM, 143},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			w := testenv.Start(t, bg, nil, fakeWorker(t, map[string]string{"dl-fetch": tc.fetch, "dl-mark": tc.mark}))
+			if tc.running != "" {
+				fetch := pipelineUp(t, w, tc.running)
+				if tc.sig != 0 {
+					w.SignalProc(0, tc.sig) // the script's group: the pipeline has one of its own
+				}
+				if tc.direct != 0 {
+					if err := syscall.Kill(fetch, tc.direct); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if r := w.Wait(); r.Procs[0].Code != tc.want {
+				t.Fatalf("the worker script exited %d, want %d:\n%s", r.Procs[0].Code, tc.want, r)
+			}
+		})
+	}
+}
+
 // child is a process some process started.
 type child struct {
 	pid, pgid int

@@ -328,24 +328,24 @@ type service struct {
 	env  []string
 }
 
-// execStart resolves a unit as systemd would start it: its EnvironmentFile,
-// then its Environment= lines, paths mapped into the install root; then the
-// test's own settings.
+// execStart resolves a unit as systemd would start it: its Environment=
+// lines, paths mapped into the install root, then its EnvironmentFile, whose
+// settings win over them (systemd.exec); then the test's own settings.
 func execStart(t *testing.T, root, name string, overrides map[string]string) service {
 	t.Helper()
 	u := parseUnit(t, filepath.Join(root, "etc", "systemd", "system", name))
 	vars := map[string]string{}
-	for _, f := range u["Service"]["EnvironmentFile"] {
-		for k, v := range envFile(t, filepath.Join(root, strings.TrimPrefix(f, "-"))) {
-			vars[k] = v
-		}
-	}
 	for _, e := range u["Service"]["Environment"] {
 		k, v, _ := strings.Cut(e, "=")
 		if strings.HasPrefix(v, "/") {
 			v = filepath.Join(root, v)
 		}
 		vars[k] = v
+	}
+	for _, f := range u["Service"]["EnvironmentFile"] {
+		for k, v := range envFile(t, filepath.Join(root, strings.TrimPrefix(f, "-"))) {
+			vars[k] = v
+		}
 	}
 	for k, v := range overrides {
 		vars[k] = v
@@ -365,6 +365,48 @@ func execStart(t *testing.T, root, name string, overrides map[string]string) ser
 		env = append(env, k+"="+v)
 	}
 	return service{name: name, argv: argv, env: env}
+}
+
+// TestExecStartEnvironmentOrder checks the harness against systemd.exec:
+// a variable that EnvironmentFile= sets wins over the unit's Environment=,
+// whichever line comes first in the unit; the test's overrides win over
+// both.
+func TestExecStartEnvironmentOrder(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		unit string
+	}{
+		{"file after", "Environment=DL_A=/unit\nEnvironment=DL_B=unit\nEnvironmentFile=/etc/dl/dl.env\n"},
+		{"file before", "EnvironmentFile=/etc/dl/dl.env\nEnvironment=DL_A=/unit\nEnvironment=DL_B=unit\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			for path, text := range map[string]string{
+				"etc/systemd/system/x.service": "[Service]\n" + tc.unit + "Environment=DL_C=/unit\nEnvironment=DL_D=unit\nExecStart=/bin/x\n",
+				"etc/dl/dl.env":                "DL_A=file\nDL_B='file'\nDL_C=/file\nDL_D=file\n",
+			} {
+				p := filepath.Join(root, path)
+				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			env := map[string]string{}
+			for _, kv := range execStart(t, root, "x.service", map[string]string{"DL_D": "test"}).env {
+				if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "DL_") {
+					env[k] = v
+				}
+			}
+			want := map[string]string{"DL_A": "file", "DL_B": "file", "DL_C": "/file", "DL_D": "test"}
+			for k, v := range want {
+				if env[k] != v {
+					t.Errorf("%s=%q, want %q (systemd: EnvironmentFile= wins over Environment=)", k, env[k], v)
+				}
+			}
+		})
+	}
 }
 
 // proc is a started service: its main process leads a process group, as

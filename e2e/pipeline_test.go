@@ -741,73 +741,10 @@ func TestWorkerScriptSignalAtStart(t *testing.T) {
 	}
 }
 
-// A signal that interrupts the worker script's wait for its pipeline, which
-// has ended meanwhile, must not take the place of the pipeline's status:
-// dl-fetch's failure stays a failure and its clean end stays 0. The test
-// makes that moment sure: it stops the script, lets the pipeline end (its
-// processes are left unreaped), sends the signal and lets the script go on,
-// which then finds both the signal and the ended job.
-func TestWorkerScriptSignalAfterPipelineEnded(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		name string
-		exit int // dl-fetch's own
-		sig  syscall.Signal
-		want int
-	}{
-		{"failure, TERM", 3, syscall.SIGTERM, 3},
-		{"failure, QUIT", 3, syscall.SIGQUIT, 3},
-		{"clean end, TERM", 0, syscall.SIGTERM, 0},
-		{"clean end, INT", 0, syscall.SIGINT, 0},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			gate := filepath.Join(t.TempDir(), "gate")
-			if err := syscall.Mkfifo(gate, 0o600); err != nil {
-				t.Fatal(err)
-			}
-			p := fakeWorker(t, map[string]string{
-				// The read ends when the test opens the gate and closes it.
-				"dl-fetch": fmt.Sprintf(`read -r line <"$GATE"; exit %d`, tc.exit),
-				"dl-mark":  "exec cat >/dev/null",
-			})
-			p.Env = append(p.Env, "GATE="+gate)
-			w := testenv.Start(t, bg, nil, p)
-			fetch := pipelineUp(t, w, "dl-fetch")
-			script := w.Pid(0)
-			w.SignalProc(0, syscall.SIGSTOP)
-			testenv.Eventually(t, 30*time.Second, 10*time.Millisecond, func() bool {
-				c, _, ok := procStat(t, script)
-				return ok && c.state == 'T'
-			}, "the worker script to stop")
-			f, err := os.OpenFile(gate, os.O_WRONLY, 0) // waits for dl-fetch to open it
-			if err != nil {
-				t.Fatal(err)
-			}
-			f.Close()
-			testenv.Eventually(t, 30*time.Second, 10*time.Millisecond, func() bool {
-				cs := children(t, script)
-				for _, c := range cs {
-					if c.state != 'Z' {
-						return false
-					}
-				}
-				return len(cs) == 2
-			}, "dl-fetch (%d) and dl-mark to end", fetch)
-			w.SignalProc(0, tc.sig)
-			w.SignalProc(0, syscall.SIGCONT)
-			if r := w.Wait(); r.Procs[0].Code != tc.want {
-				t.Fatalf("the worker script exited %d, want %d:\n%s", r.Procs[0].Code, tc.want, r)
-			}
-		})
-	}
-}
-
 // child is a process some process started.
 type child struct {
 	pid, pgid int
 	name      string // as the kernel keeps it, cut to 15 bytes
-	state     byte   // R, S, T (stopped), Z (ended, not yet reaped), …
 }
 
 // children lists the processes whose parent is parent, from /proc.
@@ -823,32 +760,24 @@ func children(t *testing.T, parent int) []child {
 		if err != nil {
 			continue
 		}
-		if c, ppid, ok := procStat(t, pid); ok && ppid == parent {
-			out = append(out, c)
+		b, err := os.ReadFile(filepath.Join("/proc", d.Name(), "stat"))
+		if err != nil {
+			continue // ended meanwhile
+		}
+		// pid (comm) state ppid pgrp ...; comm may hold spaces and parentheses.
+		s := string(b)
+		open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if open < 0 || end < open {
+			t.Fatalf("/proc/%d/stat: %q", pid, s)
+		}
+		f := strings.Fields(s[end+1:])
+		if len(f) < 3 {
+			t.Fatalf("/proc/%d/stat: %q", pid, s)
+		}
+		if ppid, _ := strconv.Atoi(f[1]); ppid == parent {
+			pgid, _ := strconv.Atoi(f[2])
+			out = append(out, child{pid: pid, pgid: pgid, name: s[open+1 : end]})
 		}
 	}
 	return out
-}
-
-// procStat reads process pid and its parent's pid from /proc; ok is false
-// once it has been reaped.
-func procStat(t *testing.T, pid int) (c child, ppid int, ok bool) {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return child{}, 0, false // ended meanwhile
-	}
-	// pid (comm) state ppid pgrp ...; comm may hold spaces and parentheses.
-	s := string(b)
-	open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-	if open < 0 || end < open {
-		t.Fatalf("/proc/%d/stat: %q", pid, s)
-	}
-	f := strings.Fields(s[end+1:])
-	if len(f) < 3 {
-		t.Fatalf("/proc/%d/stat: %q", pid, s)
-	}
-	ppid, _ = strconv.Atoi(f[1])
-	pgid, _ := strconv.Atoi(f[2])
-	return child{pid: pid, pgid: pgid, name: s[open+1 : end], state: f[0][0]}, ppid, true
 }

@@ -717,30 +717,6 @@ func TestWorkerScriptExitStatus(t *testing.T) {
 	}
 }
 
-// A stop right as the worker script starts its pipeline (systemctl start
-// then stop) must find its traps set: the signal is passed on to dl-fetch
-// once its pid is known, and the script exits 0 after it, never killed with
-// its pipeline left running. The fake setpriv, which the script runs dl-fetch
-// with, signals the script while the pipeline starts.
-func TestWorkerScriptSignalAtStart(t *testing.T) {
-	t.Parallel()
-	// Not SIGINT: the script traps it only once it knows dl-fetch's pid
-	// (see there), as a shell script dies of Ctrl-C.
-	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGHUP} {
-		t.Run(sig.String(), func(t *testing.T) {
-			t.Parallel()
-			w := testenv.Start(t, bg, nil, fakeWorker(t, map[string]string{
-				"setpriv":  fmt.Sprintf(`kill -%d $PPID; shift 2; exec "$@"`, sig),
-				"dl-fetch": "exec sleep 600",
-				"dl-mark":  "exec cat >/dev/null",
-			}))
-			if r := w.Wait(); r.Procs[0].Code != 0 {
-				t.Fatalf("the worker script exited %d on a %v at its start, want 0:\n%s", r.Procs[0].Code, sig, r)
-			}
-		})
-	}
-}
-
 // child is a process some process started.
 type child struct {
 	pid, pgid int

@@ -14,15 +14,14 @@ import (
 	"time"
 
 	"github.com/dlkit/dl/internal/origin"
+	"github.com/dlkit/dl/internal/testenv"
 )
 
 // The static origin must serve exactly dl-origin's bytes for each name, or
 // the static workloads would check downloads against the wrong sums.
 func TestStaticOriginServesTheOriginsContent(t *testing.T) {
 	if _, err := nginxBinary(); err != nil {
-		// Not testenv.Missing: scripts/test does not install nginx, since
-		// Debian's package starts a server on every address's port 80.
-		t.Skip("nginx is not installed (scripts/bench installs nginx-light)")
+		testenv.Missing(t, "nginx is not installed (scripts/test and scripts/bench install nginx-light)")
 	}
 	s, err := startStatic(t.TempDir(), t.TempDir(), freePort)
 	if err != nil {
@@ -72,7 +71,7 @@ func checkServed(t *testing.T, r row) {
 // nginx's place) nor give up the static workloads.
 func TestStaticOriginTakesAnotherPortWhenItsIsTaken(t *testing.T) {
 	if _, err := nginxBinary(); err != nil {
-		t.Skip("nginx is not installed (scripts/bench installs nginx-light)")
+		testenv.Missing(t, "nginx is not installed (scripts/test and scripts/bench install nginx-light)")
 	}
 	silent, err := net.Listen("tcp", "127.0.0.1:0") // accepts, never answers
 	if err != nil {
@@ -116,7 +115,7 @@ func TestStaticOriginTakesAnotherPortWhenItsIsTaken(t *testing.T) {
 // not be skipped as if nginx were missing (nor this package's tests).
 func TestNginxFoundOutsideAUsersPath(t *testing.T) {
 	if _, err := os.Stat("/usr/sbin/nginx"); err != nil {
-		t.Skip("no /usr/sbin/nginx (scripts/bench installs nginx-light)")
+		testenv.Missing(t, "no /usr/sbin/nginx (scripts/test and scripts/bench install nginx-light)")
 	}
 	t.Setenv("PATH", "/usr/local/bin:/usr/bin:/bin") // Debian's for a user
 	if got, err := nginxBinary(); err != nil || got != "/usr/sbin/nginx" {

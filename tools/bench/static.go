@@ -210,15 +210,10 @@ func freePort() (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
-// lastLine is the last non-empty line of the first of paths that has one.
+// lastLine is the last line of the first of paths that has one (tail's).
 func lastLine(paths ...string) string {
 	for _, p := range paths {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-		if l := strings.TrimSpace(lines[len(lines)-1]); l != "" {
+		if l := strings.TrimSpace(tail(p, 1)); l != "" {
 			return l
 		}
 	}

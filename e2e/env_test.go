@@ -181,6 +181,14 @@ func (e *env) rows() map[string]row {
 	return m
 }
 
+// inFlight tells whether the row of the file name is taken and its
+// download under way. A taken row alone is not that: dl-fetch takes the row
+// before it asks the origin, and a stop in between gives the task back
+// unstarted, so a test that stops a worker "mid-download" waits for both.
+func (e *env) inFlight(name string) bool {
+	return e.count("status = 2 AND worker IS NOT NULL") == 1 && e.origin.Requests(origin.Path(name)) > 0
+}
+
 func (e *env) countStatus(status int) int {
 	var n int
 	if err := e.db.QueryRow("SELECT COUNT(*) FROM files WHERE status = ?", status).Scan(&n); err != nil {

@@ -517,7 +517,7 @@ func TestWorkerScriptGroupSignalFinishesInFlight(t *testing.T) {
 			}
 			w := testenv.Start(t, bg, nil, e.script("dl-worker", nil))
 			testenv.Eventually(t, time.Minute, 20*time.Millisecond, func() bool {
-				return e.count("status = 2 AND worker IS NOT NULL") == 1
+				return e.inFlight("slow.bin")
 			}, "the worker taking the slow row")
 			w.Signal(sig) // to the script's process group, as the terminal does
 			if n := e.countStatus(2); n != 1 {
@@ -550,7 +550,7 @@ func TestWorkerScriptKilledStopsItsPipeline(t *testing.T) {
 	p.Bin = "/bin/bash"
 	w := testenv.Start(t, bg, nil, p)
 	testenv.Eventually(t, time.Minute, 20*time.Millisecond, func() bool {
-		return e.count("status = 2 AND worker IS NOT NULL") == 1
+		return e.inFlight("slow.bin")
 	}, "the worker taking the slow row")
 	var pids []string
 	for _, c := range children(t, w.Pid(0)) {
@@ -616,7 +616,7 @@ func TestWorkerScriptStopsWithoutProcps(t *testing.T) {
 			defer cancel()
 			w := testenv.Start(t, ctx, nil, e.script("dl-worker", []string{"PATH=" + path}))
 			testenv.Eventually(t, 30*time.Second, 20*time.Millisecond, func() bool {
-				return e.count("status = 2 AND worker IS NOT NULL") == 1
+				return e.inFlight("slow.bin")
 			}, "the worker taking the slow row:\n%s", w.Stderr(0))
 			var leader []string
 			for _, c := range children(t, w.Pid(0)) {

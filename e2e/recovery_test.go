@@ -316,7 +316,7 @@ func TestFencingOfAPausedWorker(t *testing.T) {
 	files := e.insert([]file{{id: "x", name: "x.bin", size: 5000, knobs: []string{"delay=10s"}, wantOK: true}})
 	d := e.distributorLoop()
 	a := e.worker("--concurrency", "1")
-	testenv.Eventually(t, 30*time.Second, 10*time.Millisecond, func() bool { return e.count("status = 2 AND worker IS NOT NULL") == 1 }, "A takes the task")
+	testenv.Eventually(t, 30*time.Second, 10*time.Millisecond, func() bool { return e.inFlight("x.bin") }, "A takes the task and asks for it")
 	a.SignalProc(0, syscall.SIGSTOP)
 	if e.count("status = 2") != 1 {
 		t.Fatal("A finished before it could be stopped")
@@ -416,7 +416,7 @@ func TestStopTimeoutGivesBackTheDownloadInFlight(t *testing.T) {
 	ctx, cancel := context.WithTimeout(bg, time.Minute) // Wait fails the test past it
 	defer cancel()
 	w := testenv.Start(t, ctx, nil, e.fastProc("dl-fetch", "--stop-timeout", "500ms"), e.fastProc("dl-mark"))
-	testenv.Eventually(t, 30*time.Second, 20*time.Millisecond, func() bool { return e.count("status = 2 AND worker IS NOT NULL") == 1 }, "the download taken")
+	testenv.Eventually(t, 30*time.Second, 20*time.Millisecond, func() bool { return e.inFlight("big.iso") }, "the download under way")
 	w.SignalProc(0, syscall.SIGTERM) // one signal, as systemctl stop sends
 	begin := time.Now()
 	r := w.Wait()

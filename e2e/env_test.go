@@ -189,6 +189,19 @@ func (e *env) inFlight(name string) bool {
 	return e.count("status = 2 AND worker IS NOT NULL") == 1 && e.origin.Requests(origin.Path(name)) > 0
 }
 
+// underWay is how many downloads the origin has been asked for and whose
+// rows are not finished yet: transfers in flight, for a test in which no
+// request is repeated.
+func (e *env) underWay() int {
+	var asked int64
+	for p, n := range e.origin.Stats().PathRequests {
+		if strings.HasPrefix(p, origin.FilesPrefix) {
+			asked += n
+		}
+	}
+	return int(asked) - e.count("status IN (1, -1)")
+}
+
 func (e *env) countStatus(status int) int {
 	var n int
 	if err := e.db.QueryRow("SELECT COUNT(*) FROM files WHERE status = ?", status).Scan(&n); err != nil {

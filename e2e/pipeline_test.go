@@ -457,8 +457,8 @@ func TestSIGTERMFinishesInFlight(t *testing.T) {
 		var done, taken int
 		e.db.QueryRow("SELECT COUNT(*) FROM files WHERE status = 1").Scan(&done)
 		e.db.QueryRow("SELECT COUNT(*) FROM files WHERE status = 2 AND worker IS NOT NULL").Scan(&taken)
-		return done >= 1 && taken >= 4
-	}, "a row done and four tasks taken")
+		return done >= 1 && taken >= 4 && e.underWay() >= 4
+	}, "a row done and four downloads under way")
 	before := e.countStatus(1)
 	w.Signal(syscall.SIGTERM) // as systemd does: to every process of the unit
 	r := w.Wait()

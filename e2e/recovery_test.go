@@ -390,7 +390,7 @@ func TestSecondSignalAbandonsButLosesNothing(t *testing.T) {
 	files := e.insert(slowFiles(10, "6s"))
 	d := e.distributorLoop()
 	a := e.worker("--concurrency", "4")
-	testenv.Eventually(t, 60*time.Second, 20*time.Millisecond, func() bool { return e.count("status = 2 AND worker IS NOT NULL") >= 4 }, "four in flight")
+	testenv.Eventually(t, 60*time.Second, 20*time.Millisecond, func() bool { return e.count("status = 2 AND worker IS NOT NULL") >= 4 && e.underWay() >= 4 }, "four in flight")
 	a.SignalProc(0, syscall.SIGINT)
 	time.Sleep(200 * time.Millisecond) // two separate signals, as a user pressing ^C twice
 	a.SignalProc(0, syscall.SIGINT)

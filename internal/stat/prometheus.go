@@ -11,7 +11,7 @@ import (
 // The metrics of a snapshot. Each carries the table (and the queue) as a
 // label, so one textfile collector can take several pipelines' files.
 var (
-	descRows = prometheus.NewDesc("dl_rows", "Rows of the table of files by status.",
+	descRows = prometheus.NewDesc("dl_rows", "Rows of the table of files by status (other: a status dl does not know).",
 		[]string{"table", "status"}, nil)
 	descRetryWaiting = prometheus.NewDesc("dl_rows_retry_waiting", "Pending rows still waiting out a retry backoff.",
 		[]string{"table"}, nil)
@@ -57,7 +57,8 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	for _, r := range []struct {
 		status string
 		n      int64
-	}{{"pending", s.Rows.Pending}, {"processing", s.Rows.Processing}, {"done", s.Rows.Done}, {"failed", s.Rows.Failed}} {
+	}{{"pending", s.Rows.Pending}, {"processing", s.Rows.Processing}, {"done", s.Rows.Done}, {"failed", s.Rows.Failed},
+		{"other", s.Rows.Other}} {
 		g(descRows, float64(r.n), t, r.status)
 	}
 	g(descRetryWaiting, float64(s.Rows.RetryWaiting), t)

@@ -48,7 +48,10 @@ type Rows struct {
 	Expired      int64 `json:"expired"`       // processing, lease ran out: re-queued at the next distributor round
 	Done         int64 `json:"done"`
 	Failed       int64 `json:"failed"`
-	Total        int64 `json:"total"`
+	// Other is rows of a status dl does not know (an operator's own, set
+	// by hand): dl never hands them out, but they count in Total.
+	Other int64 `json:"other"`
+	Total int64 `json:"total"`
 }
 
 // Queue is the Redis side.
@@ -113,7 +116,7 @@ func Collect(ctx context.Context, src Source) (Snapshot, error) {
 	s := Snapshot{
 		Time: now, Table: src.Store.Table(),
 		Rows: Rows{Pending: st.Counts.Pending, RetryWaiting: st.Counts.RetryWaiting, Processing: st.Counts.Processing,
-			Expired: st.Counts.Expired, Done: st.Counts.Done, Failed: st.Counts.Failed, Total: st.Counts.Total()},
+			Expired: st.Counts.Expired, Done: st.Counts.Done, Failed: st.Counts.Failed, Other: st.Counts.Other, Total: st.Counts.Total()},
 		Workers: []Worker{}, Errors: []Error{},
 	}
 	for _, w := range st.Workers {

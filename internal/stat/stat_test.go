@@ -3,6 +3,7 @@ package stat_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -25,6 +26,13 @@ import (
 // a claim waiting in the queue, an expired lease, a retry backoff, recent and
 // old finishes, and errors that differ only by URL.
 func fleet(t *testing.T) (stat.Source, *queue.Queue) {
+	t.Helper()
+	src, q, _ := fleetDB(t)
+	return src, q
+}
+
+// fleetDB is fleet with a connection to its database, to add rows.
+func fleetDB(t *testing.T) (stat.Source, *queue.Queue, *sql.DB) {
 	t.Helper()
 	ctx := context.Background()
 	dsn, db := testenv.MySQL(t)
@@ -78,7 +86,7 @@ func fleet(t *testing.T) (stat.Source, *queue.Queue) {
 	if err := q.SetExitFlag(ctx, true); err != nil {
 		t.Fatal(err)
 	}
-	return stat.Source{Store: st, Queue: q, Window: time.Minute, TopErrors: 5, QueueLease: 5 * time.Minute}, q
+	return stat.Source{Store: st, Queue: q, Window: time.Minute, TopErrors: 5, QueueLease: 5 * time.Minute}, q, db
 }
 
 func TestCollectReadsEveryFigure(t *testing.T) {
@@ -210,6 +218,68 @@ func TestFormats(t *testing.T) {
 		if !strings.Contains(tab.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, tab.String())
 		}
+	}
+}
+
+// TestRowsOfAnotherStatusAreShown: a row whose status dl does not know
+// (an operator's own, set by hand) counts in the total, so every format
+// must show it too, or the figures do not add up to the total and the
+// rows are nowhere to be seen.
+func TestRowsOfAnotherStatusAreShown(t *testing.T) {
+	src, _, db := fleetDB(t)
+	if _, err := db.Exec(`INSERT INTO files (id, url, status) VALUES ('o1', 'http://h/o1', 3), ('o2', 'http://h/o2', 7)`); err != nil {
+		t.Fatal(err)
+	}
+	s, err := stat.Collect(context.Background(), src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var js bytes.Buffer
+	if err := stat.Render(&js, s, stat.JSON); err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Rows map[string]int64 `json:"rows"`
+	}
+	if err := json.Unmarshal(js.Bytes(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	r := doc.Rows
+	if r["other"] != 2 || r["total"] != 18 || r["pending"]+r["processing"]+r["done"]+r["failed"]+r["other"] != r["total"] {
+		t.Errorf("JSON rows %v: want 2 other, adding up to a total of 18", r)
+	}
+
+	var prom bytes.Buffer
+	if err := stat.Render(&prom, s, stat.Prometheus); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(prom.String(), `dl_rows{status="other",table="files"} 2`+"\n") {
+		t.Errorf("Prometheus lacks dl_rows{status=\"other\"} 2:\n%s", prom.String())
+	}
+
+	var tab bytes.Buffer
+	if err := stat.Render(&tab, s, stat.Table); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(tab.String(), "other       2  (status not 0, 1, 2 or -1)") || !strings.Contains(tab.String(), "total       18") {
+		t.Errorf("table lacks the other rows:\n%s", tab.String())
+	}
+}
+
+// TestTableLeavesOutNoOtherRows: with every row of a known status, the
+// table stays as the README shows it.
+func TestTableLeavesOutNoOtherRows(t *testing.T) {
+	src, _ := fleet(t)
+	s, err := stat.Collect(context.Background(), src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tab bytes.Buffer
+	if err := stat.Render(&tab, s, stat.Table); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(tab.String(), "other") {
+		t.Errorf("table shows other rows where none are:\n%s", tab.String())
 	}
 }
 

@@ -21,6 +21,9 @@ func writeTable(w io.Writer, s Snapshot) error {
 	p("processing\t%d\t(%d lease expired)", s.Rows.Processing, s.Rows.Expired)
 	p("done\t%d", s.Rows.Done)
 	p("failed\t%d", s.Rows.Failed)
+	if s.Rows.Other != 0 {
+		p("other\t%d\t(status not 0, 1, 2 or -1)", s.Rows.Other)
+	}
 	p("total\t%d", s.Rows.Total)
 	p("")
 	switch {

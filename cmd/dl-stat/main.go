@@ -39,7 +39,13 @@ func main() {
 			case c.Bool("prometheus"):
 				format = stat.Prometheus
 			}
-			sv, err := config.OpenServices(c)
+			// A watch shows a Redis outage as it goes (dl_redis_up 0), from
+			// the start too; a single look fails on it.
+			open := config.OpenServices
+			if c.Duration("watch") > 0 {
+				open = config.OpenServicesDialQueue
+			}
+			sv, err := open(c)
 			if err != nil {
 				return err
 			}

@@ -44,6 +44,13 @@ func OpenQueue(c *cli.Context) (*queue.Queue, error) {
 	return q, err
 }
 
+// DialQueue is OpenQueue without waiting for Redis to answer, or failing
+// when it does not: for a tool that reports an outage instead of stopping
+// on it (dl-stat --watch). A URL it cannot use is still an error.
+func DialQueue(c *cli.Context) (*queue.Queue, error) {
+	return queue.Dial(c.String(FlagRedis), queue.NewKeys(c.String(FlagQueue), c.String(FlagPrefix)))
+}
+
 // waitFor calls open, and again while its service is unavailable, for up
 // to --wait-for-services (if the tool has it). Unlike the opening itself,
 // the wait ends with a first signal: a unit stopped while its database is
@@ -80,11 +87,22 @@ type Services struct {
 
 // OpenServices opens the store, then the queue; Close closes both.
 func OpenServices(c *cli.Context) (*Services, error) {
+	return openServices(c, OpenQueue)
+}
+
+// OpenServicesDialQueue is OpenServices with the queue only dialled
+// (DialQueue): a Redis that is down makes the queue's commands fail, not
+// the opening.
+func OpenServicesDialQueue(c *cli.Context) (*Services, error) {
+	return openServices(c, DialQueue)
+}
+
+func openServices(c *cli.Context, openQueue func(*cli.Context) (*queue.Queue, error)) (*Services, error) {
 	st, err := OpenStore(c)
 	if err != nil {
 		return nil, err
 	}
-	q, err := OpenQueue(c)
+	q, err := openQueue(c)
 	if err != nil {
 		st.Close()
 		return nil, err

@@ -57,6 +57,22 @@ type Queue struct {
 // that it answers. In cluster mode the key names are put in one hash slot
 // (see Keys.inOneSlot); Queue.Keys tells the names in use.
 func Open(ctx context.Context, rawURL string, keys Keys) (*Queue, error) {
+	q, err := Dial(rawURL, keys)
+	if err != nil {
+		return nil, err
+	}
+	if err := q.rdb.Ping(ctx).Err(); err != nil {
+		q.Close()
+		return nil, fmt.Errorf("redis at %s: %w", q.addr, err)
+	}
+	return q, nil
+}
+
+// Dial is Open without the check that Redis answers: each command
+// connects (again) as it needs to, so a Redis that is down now is no
+// error until a command fails. It is for dl-stat --watch, which shows an
+// outage rather than fail on it.
+func Dial(rawURL string, keys Keys) (*Queue, error) {
 	rdb, m, err := newClient(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("redis URL %q: %w", Redact(rawURL), err)
@@ -69,12 +85,7 @@ func Open(ctx context.Context, rawURL string, keys Keys) (*Queue, error) {
 	}
 	// go-redis logs dial failures itself; our callers report them once.
 	redis.SetLogger(quietLogger{})
-	q := &Queue{rdb: rdb, keys: keys, addr: Redact(rawURL)}
-	if err := rdb.Ping(ctx).Err(); err != nil {
-		rdb.Close()
-		return nil, fmt.Errorf("redis at %s: %w", q.addr, err)
-	}
-	return q, nil
+	return &Queue{rdb: rdb, keys: keys, addr: Redact(rawURL)}, nil
 }
 
 // CheckURL refuses what Open would refuse before dialling: a URL that is

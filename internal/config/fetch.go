@@ -45,8 +45,15 @@ func FetchFlags() []cli.Flag {
 		&cli.StringFlag{Name: "min-free", EnvVars: []string{"DL_MIN_FREE"}, Value: "0",
 			Usage: "free `bytes` to leave on the download directory's disk (K, M, G, T): below it dl-fetch starts no download and stops, as on a full disk (0: none)"},
 		tool.AtLeast(&cli.IntFlag{Name: "max-redirects", EnvVars: []string{"DL_MAX_REDIRECTS"}, Value: 10, Usage: "redirects to follow (0: none)"}, 0),
-		&cli.StringFlag{Name: "metrics-listen", EnvVars: []string{"DL_METRICS_LISTEN"},
+		tool.Valid(&cli.StringFlag{Name: "metrics-listen", EnvVars: []string{"DL_METRICS_LISTEN"},
 			Usage: "serve Prometheus metrics on this `address` (a bare :port listens on loopback; empty: off)"},
+			func(_ *cli.Context, addr string) error {
+				if addr == "" {
+					return nil
+				}
+				_, err := metrics.ListenAddr(addr)
+				return err
+			}),
 		tool.AtLeast(&cli.IntFlag{Name: "retries", EnvVars: []string{"DL_RETRIES"}, Value: 2, Usage: "in-process retries of a transient failure before it goes back to the queue"}, 0),
 		tool.AtLeast(&cli.IntFlag{Name: "max-attempts", EnvVars: []string{"DL_MAX_ATTEMPTS"}, Value: 5, Usage: "attempts of a task in total, across workers and restarts (in-process retries stop there; dl-mark fails the row there)"}, 1),
 		tool.AtLeast(&cli.IntFlag{Name: "per-host", EnvVars: []string{"DL_PER_HOST"}, Usage: "most transfers at a time to one host (0: no limit)"}, 0),
@@ -189,7 +196,7 @@ func Observe(c *cli.Context, term *Terminal) (obs fetch.Observer, stop func(), e
 	m := metrics.New()
 	srv, err := m.Serve(addr)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("--metrics-listen (DL_METRICS_LISTEN): %w", err)
 	}
 	return fetch.Observers(m, term.Observer()), srv.Close, nil
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"net"
 	"os"
 	"strings"
 	"testing"
@@ -90,5 +91,67 @@ func TestDurationsMustBePositive(t *testing.T) {
 		if tt.env != "" {
 			os.Unsetenv(tt.env)
 		}
+	}
+}
+
+// TestMetricsListenRefusedAsUsage: a --metrics-listen (DL_METRICS_LISTEN)
+// that can name no address to listen on (a port out of range, a host
+// without its port) is a usage error, exit 2, naming the flag and its
+// variable, before anything runs; it used to fail (exit 1, which systemd
+// restarts) with net's message alone, once the terminal and the options
+// were set up.
+func TestMetricsListenRefusedAsUsage(t *testing.T) {
+	t.Setenv("DL_METRICS_LISTEN", "") // restored after the test
+	os.Unsetenv("DL_METRICS_LISTEN")
+	tests := []struct {
+		env     string
+		args    []string
+		wantErr string
+	}{
+		{"", []string{"--metrics-listen", "99999"}, `--metrics-listen (DL_METRICS_LISTEN): listen address "99999"`},
+		{"", []string{"--metrics-listen", "127.0.0.1:70000"}, `--metrics-listen (DL_METRICS_LISTEN): listen address "127.0.0.1:70000"`},
+		{"localhost", nil, `--metrics-listen (DL_METRICS_LISTEN): listen address "localhost"`},
+		{"a:b:c", nil, `--metrics-listen (DL_METRICS_LISTEN): listen address "a:b:c"`},
+		{"", []string{"--metrics-listen", "9501"}, ""},
+		{"", []string{"--metrics-listen", "0.0.0.0:9501"}, ""},
+		{"[::1]:0", nil, ""},
+		{"", nil, ""}, // off
+	}
+	for _, tt := range tests {
+		if tt.env != "" {
+			t.Setenv("DL_METRICS_LISTEN", tt.env)
+		}
+		ran := false
+		app := &cli.App{Name: "dl-x", Flags: FetchFlags(), ExitErrHandler: noExit, Action: func(*cli.Context) error { ran = true; return nil }}
+		err := app.Run(append([]string{"dl-x"}, tt.args...))
+		var ec cli.ExitCoder
+		switch {
+		case tt.wantErr == "" && (err != nil || !ran):
+			t.Errorf("DL_METRICS_LISTEN=%s %v: %v, want the action to run", tt.env, tt.args, err)
+		case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr) || !errors.As(err, &ec) || ec.ExitCode() != 2 || ran):
+			t.Errorf("DL_METRICS_LISTEN=%s %v: %v (action ran: %v), want exit code 2 and %q", tt.env, tt.args, err, ran, tt.wantErr)
+		}
+		os.Unsetenv("DL_METRICS_LISTEN")
+	}
+}
+
+// TestMetricsPortTakenNamesTheFlag: a port another process holds fails at
+// the start, in a line that says which setting to change.
+func TestMetricsPortTakenNamesTheFlag(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	app := &cli.App{Name: "dl-x", Flags: FetchFlags(), ExitErrHandler: noExit, Action: func(c *cli.Context) error {
+		_, stop, err := Observe(c, &Terminal{})
+		if err == nil {
+			stop()
+		}
+		return err
+	}}
+	err = app.Run([]string{"dl-x", "--metrics-listen", l.Addr().String()})
+	if err == nil || !strings.HasPrefix(err.Error(), "--metrics-listen (DL_METRICS_LISTEN): ") || !strings.Contains(err.Error(), "address already in use") {
+		t.Errorf("metrics on a taken port: %v, want the flag named and the port in use", err)
 	}
 }

@@ -146,6 +146,7 @@ func (t *transfer) End(r record.Result) {
 // port or ":port" listens on loopback only; a host (0.0.0.0, [::], a name)
 // must be given to listen anywhere else.
 func ListenAddr(addr string) (string, error) {
+	orig := addr
 	addr = strings.TrimSpace(addr)
 	if addr == "" {
 		return "", errors.New("empty listen address")
@@ -155,7 +156,12 @@ func ListenAddr(addr string) (string, error) {
 	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return "", fmt.Errorf("listen address %q: %w", addr, err)
+		return "", fmt.Errorf("listen address %q: want PORT, :PORT or HOST:PORT: %w", orig, err)
+	}
+	// A port out of range, or a host given without its port ("localhost"
+	// read as a port), would only fail at the listen.
+	if _, err := net.LookupPort("tcp", port); err != nil {
+		return "", fmt.Errorf("listen address %q: want PORT, :PORT or HOST:PORT: %w", orig, err)
 	}
 	if host == "" {
 		host = "127.0.0.1"

@@ -193,7 +193,7 @@ func Observe(c *cli.Context, term *Terminal) (obs fetch.Observer, stop func(), e
 	if addr == "" {
 		return term.Observer(), func() {}, nil
 	}
-	m := metrics.New()
+	m := metrics.New(c.Int("max-attempts"))
 	srv, err := m.Serve(addr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("--metrics-listen (DL_METRICS_LISTEN): %w", err)

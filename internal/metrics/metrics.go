@@ -43,14 +43,20 @@ type Metrics struct {
 	resumed   prometheus.Counter
 	retries   prometheus.Counter
 	inFlight  prometheus.Gauge
+	// maxAttempts is where dl-mark fails a row for good (0: never).
+	maxAttempts int
 }
 
 var _ fetch.Observer = (*Metrics)(nil)
 
 // New makes the metrics and a registry holding them and the Go runtime's.
-func New() *Metrics {
+// maxAttempts is --max-attempts (0: no limit): a passing failure that
+// used the last attempt is failed for good by dl-mark, and so counted
+// failed here, not retry.
+func New(maxAttempts int) *Metrics {
 	m := &Metrics{
-		reg: prometheus.NewRegistry(),
+		maxAttempts: maxAttempts,
+		reg:         prometheus.NewRegistry(),
 		downloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dl_fetch_downloads_total",
 			Help: "Tasks finished, by outcome: done, failed (for good) or retry (handed back for a later attempt).",
@@ -131,15 +137,23 @@ func (t *transfer) End(r record.Result) {
 	}
 	t.ended = true
 	t.m.inFlight.Dec()
-	outcome := OutcomeDone
-	switch {
-	case r.Outcome != record.Done && r.Retryable:
-		outcome = OutcomeRetry
-	case r.Outcome != record.Done:
-		outcome = OutcomeFailed
-	}
+	outcome := t.m.outcome(r)
 	t.m.downloads.WithLabelValues(outcome).Inc()
 	t.m.duration.WithLabelValues(outcome).Observe(r.Duration)
+}
+
+// outcome is what dl-mark makes of r: done; retry for a failure of the
+// worker's own disk, or a passing one with attempts left; failed.
+func (m *Metrics) outcome(r record.Result) string {
+	switch {
+	case r.Outcome == record.Done:
+		return OutcomeDone
+	case r.Local:
+		return OutcomeRetry
+	case r.Retryable && (m.maxAttempts <= 0 || r.Attempt < m.maxAttempts):
+		return OutcomeRetry
+	}
+	return OutcomeFailed
 }
 
 // ListenAddr completes addr as dl-fetch's --metrics-listen reads it: a bare

@@ -92,7 +92,7 @@ func TestListenAddrDefaultsToLoopback(t *testing.T) {
 		t.Error("a:b:c accepted")
 	}
 	// A port that is taken fails at once, not in the background.
-	m := metrics.New()
+	m := metrics.New(0)
 	srv, err := m.Serve(":0")
 	if err != nil {
 		t.Fatal(err)
@@ -101,7 +101,7 @@ func TestListenAddrDefaultsToLoopback(t *testing.T) {
 	if !strings.HasPrefix(srv.Addr(), "127.0.0.1:") {
 		t.Errorf("bare port listens on %s, want loopback", srv.Addr())
 	}
-	if _, err := metrics.New().Serve(srv.Addr()); err == nil || !strings.Contains(err.Error(), "address already in use") {
+	if _, err := metrics.New(0).Serve(srv.Addr()); err == nil || !strings.Contains(err.Error(), "address already in use") {
 		t.Errorf("second listener on %s: %v", srv.Addr(), err)
 	}
 }
@@ -164,7 +164,7 @@ func (c *counter) End(record.Result)                { c.ends++ }
 // TestChainFeedsBoth: with progress bars on, the metrics still count.
 func TestChainFeedsBoth(t *testing.T) {
 	_, base := testenv.StartOrigin(t)
-	m := metrics.New()
+	m := metrics.New(0)
 	bars := &counter{}
 	f, err := fetch.New(fetch.Options{Dir: t.TempDir(), Observer: fetch.Observers(m, bars)})
 	if err != nil {
@@ -254,7 +254,7 @@ func TestWaitingTasksAreNotTransfers(t *testing.T) {
 // test's end.
 func serve(t *testing.T, o fetch.Options) (*fetch.Fetcher, string) {
 	t.Helper()
-	m := metrics.New()
+	m := metrics.New(o.MaxAttempts)
 	o.Observer = m
 	f, err := fetch.New(o)
 	if err != nil {
@@ -267,4 +267,28 @@ func serve(t *testing.T, o fetch.Options) (*fetch.Fetcher, string) {
 	}
 	t.Cleanup(func() { srv.Close() })
 	return f, "http://" + srv.Addr() + "/metrics"
+}
+
+// TestSpentAttemptsCountAsFailed: a passing failure on a task's last
+// attempt (--max-attempts, DL_MAX_ATTEMPTS, which dl-mark reads too) is
+// failed for good by dl-mark, not handed back: the metrics must count it
+// failed, or a host that never recovers shows as retries and never in the
+// failure rate.
+func TestSpentAttemptsCountAsFailed(t *testing.T) {
+	_, base := testenv.StartOrigin(t)
+	f, metricsURL := serve(t, fetch.Options{Dir: t.TempDir(), Retries: 1, MaxAttempts: 3})
+	ctx := context.Background()
+	for _, task := range []record.Task{
+		{ID: "last", URL: origin.URL(base, "a.bin", 10, "status=503"), Attempt: 2}, // its third attempt fails: spent
+		{ID: "more", URL: origin.URL(base, "b.bin", 10, "status=503")},             // two fail, one left: handed back
+	} {
+		r := f.Fetch(ctx, task)
+		t.Logf("%s: %s attempt %d retryable %v: %s", task.ID, r.Outcome, r.Attempt, r.Retryable, r.Error)
+	}
+	mfs := scrape(t, metricsURL)
+	for outcome, want := range map[string]float64{"done": 0, "failed": 1, "retry": 1} {
+		if got := value(t, mfs, "dl_fetch_downloads_total", "outcome", outcome); got != want {
+			t.Errorf("downloads{outcome=%s} = %v, want %v", outcome, got, want)
+		}
+	}
 }

@@ -220,7 +220,10 @@ func (b *Bars) refresh(now time.Time) {
 	// left is what the transfers of known size still need: the ETA says
 	// when they will be done at the current rate, leaving out those that
 	// may never end.
-	cur, tot, left := b.doneBytes.Load(), b.doneBytes.Load(), int64(0)
+	// A transfer of unknown size (no Content-Length) makes the total
+	// unknown: the line then shows no percentage, rather than count what
+	// such a transfer received so far as its whole size.
+	cur, tot, left, unknown := b.doneBytes.Load(), b.doneBytes.Load(), int64(0), false
 	for _, tr := range active {
 		got, total := tr.got.Load(), tr.total.Load()
 		tr.rate.add(now, tr.recv.Load())
@@ -230,6 +233,7 @@ func (b *Bars) refresh(now time.Time) {
 			left += max(total-got, 0)
 		} else {
 			tot += got
+			unknown = unknown || tr.body.Load()
 		}
 		if tr.bar == nil && shown < b.o.MaxBars && tr.body.Load() && now.Sub(tr.start) >= b.o.MinAge {
 			tr.bar = b.newBar(tr)
@@ -245,7 +249,10 @@ func (b *Bars) refresh(now time.Time) {
 
 	v := &row{name: fmt.Sprintf("%d active, %d done, %d failed", len(active), b.done.Load(), b.failed.Load()),
 		bytes: size(cur) + " / " + size(tot), rate: speed(b.rate.v)}
-	if tot > 0 {
+	switch {
+	case unknown:
+		v.bytes = size(cur) + " / ?"
+	case tot > 0:
 		v.pct = fmt.Sprintf("%.0f%%", 100*float64(cur)/float64(tot))
 	}
 	if left > 0 && b.rate.v > 0 {

@@ -125,3 +125,51 @@ func TestClock(t *testing.T) {
 		}
 	}
 }
+
+// TestTotalOfUnknownSizes: while a transfer of unknown size (no
+// Content-Length) runs, the total is unknown too: the total line must not
+// claim 100% of what was received so far.
+func TestTotalOfUnknownSizes(t *testing.T) {
+	var out testenv.SyncBuffer
+	bars := New(&out, Options{Width: 120, MinAge: -1, Refresh: 10 * time.Millisecond})
+	known := bars.Start(record.Task{ID: "k", URL: "http://h/known.bin"})
+	known.Body(0, 4<<20)
+	known.Advance(1 << 20)
+	stream := bars.Start(record.Task{ID: "s", URL: "http://h/stream.bin"})
+	stream.Body(0, -1)
+	stream.Advance(3 << 20)
+	testenv.Eventually(t, 10*time.Second, 10*time.Millisecond, func() bool {
+		return strings.Contains(ansi.ReplaceAllString(out.String(), ""), "2 active, 0 done")
+	}, "the total line")
+	known.End(record.Result{Outcome: record.Done, Bytes: 4 << 20})
+	stream.End(record.Result{Outcome: record.Done, Bytes: 3 << 20})
+	bars.Close()
+	screen := ansi.ReplaceAllString(out.String(), "")
+	for _, line := range strings.Split(strings.ReplaceAll(screen, "\r", "\n"), "\n") {
+		if !strings.Contains(line, "2 active, 0 done") {
+			continue
+		}
+		if strings.Contains(line, "%") || !strings.Contains(line, "4.0 MiB / ?") {
+			t.Errorf("total line with a size unknown: %q, want no percentage and 4.0 MiB / ?", line)
+		}
+	}
+	if !strings.Contains(screen, "0 active, 2 done, 0 failed") {
+		t.Errorf("screen:\n%s", screen)
+	}
+}
+
+// TestTotalOfKnownSizes: with every size known, the total line has its
+// percentage and its total.
+func TestTotalOfKnownSizes(t *testing.T) {
+	var out testenv.SyncBuffer
+	bars := New(&out, Options{Width: 120, MinAge: -1, Refresh: 10 * time.Millisecond})
+	tr := bars.Start(record.Task{ID: "k", URL: "http://h/known.bin"})
+	tr.Body(0, 4<<20)
+	tr.Advance(1 << 20)
+	testenv.Eventually(t, 10*time.Second, 10*time.Millisecond, func() bool {
+		s := ansi.ReplaceAllString(out.String(), "")
+		return strings.Contains(s, "1 active, 0 done") && strings.Contains(s, "25%") && strings.Contains(s, "1.0 MiB / 4.0 MiB")
+	}, "the total line at 25%%")
+	tr.End(record.Result{Outcome: record.Done, Bytes: 4 << 20})
+	bars.Close()
+}

@@ -39,13 +39,10 @@ func main() {
 			case c.Bool("prometheus"):
 				format = stat.Prometheus
 			}
-			// A watch shows a Redis outage as it goes (dl_redis_up 0), from
-			// the start too; a single look fails on it.
-			open := config.OpenServices
-			if c.Duration("watch") > 0 {
-				open = config.OpenServicesDialQueue
-			}
-			sv, err := open(c)
+			// Only reads: the table is neither created nor upgraded. A watch
+			// shows a Redis outage as it goes (dl_redis_up 0), from the start
+			// too; a single look fails on it.
+			sv, err := config.OpenReader(c, c.Duration("watch") > 0)
 			if err != nil {
 				return err
 			}

@@ -34,6 +34,20 @@ func OpenStore(c *cli.Context) (*store.Store, error) {
 	return st, nil
 }
 
+// OpenStoreReadOnly connects to MySQL as the flags say, and leaves the
+// table as it finds it: for a tool that only reads (dl-stat), which a
+// user allowed only SELECT may run, and which must not create a table
+// whose name has a typo.
+func OpenStoreReadOnly(c *cli.Context) (*store.Store, error) {
+	ctx := tool.Hard(c.Context)
+	var st *store.Store
+	err := waitFor(c, "mysql", store.IsUnavailable, func() (err error) {
+		st, err = store.Open(ctx, c.String(FlagMySQL), c.String(FlagTable))
+		return err
+	})
+	return st, err
+}
+
 // OpenQueue connects to Redis as the flags say.
 func OpenQueue(c *cli.Context) (*queue.Queue, error) {
 	var q *queue.Queue
@@ -87,18 +101,24 @@ type Services struct {
 
 // OpenServices opens the store, then the queue; Close closes both.
 func OpenServices(c *cli.Context) (*Services, error) {
-	return openServices(c, OpenQueue)
+	return openServices(c, OpenStore, OpenQueue)
 }
 
-// OpenServicesDialQueue is OpenServices with the queue only dialled
-// (DialQueue): a Redis that is down makes the queue's commands fail, not
-// the opening.
-func OpenServicesDialQueue(c *cli.Context) (*Services, error) {
-	return openServices(c, DialQueue)
+// OpenReader opens the services of a tool that only reads them
+// (dl-stat): the store read-only (OpenStoreReadOnly), then the queue,
+// only dialled with dialQueue (DialQueue: a Redis that is down makes the
+// queue's commands fail, not the opening).
+func OpenReader(c *cli.Context, dialQueue bool) (*Services, error) {
+	openQueue := OpenQueue
+	if dialQueue {
+		openQueue = DialQueue
+	}
+	return openServices(c, OpenStoreReadOnly, openQueue)
 }
 
-func openServices(c *cli.Context, openQueue func(*cli.Context) (*queue.Queue, error)) (*Services, error) {
-	st, err := OpenStore(c)
+func openServices(c *cli.Context, openStore func(*cli.Context) (*store.Store, error),
+	openQueue func(*cli.Context) (*queue.Queue, error)) (*Services, error) {
+	st, err := openStore(c)
 	if err != nil {
 		return nil, err
 	}

@@ -5,8 +5,10 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -68,8 +70,16 @@ func RedisFlags() []cli.Flag {
 			func(c *cli.Context, u string) error {
 				return unlessUnused(c, queue.CheckURL(u, queue.NewKeys(c.String(FlagQueue), c.String(FlagPrefix))))
 			}),
-		&cli.StringFlag{Name: FlagQueue, EnvVars: []string{"DL_QUEUE"}, Value: DefaultQueue,
+		tool.Valid(&cli.StringFlag{Name: FlagQueue, EnvVars: []string{"DL_QUEUE"}, Value: DefaultQueue,
 			Usage: "Redis `list` that carries the tasks"},
+			func(c *cli.Context, name string) error {
+				// Redis takes "" as a key: a DL_QUEUE left empty would carry
+				// the tasks in a list nobody looks at.
+				if strings.TrimSpace(name) == "" {
+					return unlessUnused(c, errors.New("empty queue name"))
+				}
+				return nil
+			}),
 		&cli.StringFlag{Name: FlagPrefix, EnvVars: []string{"DL_KEY_PREFIX"}, Value: DefaultPrefix,
 			Usage: "`prefix` of the other Redis keys (<prefix>exit_flag, <prefix>result:<id>)"},
 	}

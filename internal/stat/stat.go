@@ -226,11 +226,21 @@ func Run(ctx context.Context, src Source, o Options, w io.Writer) error {
 		defer t.Stop()
 		tick = t.C
 	}
+	written := false
 	for {
-		err := once(ctx, src, o, w, clear)
+		wrote, err := once(ctx, src, o, w, clear)
 		if o.Watch == 0 {
 			return err
 		}
+		// An output that never took a snapshot (a directory that does
+		// not exist, one not ours) will not take the next: a watch that
+		// went on would look fine and write nothing. One that worked
+		// before may fail for a while (a full disk) and come back.
+		var oe *outputError
+		if !written && errors.As(err, &oe) {
+			return err
+		}
+		written = written || wrote
 		if err != nil && ctx.Err() == nil {
 			slog.Warn("status incomplete", "err", err)
 		}
@@ -242,36 +252,43 @@ func Run(ctx context.Context, src Source, o Options, w io.Writer) error {
 	}
 }
 
-func once(ctx context.Context, src Source, o Options, w io.Writer, clear bool) error {
+// once shows one snapshot; wrote tells whether it reached the output.
+func once(ctx context.Context, src Source, o Options, w io.Writer, clear bool) (wrote bool, err error) {
 	s, err := Collect(ctx, src)
 	if err != nil && !errors.Is(err, errQueue) {
-		return err
+		return false, err
 	}
 	var buf bytes.Buffer
 	if clear {
 		buf.WriteString("\033[H\033[2J")
 	}
 	if rerr := Render(&buf, s, o.Format); rerr != nil {
-		return rerr
+		return false, rerr
 	}
 	if o.Output != "" {
 		if werr := writeAtomic(o.Output, buf.Bytes()); werr != nil {
-			return werr
+			return false, &outputError{werr}
 		}
 	} else if _, werr := w.Write(buf.Bytes()); werr != nil {
-		return fmt.Errorf("write status: %w", werr)
+		return false, &outputError{fmt.Errorf("write status: %w", werr)}
 	}
 	if o.Publish && s.Queue != nil {
 		b, jerr := encode(s)
 		if jerr != nil {
-			return jerr
+			return true, jerr
 		}
 		if perr := src.Queue.PublishStatus(ctx, b, publishTTL(o.Watch)); perr != nil {
-			return perr
+			return true, perr
 		}
 	}
-	return err
+	return true, err
 }
+
+// outputError is a snapshot that could not be written out.
+type outputError struct{ err error }
+
+func (e *outputError) Error() string { return e.err.Error() }
+func (e *outputError) Unwrap() error { return e.err }
 
 // publishTTL keeps a published status a little longer than the next refresh
 // takes, so readers never see a gap, and lets it vanish when dl-stat stops.

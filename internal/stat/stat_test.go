@@ -436,3 +436,18 @@ func TestPrometheusMergesMessagesThatReadTheSame(t *testing.T) {
 		})
 	}
 }
+
+// TestWatchFailsOnAnOutputItCannotWrite: an --output in a directory that
+// does not exist (a typo in a unit) fails the watch at its first snapshot,
+// as it fails a single look; it used to go on for ever, a service that
+// looked fine logging "status incomplete" and writing nothing.
+func TestWatchFailsOnAnOutputItCannotWrite(t *testing.T) {
+	src, _ := fleet(t)
+	path := filepath.Join(t.TempDir(), "no-such-dir", "dl.prom")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := stat.Run(ctx, src, stat.Options{Format: stat.Prometheus, Watch: 10 * time.Millisecond, Output: path}, os.Stdout)
+	if err == nil || ctx.Err() != nil || !strings.Contains(err.Error(), path) {
+		t.Fatalf("watch writing to %s: %v (context: %v), want an error naming the file at once", path, err, ctx.Err())
+	}
+}

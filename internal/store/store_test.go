@@ -826,6 +826,27 @@ func TestSelectFailsRowsWithBadURLs(t *testing.T) {
 	}
 }
 
+// TestNullURLsFailTheirRowsAlone: in a table whose url column allows NULL
+// (unlike the seed's), a row without a url is failed with the reason, as an
+// empty one is, instead of stopping dl-select at that row every round (and
+// with it the whole distributor); dl-enqueue does not queue it either.
+func TestNullURLsFailTheirRowsAlone(t *testing.T) {
+	st, db := open(t)
+	exec(t, db, strings.Replace(seedSchema, "url TEXT NOT NULL", "url TEXT NULL", 1))
+	ensure(t, st)
+	exec(t, db, "INSERT INTO files (id, url) VALUES ('1', NULL), ('2', 'http://h/2'), ('3', ''), ('4', NULL)")
+	claimed, err := st.Claim(context.Background(), []record.Task{{ID: "4", URL: "http://h/4"}}, store.ClaimOptions{QueueLease: time.Hour, Stale: time.Hour})
+	if err != nil || len(claimed) != 0 {
+		t.Fatalf("claim of a row without a url: %v, %v; want it left out", claimed, err)
+	}
+	if got := strings.Join(selectAll(t, st, store.SelectOptions{Limit: 10}), ","); got != "2" {
+		t.Fatalf("selected %q, want 2", got)
+	}
+	if got, want := dump(t, db, "id, status, error_message"), "1|-1|empty url;2|0|<nil>;3|-1|empty url;4|2|<nil>"; got != want {
+		t.Fatalf("rows:\n got %s\nwant %s", got, want)
+	}
+}
+
 // TestClaimKeepsExpectedChecksumAndName: the checksum and name a task line
 // asks for are kept in its row when dl-enqueue claims it (in columns added
 // in place to a seed table, whose charset need not hold the name), are not

@@ -120,26 +120,30 @@ func (s *Store) SelectDue(ctx context.Context, o SelectOptions, fn func(record.T
 
 // badRow is a selected row that no task line could carry, as it was read.
 type badRow struct {
-	id, url string
-	sha256  sql.NullString
-	reason  string
+	id          string
+	url, sha256 sql.NullString
+	reason      string
 }
 
-// taskRow is a row read through taskColumns, as a task, with its
-// expected_sha256 as the row has it (for a statement that must find the
+// taskRow is a row read through taskColumns, as a task, with its url and
+// expected_sha256 as the row has them (for a statement that must find the
 // row unchanged).
 type taskRow struct {
-	task   record.Task
-	sha256 sql.NullString
+	task        record.Task
+	url, sha256 sql.NullString
 }
 
+// scanTask reads a row through taskColumns. A NULL url (a table whose url
+// column is nullable, unlike the seed's) reads as "", which no task line
+// can carry: such a row is failed with the reason, and does not stop the
+// read of every row after it.
 func scanTask(rows *sql.Rows) (taskRow, error) {
 	var r taskRow
 	var name sql.NullString
-	if err := rows.Scan(&r.task.ID, &r.task.URL, &r.task.Attempt, &r.sha256, &name); err != nil {
+	if err := rows.Scan(&r.task.ID, &r.url, &r.task.Attempt, &r.sha256, &name); err != nil {
 		return r, err
 	}
-	r.task.SHA256, r.task.Name = r.sha256.String, name.String
+	r.task.URL, r.task.SHA256, r.task.Name = r.url.String, r.sha256.String, name.String
 	return r, nil
 }
 
@@ -157,7 +161,7 @@ func (s *Store) stream(ctx context.Context, query string, fn func(record.Task) e
 		}
 		n++
 		if err := r.task.Check(); err != nil {
-			*bad = append(*bad, badRow{r.task.ID, r.task.URL, r.sha256, err.Error()})
+			*bad = append(*bad, badRow{r.task.ID, r.url, r.sha256, err.Error()})
 			continue
 		}
 		if err := fn(r.task); err != nil {
@@ -175,7 +179,7 @@ func (s *Store) stream(ctx context.Context, query string, fn func(record.Task) e
 // without its checksum, its file would be accepted unverified.
 const sqlFailBadRow = `UPDATE %[1]s SET status = -1, error_message = ?, claim_token = NULL, lease_until = NULL,
 	next_attempt_at = NULL, finished_at = NOW(3)
-	WHERE id = ? AND url = ? AND expected_sha256 <=> ? AND ((` + condDue + `) OR (` + condExpired + `))`
+	WHERE id = ? AND url <=> ? AND expected_sha256 <=> ? AND ((` + condDue + `) OR (` + condExpired + `))`
 
 func (s *Store) failBadRows(ctx context.Context, bad []badRow, stale time.Duration) error {
 	for _, b := range bad {
@@ -244,8 +248,9 @@ func (s *Store) Claim(ctx context.Context, tasks []record.Task, o ClaimOptions) 
 		// an operator may have written one no line can carry: such a row
 		// is left in processing, and dl-select --expired fails it with
 		// the reason once its queue lease runs out. (Only rows with a
-		// checksum are checked: plain ones cost the claim nothing more.)
-		if row.SHA256 != "" {
+		// checksum or without a url, NULL in a table that allows it, are
+		// checked: plain ones cost the claim nothing more.)
+		if row.SHA256 != "" || row.URL == "" {
 			if err := row.Check(); err != nil {
 				slog.Warn("claimed row left out: no task line can carry it", "id", row.ID, "err", err)
 				return

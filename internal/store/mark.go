@@ -30,26 +30,39 @@ import (
 // rows, measured). The url column is named only because the INSERT must
 // give it a value; the update leaves it alone. VALUES(col) is deprecated in
 // MySQL 8.0.20+ in favour of a row alias, which MariaDB lacks; both accept it.
+//
+// An INSERT is checked as one even when it only updates: a table's CHECK
+// constraints judge the new row as given (an empty url, the columns it
+// leaves out at their defaults), and its BEFORE INSERT triggers run for
+// every row (an operator's audit trigger records an insert per mark, a
+// validating one refuses it). Marking such a table writes each row by an
+// UPDATE of its own instead (Store.Ensure finds them), setting the same
+// values.
 const (
 	sqlMarkLock = `SELECT id, status, COALESCE(claim_token, ''), COALESCE(lease_until < NOW(3), 1), deliveries FROM %[1]s WHERE id IN (%[2]s) FOR UPDATE`
-	// %[2]s: the columns written per row; %[3]s: the rows' values;
-	// %[4]s: col = VALUES(col) for each of %[2]s.
-	sqlMarkDone = `INSERT INTO %[1]s (id, url, %[2]s) VALUES %[3]s ON DUPLICATE KEY UPDATE status = 1, %[4]s,
+	// %[1]s: the table; %[2]s: the columns written per row; %[3]s: the
+	// rows' values. One of the set* clauses below follows it, its %[1]s
+	// col = VALUES(col) for each of %[2]s.
+	sqlMarkUpsert = `INSERT INTO %[1]s (id, url, %[2]s) VALUES %[3]s ON DUPLICATE KEY UPDATE `
+	// The same clauses, %[1]s col = ? for each column, for one row.
+	sqlMarkUpdate = `UPDATE %[1]s SET %[2]s WHERE id = ?`
+
+	setMarkDone = `status = 1, %[1]s,
 	error_message = NULL, claim_token = NULL, lease_until = NULL, next_attempt_at = NULL, finished_at = NOW(3)`
-	sqlMarkRetry = `INSERT INTO %[1]s (id, url, %[2]s) VALUES %[3]s ON DUPLICATE KEY UPDATE status = 0, %[4]s,
+	setMarkRetry = `status = 0, %[1]s,
 	claim_token = NULL, lease_until = NULL`
 	// A failure of the worker's own disk: the row is given back (the
 	// disk's failure charges no attempt, the delivery is not counted, so
 	// no poison count builds up).
 	// Its retry time is now: due at once, yet marked as having failed, so
 	// dl-stat shows its error.
-	sqlMarkReturned = `INSERT INTO %[1]s (id, url, %[2]s) VALUES %[3]s ON DUPLICATE KEY UPDATE %[4]s,
+	setMarkReturned = `%[1]s,
 	next_attempt_at = NOW(3), ` + setGivenBack
 	// The same for a tokenless result (dl-select | dl-fetch - | dl-mark):
 	// no take counted a delivery, so none is taken back.
-	sqlMarkReleased = `INSERT INTO %[1]s (id, url, %[2]s) VALUES %[3]s ON DUPLICATE KEY UPDATE %[4]s,
+	setMarkReleased = `%[1]s,
 	next_attempt_at = NOW(3), ` + setReleased
-	sqlMarkFailed = `INSERT INTO %[1]s (id, url, %[2]s) VALUES %[3]s ON DUPLICATE KEY UPDATE status = -1, file_path = NULL, %[4]s,
+	setMarkFailed = `status = -1, file_path = NULL, %[1]s,
 	claim_token = NULL, lease_until = NULL, next_attempt_at = NULL, finished_at = NOW(3)`
 )
 
@@ -223,15 +236,25 @@ func (s *Store) mark(ctx context.Context, results []record.Result, order []int, 
 	if r := s.required.Load(); r != nil {
 		required = *r
 	}
+	byUpdate := s.markByUpdate.Load()
 	for _, u := range []struct {
-		stmt string
+		set  string
 		cols *columns
-	}{{sqlMarkDone, &done}, {sqlMarkRetry, &retry}, {sqlMarkReturned, &returned}, {sqlMarkReleased, &released}, {sqlMarkFailed, &failed}} {
+	}{{setMarkDone, &done}, {setMarkRetry, &retry}, {setMarkReturned, &returned}, {setMarkReleased, &released}, {setMarkFailed, &failed}} {
 		if len(u.cols.ids) == 0 {
 			continue
 		}
+		if byUpdate {
+			query := fmt.Sprintf(sqlMarkUpdate, s.quoted, fmt.Sprintf(u.set, u.cols.assignments()))
+			for i, id := range u.cols.ids {
+				if _, err := tx.ExecContext(ctx, query, u.cols.updateArgs(i, id)...); err != nil {
+					return nil, fmt.Errorf("mark row %q: %w", id, err)
+				}
+			}
+			continue
+		}
 		names, rows, set, args := u.cols.upsert(required)
-		query := fmt.Sprintf(u.stmt, s.quoted, names, rows, set)
+		query := fmt.Sprintf(sqlMarkUpsert, s.quoted, names, rows) + fmt.Sprintf(u.set, set)
 		if _, err := tx.ExecContext(ctx, query, args...); err != nil {
 			return nil, fmt.Errorf("mark %d rows: %w", len(u.cols.ids), err)
 		}
@@ -418,6 +441,32 @@ func (c *columns) upsert(required string) (names, rows, set string, args []any) 
 		sets[i] = n + " = VALUES(" + n + ")"
 	}
 	return strings.Join(c.names, ", ") + required, rb.String(), strings.Join(sets, ", "), args
+}
+
+// assignments returns "col = ?, ..." for the columns, for an UPDATE of
+// one row; updateArgs gives its arguments for the i-th row.
+func (c *columns) assignments() string {
+	sets := make([]string, len(c.names))
+	for k, n := range c.names {
+		sets[k] = n + " = ?"
+		if _, ok := c.rows[0][k].(afterMicros); ok {
+			sets[k] = n + " = NOW(3) + INTERVAL ? MICROSECOND"
+		}
+	}
+	return strings.Join(sets, ", ")
+}
+
+// updateArgs returns the arguments of assignments' UPDATE for the i-th row,
+// whose id is id.
+func (c *columns) updateArgs(i int, id any) []any {
+	args := make([]any, 0, len(c.rows[i])+1)
+	for _, v := range c.rows[i] {
+		if d, ok := v.(afterMicros); ok {
+			v = int64(d)
+		}
+		args = append(args, v)
+	}
+	return append(args, id)
 }
 
 func nullInt(n int) any {

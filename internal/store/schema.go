@@ -83,7 +83,7 @@ func (s *Store) Ensure(ctx context.Context) error {
 	if _, err := conn.ExecContext(ctx, fmt.Sprintf(seedTable, s.quoted)); err != nil {
 		return fmt.Errorf("create table %s: %w", s.table, err)
 	}
-	have, err := s.existing(ctx, conn, "SELECT column_name FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ?")
+	have, err := s.existing(ctx, conn, "SELECT column_name FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ?", s.table)
 	if err != nil {
 		return fmt.Errorf("ensure schema: columns: %w", err)
 	}
@@ -96,7 +96,7 @@ func (s *Store) Ensure(ctx context.Context) error {
 			return fmt.Errorf("add column %s.%s: %w", s.table, c.name, err)
 		}
 	}
-	have, err = s.existing(ctx, conn, "SELECT DISTINCT index_name FROM information_schema.statistics WHERE table_schema = DATABASE() AND table_name = ?")
+	have, err = s.existing(ctx, conn, "SELECT DISTINCT index_name FROM information_schema.statistics WHERE table_schema = DATABASE() AND table_name = ?", s.table)
 	if err != nil {
 		return fmt.Errorf("ensure schema: indexes: %w", err)
 	}
@@ -115,7 +115,7 @@ func (s *Store) Ensure(ctx context.Context) error {
 	// kind (which their own INSERTs fill) would fail every mark.
 	have, err = s.existing(ctx, conn, `SELECT column_name FROM information_schema.columns
 		WHERE table_schema = DATABASE() AND table_name = ? AND is_nullable = 'NO' AND column_default IS NULL
-		AND column_name NOT IN ('id', 'url') AND extra NOT LIKE '%auto_increment%' AND extra NOT LIKE '%generated%'`)
+		AND column_name NOT IN ('id', 'url') AND extra NOT LIKE '%auto_increment%' AND extra NOT LIKE '%generated%'`, s.table)
 	if err != nil {
 		return fmt.Errorf("ensure schema: required columns: %w", err)
 	}
@@ -124,13 +124,25 @@ func (s *Store) Ensure(ctx context.Context) error {
 		required.WriteString(", `" + strings.ReplaceAll(name, "`", "``") + "`")
 	}
 	s.required.Store(ptr(required.String()))
+	// A CHECK constraint or a BEFORE INSERT trigger judges marking's
+	// INSERT as an insert, though it only updates: such a table is marked
+	// by UPDATEs.
+	have, err = s.existing(ctx, conn, `SELECT constraint_name FROM information_schema.table_constraints
+		WHERE table_schema = DATABASE() AND table_name = ? AND constraint_type = 'CHECK'
+		UNION ALL SELECT trigger_name FROM information_schema.triggers
+		WHERE event_object_schema = DATABASE() AND event_object_table = ? AND event_manipulation = 'INSERT' AND action_timing = 'BEFORE'`, s.table, s.table)
+	if err != nil {
+		return fmt.Errorf("ensure schema: constraints and triggers: %w", err)
+	}
+	s.markByUpdate.Store(len(have) > 0)
 	return nil
 }
 
 func ptr[T any](v T) *T { return &v }
 
-func (s *Store) existing(ctx context.Context, conn *sql.Conn, q string) (map[string]bool, error) {
-	rows, err := conn.QueryContext(ctx, q, s.table)
+// existing returns the names that q, run with args, reads.
+func (s *Store) existing(ctx context.Context, conn *sql.Conn, q string, args ...any) (map[string]bool, error) {
+	rows, err := conn.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -45,6 +45,10 @@ type Store struct {
 	// url that an INSERT must name (NOT NULL without a default: an
 	// operator's own); Ensure finds them, marking names them.
 	required atomic.Pointer[string]
+	// markByUpdate: the table has CHECK constraints or BEFORE INSERT
+	// triggers, which marking's INSERT ... ON DUPLICATE KEY UPDATE would
+	// set off (see sqlMarkUpsert); Ensure finds them.
+	markByUpdate atomic.Bool
 
 	// unsure is what marks whose commit got no answer wrote, by row id:
 	// see Store.mark.

@@ -762,6 +762,43 @@ func TestMarkKeepsColumnsOfTheOperator(t *testing.T) {
 	}
 }
 
+// TestMarkTablesWithChecksAndTriggers: marking writes through an INSERT
+// that only updates, which a table's CHECK constraints and BEFORE INSERT
+// triggers take for an insert. A table whose operator checks its urls
+// must still be marked (not fail every batch, and dl-mark with it), and an
+// operator's audit trigger on inserts must record no insert per mark.
+func TestMarkTablesWithChecksAndTriggers(t *testing.T) {
+	st, db := open(t)
+	exec(t, db, strings.Replace(seedSchema, "url TEXT NOT NULL,", "url TEXT NOT NULL CHECK (url LIKE 'http%'),", 1))
+	exec(t, db, "CREATE TABLE audit (id VARCHAR(255), what VARCHAR(20))")
+	exec(t, db, "CREATE TRIGGER files_bi BEFORE INSERT ON files FOR EACH ROW INSERT INTO audit VALUES (NEW.id, 'insert')")
+	tasks := insert(t, db, 5)
+	ensure(t, st)
+	taken := claimAndTake(t, st, tasks[:4])
+	p := store.RetryPolicy{MaxAttempts: 3, Base: time.Minute, Max: time.Hour}
+	results := []record.Result{
+		{ID: "1", Outcome: record.Done, Path: "d/1", Bytes: 10, HTTP: 200, Token: taken[0].Token},
+		{ID: "2", Outcome: record.Failed, Error: "status 503", Retryable: true, Attempt: 1, HTTP: 503, Token: taken[1].Token},
+		{ID: "3", Outcome: record.Failed, Error: "status 404", HTTP: 404, Attempt: 1, Token: taken[2].Token},
+		{ID: "4", Outcome: record.Failed, Error: "no space left on device", Retryable: true, Local: true, Token: taken[3].Token},
+		{ID: "5", Outcome: record.Failed, Error: "no space left on device", Retryable: true, Local: true}, // tokenless
+	}
+	markAll(t, st, results, p, store.MarkedDone, store.MarkedRetry, store.MarkedFailed, store.MarkedRetry, store.MarkedRetry)
+	cols := "id, status, file_path, bytes, http_status, attempts, deliveries, error_message, claim_token IS NULL, next_attempt_at > NOW(3), finished_at IS NOT NULL, url"
+	want := "1|1|d/1|10|200|0|1|<nil>|1|<nil>|1|http://127.0.0.1:9/f/1;" +
+		"2|0|<nil>|<nil>|503|1|1|status 503|1|1|0|http://127.0.0.1:9/f/2;" +
+		"3|-1|<nil>|<nil>|404|1|1|status 404|1|<nil>|1|http://127.0.0.1:9/f/3;" +
+		"4|0|<nil>|<nil>|<nil>|0|0|no space left on device|1|0|0|http://127.0.0.1:9/f/4;" +
+		"5|0|<nil>|<nil>|<nil>|0|0|no space left on device|1|0|0|http://127.0.0.1:9/f/5"
+	if got := dump(t, db, cols); got != want {
+		t.Fatalf("rows:\n got %s\nwant %s", got, want)
+	}
+	var inserts int
+	if err := db.QueryRow("SELECT COUNT(*) FROM audit").Scan(&inserts); err != nil || inserts != 5 {
+		t.Fatalf("the audit trigger recorded %d inserts (%v), want the 5 of the rows' own INSERTs", inserts, err)
+	}
+}
+
 // TestMarkIsolatesAValueTheTableCannotHold: in a table of another charset
 // (latin1 here), a result whose file name the column cannot hold (a server
 // named it 报告.pdf) fails its own row with the reason, instead of failing

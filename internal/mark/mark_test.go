@@ -200,6 +200,65 @@ func TestRunAfterACommitWithoutAnswer(t *testing.T) {
 	}
 }
 
+// TestRunRidesOutAReadOnlyServer: in a failover the old primary refuses
+// writes (read-only) until the connections move to the new one. dl-mark
+// waits that out as an outage, naming the reason, instead of exiting (and
+// taking its worker down at every restart until the failover ends); and it
+// drops the pool's connections that lead to the read-only server, which
+// every retry would otherwise use again. Here the pool's one connection is
+// read-only (its session), while a new connection can write.
+func TestRunRidesOutAReadOnlyServer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	redisURL, prefix, _ := testenv.Redis(t)
+	st, q, db := open(t, redisURL, queue.NewKeys(prefix+"queue", prefix))
+	if _, err := db.Exec("INSERT INTO files (id, url) VALUES ('1', 'http://h/1'), ('2', 'http://h/2')"); err != nil {
+		t.Fatal(err)
+	}
+	claimed, err := st.Claim(ctx, []record.Task{{ID: "1"}, {ID: "2"}}, store.ClaimOptions{QueueLease: time.Hour, Stale: time.Hour})
+	if err != nil || len(claimed) != 2 {
+		t.Fatalf("claim: %v %v", claimed, err)
+	}
+	tok := claimed[0].Token
+	in := `{"id":"1","url":"http://h/1","outcome":"done","path":"d/1","bytes":1,"token":"` + tok + `"}` + "\n" +
+		`{"id":"2","url":"http://h/2","outcome":"failed","error":"status 404","http_status":404,"attempt":1,"token":"` + tok + `"}` + "\n"
+
+	pool := st.DB()
+	pool.SetMaxIdleConns(0) // the connection made below is the pool's only one
+	pool.SetMaxIdleConns(1)
+	conn, err := pool.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(ctx, "SET SESSION TRANSACTION READ ONLY"); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+
+	var logs testenv.SyncBuffer
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, nil)))
+	t.Cleanup(func() { slog.SetDefault(prev) })
+	var out bytes.Buffer
+	o := mark.Options{Batch: 10, Retry: store.RetryPolicy{MaxAttempts: 3, Base: time.Second, Max: time.Minute}}
+	if err := mark.Run(ctx, st, q, o, strings.NewReader(in), &out); err != nil {
+		t.Fatalf("dl-mark on a read-only connection: %v", err)
+	}
+	if got := strings.Count(out.String(), "\n"); got != 2 {
+		t.Errorf("echoed %q, want both lines", out.String())
+	}
+	if got := logs.String(); !strings.Contains(got, "mysql unavailable") || !strings.Contains(got, "READ ONLY") || !strings.Contains(got, "mysql is back") {
+		t.Errorf("logs do not show a wait for a read-only server:\n%s", got)
+	}
+	var statuses string
+	if err := db.QueryRow("SELECT GROUP_CONCAT(status ORDER BY id) FROM files").Scan(&statuses); err != nil {
+		t.Fatal(err)
+	}
+	if statuses != "1,-1" {
+		t.Fatalf("statuses %s, want 1,-1", statuses)
+	}
+}
+
 // open gives a test or benchmark a store on a database of its own, its
 // table made, and a queue on redisURL under keys; both close at its end.
 func open(t testing.TB, redisURL string, keys queue.Keys) (*store.Store, *queue.Queue, *sql.DB) {

@@ -165,7 +165,7 @@ func (s *Store) markBatch(ctx context.Context, results []record.Result, p RetryP
 	}
 	sort.SliceStable(order, func(a, b int) bool { return results[order[a]].ID < results[order[b]].ID })
 	var out []Marked
-	err := retryConflicts(ctx, func() (err error) {
+	err := s.retryConflicts(ctx, func() (err error) {
 		out, err = s.mark(ctx, results, order, p)
 		return err
 	})

@@ -56,6 +56,9 @@ type Store struct {
 	unsure   map[string]unsureMark
 }
 
+// maxConns bounds the pool's connections, open and idle.
+const maxConns = 16
+
 var identRE = regexp.MustCompile(`^[A-Za-z0-9_$]{1,64}$`)
 
 // Open connects to the database named by dsn and checks that it answers. The
@@ -85,8 +88,8 @@ func Open(ctx context.Context, dsn, table string) (*Store, error) {
 		return nil, fmt.Errorf("mysql %s: %w", Redact(dsn), err)
 	}
 	db := sql.OpenDB(conn)
-	db.SetMaxOpenConns(16)
-	db.SetMaxIdleConns(16)
+	db.SetMaxOpenConns(maxConns)
+	db.SetMaxIdleConns(maxConns)
 	db.SetConnMaxLifetime(5 * time.Minute)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
@@ -175,19 +178,38 @@ func IsUnavailable(err error) bool {
 		case 1040, 1053, 2002, 2003, 2006, 2013: // too many connections, shutdown, gone
 			return true
 		}
-		return false
+		// A server that refuses writes is one in a failover (the old
+		// primary set read-only, connections not yet moved to the new
+		// one): waited for like a restart, with the server's reason.
+		return isReadOnly(err)
 	}
 	return outage.Network(err) || errors.Is(err, mysql.ErrInvalidConn) ||
 		errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone)
+}
+
+// isReadOnly tells whether err is the server refusing a write because it
+// (or the connection's session) is read-only.
+func isReadOnly(err error) bool {
+	// --read-only, read-only mode, a read-only transaction
+	return isMySQLError(err, 1290) || isMySQLError(err, 1836) || isMySQLError(err, 1792)
 }
 
 // retryConflicts runs fn again when InnoDB chose it as a deadlock victim or
 // it waited too long for a lock: claims, takes and marks of many processes
 // touch overlapping rows, and the right answer to such a conflict is to try
 // again, not to report an outage.
-func retryConflicts(ctx context.Context, fn func() error) error {
+//
+// A write refused as read-only closes the pool's idle connections: in a
+// failover they lead to the old primary, which stays read-only, while a
+// new connection reaches the new one. Kept, they would be used again by
+// every retry until their lifetime ran out.
+func (s *Store) retryConflicts(ctx context.Context, fn func() error) error {
 	for i := 0; ; i++ {
 		err := fn()
+		if isReadOnly(err) {
+			s.db.SetMaxIdleConns(0) // closes the idle ones
+			s.db.SetMaxIdleConns(maxConns)
+		}
 		if err == nil || i == 9 || !(isMySQLError(err, 1213) || isMySQLError(err, 1205)) {
 			return err
 		}

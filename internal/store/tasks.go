@@ -217,7 +217,7 @@ func (s *Store) Claim(ctx context.Context, tasks []record.Task, o ClaimOptions) 
 	}
 	if o.MaxDeliveries > 0 {
 		args := append(append([]any{}, ids...), micros(o.Stale), o.MaxDeliveries)
-		err := retryConflicts(ctx, func() error {
+		err := s.retryConflicts(ctx, func() error {
 			_, err := s.db.ExecContext(ctx, s.q(sqlFailPoison, len(ids)), args...)
 			return err
 		})
@@ -229,7 +229,7 @@ func (s *Store) Claim(ctx context.Context, tasks []record.Task, o ClaimOptions) 
 	set, setArgs := setKept(tasks)
 	args := append(append(append([]any{token, micros(o.QueueLease)}, setArgs...), ids...), micros(o.Stale))
 	claimSQL := fmt.Sprintf(sqlClaim, s.quoted, placeholders(len(ids)), set)
-	err := retryConflicts(ctx, func() error {
+	err := s.retryConflicts(ctx, func() error {
 		_, err := s.db.ExecContext(ctx, claimSQL, args...)
 		return err
 	})
@@ -479,7 +479,7 @@ func (s *Store) execRetry(ctx context.Context, query string, args []any) error {
 // number of rows it changed.
 func (s *Store) execRetryCount(ctx context.Context, query string, args []any) (int64, error) {
 	var n int64
-	err := retryConflicts(ctx, func() error {
+	err := s.retryConflicts(ctx, func() error {
 		res, err := s.db.ExecContext(ctx, query, args...)
 		if err != nil {
 			return err
@@ -504,7 +504,7 @@ func (s *Store) Renew(ctx context.Context, tasks []record.Task, lease time.Durat
 	}
 	ids, pairs := idsAndPairs(held)
 	args := append(append([]any{micros(lease)}, ids...), pairs...)
-	err := retryConflicts(ctx, func() error {
+	err := s.retryConflicts(ctx, func() error {
 		_, err := s.db.ExecContext(ctx, s.qPaired(sqlRenew, len(ids)), args...)
 		return err
 	})

@@ -25,6 +25,8 @@ func TestIsUnavailable(t *testing.T) {
 		{nil, false},
 		{&mysql.MySQLError{Number: 2013, Message: "Lost connection"}, true},
 		{fmt.Errorf("claim rows: %w", &mysql.MySQLError{Number: 1053, Message: "Server shutdown"}), true},
+		{fmt.Errorf("mark: %w", &mysql.MySQLError{Number: 1290, Message: "The MariaDB server is running with the --read-only option"}), true},
+		{&mysql.MySQLError{Number: 1792, Message: "Cannot execute statement in a READ ONLY transaction"}, true},
 		{&mysql.MySQLError{Number: 1045, Message: "Access denied"}, false},
 		{&mysql.MySQLError{Number: 1146, Message: "Table doesn't exist"}, false},
 		{&net.OpError{Op: "dial", Net: "unix", Err: syscall.ENOENT}, true},

@@ -82,6 +82,14 @@ func Open(ctx context.Context, dsn, table string) (*Store, error) {
 		cfg.Params = map[string]string{}
 	}
 	cfg.Params["time_zone"] = "'+00:00'"
+	// Strict, whatever the server's default: a value a column cannot hold
+	// must be an error, which marking isolates to its row (see Mark), not
+	// a warning while the value is cut or its characters become "?" (a
+	// done row pointing at a file that does not exist). A sql_mode the
+	// DSN gives is the operator's, and kept as given.
+	if _, ok := cfg.Params["sql_mode"]; !ok {
+		cfg.Params["sql_mode"] = "CONCAT_WS(',', NULLIF(@@sql_mode, ''), 'STRICT_TRANS_TABLES')"
+	}
 	cfg.Logger = driverLogger{}
 	conn, err := mysql.NewConnector(cfg)
 	if err != nil {

@@ -834,6 +834,40 @@ func TestMarkIsolatesAValueTheTableCannotHold(t *testing.T) {
 	}
 }
 
+// TestMarkIsStrictOnANonStrictServer: on a server whose sql_mode is not
+// strict (an old my.cnf, sql_mode=”), a value the table cannot hold would
+// be a mere warning: the file name's characters stored as "?", and the row
+// done with a file_path that names no file. dl's sessions are strict, so
+// the row fails with the reason, as on a strict server.
+func TestMarkIsStrictOnANonStrictServer(t *testing.T) {
+	dsn, _, _ := testenv.StartMariaDB(t)
+	admin, err := sql.Open("mysql", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	exec(t, admin, "SET GLOBAL sql_mode = ''") // the test's own server
+	db, err := sql.Open("mysql", dsn)          // sessions made after the change
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	st := openAt(t, dsn)
+	exec(t, db, strings.Replace(seedSchema, "UTF8mb4", "latin1", 1))
+	tasks := insert(t, db, 2)
+	ensure(t, st)
+	taken := claimAndTake(t, st, tasks)
+	p := store.RetryPolicy{MaxAttempts: 3, Base: time.Minute, Max: time.Hour}
+	results := []record.Result{
+		{ID: "1", Outcome: record.Done, Path: "d/abc/1-报告.pdf", Bytes: 10, HTTP: 200, Token: taken[0].Token},
+		{ID: "2", Outcome: record.Done, Path: "d/abc/2-café.pdf", Bytes: 20, HTTP: 200, Token: taken[1].Token},
+	}
+	markAll(t, st, results, p, store.MarkedFailed, store.MarkedDone)
+	if got, want := dump(t, db, "id, status, file_path"), "1|-1|<nil>;2|1|d/abc/2-café.pdf"; got != want {
+		t.Fatalf("rows:\n got %s\nwant %s", got, want)
+	}
+}
+
 // TestSelectFailsRowsWithBadURLs: a row whose url no worker can fetch is
 // failed at once with the reason, as a bad URL is meant to be, instead of
 // being selected again every round, ahead of the good rows and taking

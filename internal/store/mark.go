@@ -119,7 +119,7 @@ func (s *Store) Mark(ctx context.Context, results []record.Result, p RetryPolicy
 	for i, r := range results {
 		m, err := s.markBatch(ctx, []record.Result{r}, p)
 		if isDataError(err) {
-			m, err = s.markBatch(ctx, []record.Result{storable(r, err)}, p)
+			m, err = s.markBatch(ctx, []record.Result{storable(r, err, int(s.errorRoom.Load()))}, p)
 		}
 		if err != nil {
 			return nil, err
@@ -130,23 +130,36 @@ func (s *Store) Mark(ctx context.Context, results []record.Result, p RetryPolicy
 }
 
 // storable is r as a result the table can hold, after err refused it: a
-// failure keeps its outcome, with its error in ASCII and cut short; a done
-// file whose path the table cannot hold fails, with the reason, since a
-// row must not point at another file than its own.
-func storable(r record.Result, err error) record.Result {
+// failure keeps its outcome, with its error in ASCII and cut to what
+// error_message holds (room characters; at most 4000); a done file whose
+// path the table cannot hold fails, with the reason, since a row must not
+// point at another file than its own.
+func storable(r record.Result, err error, room int) record.Result {
 	if r.Outcome == record.Failed {
 		r.Error = strconv.QuoteToASCII(r.Error)
 		r.Error = r.Error[1 : len(r.Error)-1]
-		if len(r.Error) > 4000 {
-			r.Error = r.Error[:4000] + "..."
-		}
-		return r
+	} else {
+		var me *mysql.MySQLError
+		errors.As(err, &me)
+		r = record.Result{ID: r.ID, URL: r.URL, Outcome: record.Failed, HTTP: r.HTTP, Duration: r.Duration,
+			Attempt: r.Attempt, Token: r.Token, Error: "the table cannot hold the result: " + me.Message}
 	}
-	var me *mysql.MySQLError
-	errors.As(err, &me)
-	return record.Result{ID: r.ID, URL: r.URL, Outcome: record.Failed, HTTP: r.HTTP, Duration: r.Duration,
-		Attempt: r.Attempt, Token: r.Token, Error: "the table cannot hold the result: " + me.Message}
+	room = min(room, 4000)
+	if r.Retryable {
+		room -= len(fmt.Sprintf(gaveUp, math.MaxInt32)) // mark adds it
+	}
+	switch room = max(room, 0); {
+	case len(r.Error) <= room:
+	case room > 3:
+		r.Error = r.Error[:room-3] + "..."
+	default:
+		r.Error = r.Error[:room]
+	}
+	return r
 }
+
+// gaveUp follows the error of a transient failure that used up its attempts.
+const gaveUp = " (gave up after %d attempts)"
 
 // isDataError tells whether err is MySQL refusing a value for its column.
 func isDataError(err error) bool {
@@ -227,7 +240,7 @@ func (s *Store) mark(ctx context.Context, results []record.Result, order []int, 
 			out[i] = MarkedFailed
 			msg := r.Error
 			if r.Retryable {
-				msg = fmt.Sprintf("%s (gave up after %d attempts)", msg, r.Attempt)
+				msg += fmt.Sprintf(gaveUp, r.Attempt)
 			}
 			failed.add(r.ID, "download_time", r.Duration, "http_status", nullInt(r.HTTP), "attempts", r.Attempt, "error_message", msg)
 		}

@@ -135,6 +135,17 @@ func (s *Store) Ensure(ctx context.Context) error {
 		return fmt.Errorf("ensure schema: constraints and triggers: %w", err)
 	}
 	s.markByUpdate.Store(len(have) > 0)
+	// An error too long for error_message is cut to fit (see storable):
+	// an operator's table may hold less than the seed's TEXT.
+	var room sql.NullInt64
+	err = conn.QueryRowContext(ctx, `SELECT character_maximum_length FROM information_schema.columns
+		WHERE table_schema = DATABASE() AND table_name = ? AND column_name = 'error_message'`, s.table).Scan(&room)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("ensure schema: error_message: %w", err)
+	}
+	if room.Valid && room.Int64 > 0 {
+		s.errorRoom.Store(room.Int64)
+	}
 	return nil
 }
 

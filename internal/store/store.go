@@ -49,6 +49,9 @@ type Store struct {
 	// triggers, which marking's INSERT ... ON DUPLICATE KEY UPDATE would
 	// set off (see sqlMarkUpsert); Ensure finds them.
 	markByUpdate atomic.Bool
+	// errorRoom is how many characters error_message holds (65535 for the
+	// seed's TEXT); Ensure finds it.
+	errorRoom atomic.Int64
 
 	// unsure is what marks whose commit got no answer wrote, by row id:
 	// see Store.mark.
@@ -103,7 +106,9 @@ func Open(ctx context.Context, dsn, table string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("mysql at %s: %w", where(cfg), err)
 	}
-	return &Store{db: db, table: table, quoted: "`" + table + "`"}, nil
+	st := &Store{db: db, table: table, quoted: "`" + table + "`"}
+	st.errorRoom.Store(65535)
+	return st, nil
 }
 
 // CheckTable refuses a table name that Open would refuse, without

@@ -834,6 +834,35 @@ func TestMarkIsolatesAValueTheTableCannotHold(t *testing.T) {
 	}
 }
 
+// TestMarkCutsErrorsToTheirColumn: in a table whose error_message holds
+// less than the seed's TEXT (VARCHAR(100) here), a failure whose error is
+// longer is recorded with its error cut to fit, the suffix of a transient
+// failure that used up its attempts included, instead of failing its
+// batch, and dl-mark with it, at every delivery.
+func TestMarkCutsErrorsToTheirColumn(t *testing.T) {
+	st, db := open(t)
+	exec(t, db, strings.Replace(seedSchema, "error_message TEXT", "error_message VARCHAR(100)", 1))
+	tasks := insert(t, db, 4)
+	ensure(t, st)
+	taken := claimAndTake(t, st, tasks)
+	p := store.RetryPolicy{MaxAttempts: 3, Base: time.Minute, Max: time.Hour}
+	long := "connect: " + strings.Repeat("é", 300)
+	results := []record.Result{
+		{ID: "1", Outcome: record.Failed, Error: "status 404 " + strings.Repeat("x", 500), HTTP: 404, Attempt: 1, Token: taken[0].Token},
+		{ID: "2", Outcome: record.Failed, Error: long, Retryable: true, Attempt: 1, Token: taken[1].Token},
+		{ID: "3", Outcome: record.Failed, Error: long, Retryable: true, Attempt: 3, Token: taken[2].Token},
+		{ID: "4", Outcome: record.Done, Path: "d/4", Bytes: 1, HTTP: 200, Token: taken[3].Token},
+	}
+	markAll(t, st, results, p, store.MarkedFailed, store.MarkedRetry, store.MarkedFailed, store.MarkedDone)
+	if got, want := dump(t, db, "id, status, CHAR_LENGTH(error_message) <= 100, SUBSTRING(error_message FROM 1 FOR 11), SUBSTRING(error_message FROM -27)"),
+		"1|-1|1|status 404 |xxxxxxxxxxxxxxxxxxxxxxxx...;"+
+			`2|0|1|connect: \u|e9\u00e9\u00e9\u00e9\u00...;`+
+			`3|-1|1|connect: \u| (gave up after 3 attempts);`+
+			"4|1|<nil>|<nil>|<nil>"; got != want {
+		t.Fatalf("rows:\n got %s\nwant %s", got, want)
+	}
+}
+
 // TestMarkIsStrictOnANonStrictServer: on a server whose sql_mode is not
 // strict (an old my.cnf, sql_mode=”), a value the table cannot hold would
 // be a mere warning: the file name's characters stored as "?", and the row

@@ -107,7 +107,7 @@ func (m Marked) String() string {
 // lost), a retry of the same results tells the rows that commit wrote as
 // marked, not as duplicates, and writes them no more.
 func (s *Store) Mark(ctx context.Context, results []record.Result, p RetryPolicy) ([]Marked, error) {
-	out, err := s.markBatch(ctx, results, p)
+	out, err := s.markBatch(ctx, results, p, false)
 	if !isDataError(err) {
 		return out, err
 	}
@@ -115,17 +115,24 @@ func (s *Store) Mark(ctx context.Context, results []record.Result, p RetryPolicy
 	// error the table's charset cannot hold, a message too long): mark the
 	// results one by one, so that this row alone is marked otherwise and
 	// the batch, and dl-mark with it, does not fail at every delivery.
+	//
+	// Each row so marked is committed alone, and remembered as one of our
+	// writes until the whole batch is: should MySQL go away before the
+	// last row, the retry of the batch tells the rows already committed
+	// as marked, not as late results of another worker (dropped, their
+	// lines never echoed).
 	out = make([]Marked, len(results))
 	for i, r := range results {
-		m, err := s.markBatch(ctx, []record.Result{r}, p)
+		m, err := s.markBatch(ctx, []record.Result{r}, p, true)
 		if isDataError(err) {
-			m, err = s.markBatch(ctx, []record.Result{storable(r, err, int(s.errorRoom.Load()))}, p)
+			m, err = s.markBatch(ctx, []record.Result{storable(r, err, int(s.errorRoom.Load()))}, p, true)
 		}
 		if err != nil {
 			return nil, err
 		}
 		out[i] = m[0]
 	}
+	s.clearUnsure(results)
 	return out, nil
 }
 
@@ -171,7 +178,10 @@ func isDataError(err error) bool {
 	return false
 }
 
-func (s *Store) markBatch(ctx context.Context, results []record.Result, p RetryPolicy) ([]Marked, error) {
+// markBatch marks results in one transaction. remember: its commit's
+// writes are remembered as ours, as those of a commit without an answer
+// are, until the caller forgets them (clearUnsure).
+func (s *Store) markBatch(ctx context.Context, results []record.Result, p RetryPolicy, remember bool) ([]Marked, error) {
 	order := make([]int, len(results))
 	for i := range order {
 		order[i] = i
@@ -179,13 +189,13 @@ func (s *Store) markBatch(ctx context.Context, results []record.Result, p RetryP
 	sort.SliceStable(order, func(a, b int) bool { return results[order[a]].ID < results[order[b]].ID })
 	var out []Marked
 	err := s.retryConflicts(ctx, func() (err error) {
-		out, err = s.mark(ctx, results, order, p)
+		out, err = s.mark(ctx, results, order, p, remember)
 		return err
 	})
 	return out, err
 }
 
-func (s *Store) mark(ctx context.Context, results []record.Result, order []int, p RetryPolicy) ([]Marked, error) {
+func (s *Store) mark(ctx context.Context, results []record.Result, order []int, p RetryPolicy, remember bool) ([]Marked, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("mark: begin: %w", err)
@@ -283,7 +293,11 @@ func (s *Store) mark(ctx context.Context, results []record.Result, order []int, 
 		}
 		return nil, fmt.Errorf("mark: commit %d rows: %w", len(results), err)
 	}
-	s.clearUnsure(results)
+	if remember {
+		s.setUnsure(results, out, rows)
+	} else {
+		s.clearUnsure(results)
+	}
 	return out, nil
 }
 

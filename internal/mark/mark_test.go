@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"log/slog"
 	"strings"
 	"testing"
@@ -330,6 +331,61 @@ func TestRunAfterAnOutageAmidABatchMarkedRowByRow(t *testing.T) {
 	}
 	if statuses != "1,-1,1" {
 		t.Fatalf("statuses %s, want 1,-1,1", statuses)
+	}
+}
+
+// TestRunEchoesWhatTheTableHolds: a done file whose name the table cannot
+// hold fails its row with the reason; its echoed line and its result key
+// say so too, instead of "done" and "success": whoever counts the done
+// lines, or reads the key as the original did, must not count a failed
+// row as done.
+func TestRunEchoesWhatTheTableHolds(t *testing.T) {
+	ctx := context.Background()
+	redisURL, prefix, _ := testenv.Redis(t)
+	st, q, db := open(t, redisURL, queue.NewKeys(prefix+"queue", prefix))
+	for _, stmt := range []string{
+		"ALTER TABLE files MODIFY file_path TEXT CHARACTER SET latin1", // cannot hold 报告
+		"INSERT INTO files (id, url) VALUES ('1', 'http://h/1'), ('2', 'http://h/2')",
+	} {
+		if _, err := db.Exec(stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	in := `{"id":"1","url":"http://h/1","outcome":"done","path":"d/1","bytes":1}` + "\n" +
+		`{"id":"2","url":"http://h/2","outcome":"done","path":"d/2-报告.pdf","bytes":1}` + "\n"
+	var out bytes.Buffer
+	o := mark.Options{Batch: 10, Retry: store.RetryPolicy{MaxAttempts: 3, Base: time.Second, Max: time.Minute}}
+	if err := mark.Run(ctx, st, q, o, strings.NewReader(in), &out); err != nil {
+		t.Fatal(err)
+	}
+	var outcomes []string
+	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		r, err := record.ParseResult([]byte(l))
+		if err != nil {
+			t.Fatalf("echoed line %q: %v", l, err)
+		}
+		outcomes = append(outcomes, r.ID+":"+string(r.Outcome))
+		if r.ID == "2" && !strings.Contains(r.Error, "cannot hold") {
+			t.Errorf("echoed line of row 2 gives no reason: %q", l)
+		}
+	}
+	if got := strings.Join(outcomes, ","); got != "1:done,2:failed" {
+		t.Errorf("echoed %s, want 1:done,2:failed", got)
+	}
+	var key struct {
+		Success bool   `json:"success"`
+		Marked  string `json:"marked"`
+	}
+	raw, err := q.Client().Get(ctx, prefix+"result:2").Bytes()
+	if err != nil || json.Unmarshal(raw, &key) != nil || key.Success || key.Marked != "failed" {
+		t.Errorf("result key of row 2: %s (%v), want success false, marked failed", raw, err)
+	}
+	var statuses string
+	if err := db.QueryRow("SELECT GROUP_CONCAT(status ORDER BY id) FROM files").Scan(&statuses); err != nil {
+		t.Fatal(err)
+	}
+	if statuses != "1,-1" {
+		t.Fatalf("statuses %s, want 1,-1", statuses)
 	}
 }
 

@@ -106,6 +106,11 @@ func (m Marked) String() string {
 // is retried. After an error whose commit may have landed (its answer was
 // lost), a retry of the same results tells the rows that commit wrote as
 // marked, not as duplicates, and writes them no more.
+//
+// A result the table cannot hold as it is (see storable) is recorded as
+// it can, and replaced in results by what was recorded, so that what the
+// caller passes on (dl-mark's echo and result key) says what the row
+// says: a done file whose path the table cannot hold is a failure.
 func (s *Store) Mark(ctx context.Context, results []record.Result, p RetryPolicy) ([]Marked, error) {
 	out, err := s.markBatch(ctx, results, p, false)
 	if !isDataError(err) {
@@ -125,12 +130,16 @@ func (s *Store) Mark(ctx context.Context, results []record.Result, p RetryPolicy
 	for i, r := range results {
 		m, err := s.markBatch(ctx, []record.Result{r}, p, true)
 		if isDataError(err) {
-			m, err = s.markBatch(ctx, []record.Result{storable(r, err, int(s.errorRoom.Load()))}, p, true)
+			r = storable(r, err, int(s.errorRoom.Load()))
+			m, err = s.markBatch(ctx, []record.Result{r}, p, true)
 		}
 		if err != nil {
 			return nil, err
 		}
 		out[i] = m[0]
+		if m[0] != MarkedDuplicate && m[0] != MarkedMissing {
+			results[i] = r
+		}
 	}
 	s.clearUnsure(results)
 	return out, nil

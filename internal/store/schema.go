@@ -5,9 +5,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/go-sql-driver/mysql"
 )
@@ -60,6 +62,10 @@ var addedIndexes = []index{
 	{"idx_dl_finished", "(finished_at)"}, // dl-stat's throughput over the last minute
 }
 
+// schemaLockPoll is how long one wait for the schema lock lasts before
+// Ensure says that it waits, and waits again.
+const schemaLockPoll = 5 * time.Second
+
 // Ensure creates the table if it is absent and upgrades a seed table in place.
 // It is idempotent and safe when many processes start at once: a named lock
 // serialises them, and a column or index that another process added in the
@@ -70,13 +76,28 @@ func (s *Store) Ensure(ctx context.Context) error {
 		return fmt.Errorf("ensure schema: %w", err)
 	}
 	defer conn.Close()
+	// A lock's name is the server's, not the database's: it names both, in
+	// at most 64 characters, so that pipelines in other databases of the
+	// server do not wait for each other.
 	lock := "dl_schema_" + s.table
-	var got sql.NullInt64
-	if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK(?, 60)", lock).Scan(&got); err != nil {
-		return fmt.Errorf("ensure schema: lock: %w", err)
+	if err := conn.QueryRowContext(ctx, "SELECT CONCAT('dl_schema_', SHA1(CONCAT(DATABASE(), '.', ?)))", s.table).Scan(&lock); err != nil {
+		return fmt.Errorf("ensure schema: lock name: %w", err)
 	}
-	if !got.Valid || got.Int64 != 1 {
-		return errors.New("ensure schema: another process held the schema lock for 60s")
+	// The holder may be building the indexes of a big table, for minutes,
+	// while the other tools of a fleet start: they wait for it (its lock
+	// goes with its connection, should it die), rather than fail and be
+	// restarted until systemd gives up on them.
+	for waited := false; ; waited = true {
+		var got sql.NullInt64
+		if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK(?, ?)", lock, schemaLockPoll.Seconds()).Scan(&got); err != nil {
+			return fmt.Errorf("ensure schema: lock: %w", err)
+		}
+		if got.Valid && got.Int64 == 1 {
+			break
+		}
+		if !waited {
+			slog.Info("waiting for another process to finish upgrading the table's schema (building its indexes reads the whole table)", "table", s.table)
+		}
 	}
 	defer conn.ExecContext(context.WithoutCancel(ctx), "SELECT RELEASE_LOCK(?)", lock) //nolint:errcheck // released with the connection anyway
 

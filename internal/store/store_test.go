@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -112,6 +113,86 @@ func TestEnsureUpgradesSeedTableInPlace(t *testing.T) {
 	}
 	if got := dump(t, db, "attempts, deliveries, claim_token"); got != "0|0|<nil>;0|0|<nil>;0|0|<nil>;0|0|<nil>" {
 		t.Fatalf("new columns: %s", got)
+	}
+}
+
+// TestEnsureWaitsForAnotherUpgrade: the tools of a fleet start together on
+// a seed table, and one of them upgrades it while the others wait for the
+// schema lock. An upgrade can take minutes (the indexes of a big table, or
+// its ALTER waiting, as here, for a long transaction of another client to
+// end): the others wait for it, saying so, instead of failing after a
+// minute, again at every restart, until systemd gives up on them.
+func TestEnsureWaitsForAnotherUpgrade(t *testing.T) {
+	ctx := context.Background()
+	dsn, _, _ := testenv.StartMariaDB(t) // a server of its own: the lock is the server's
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	exec(t, db, seedSchema)
+	insert(t, db, 1)
+	// Another client's long transaction holds the table's metadata lock.
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.Exec("SELECT COUNT(*) FROM files"); err != nil {
+		t.Fatal(err)
+	}
+
+	var logs testenv.SyncBuffer
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, nil)))
+	t.Cleanup(func() { slog.SetDefault(prev) })
+	first, second := openAt(t, dsn), openAt(t, dsn)
+	ended := make(chan error, 2)
+	go func() { ended <- first.Ensure(ctx) }()
+	// The first one holds the schema lock, its ALTER waiting for the
+	// transaction.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var n int
+		if err := db.QueryRow("SELECT COUNT(*) FROM information_schema.processlist WHERE state LIKE '%metadata lock%'").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first upgrade never waited for the transaction")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	go func() { ended <- second.Ensure(ctx) }()
+	deadline = time.Now().Add(90 * time.Second)
+	for !strings.Contains(logs.String(), "waiting for another process") {
+		select {
+		case err := <-ended:
+			t.Fatalf("an upgrade ended while the other held the lock: %v", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the second start never said that it waits")
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		select {
+		case err := <-ended:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(60 * time.Second):
+			t.Fatal("the upgrades did not end once the transaction had")
+		}
+	}
+	var n int
+	if err := db.QueryRow("SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = 'files' AND column_name = 'claim_token'").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("table not upgraded: %d, %v", n, err)
 	}
 }
 

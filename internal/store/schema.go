@@ -112,7 +112,7 @@ func (s *Store) Ensure(ctx context.Context) error {
 		if have[c.name] {
 			continue
 		}
-		_, err := conn.ExecContext(ctx, fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", s.quoted, c.name, c.def))
+		err := s.alter(ctx, conn, fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", s.quoted, c.name, c.def))
 		if err != nil && !isMySQLError(err, 1060) { // duplicate column: someone else added it
 			return fmt.Errorf("add column %s.%s: %w", s.table, c.name, err)
 		}
@@ -125,7 +125,7 @@ func (s *Store) Ensure(ctx context.Context) error {
 		if have[ix.name] {
 			continue
 		}
-		_, err := conn.ExecContext(ctx, fmt.Sprintf("CREATE INDEX %s ON %s %s", ix.name, s.quoted, ix.cols))
+		err := s.alter(ctx, conn, fmt.Sprintf("CREATE INDEX %s ON %s %s", ix.name, s.quoted, ix.cols))
 		if err != nil && !isMySQLError(err, 1061) { // duplicate key name
 			return fmt.Errorf("create index %s on %s: %w", ix.name, s.table, err)
 		}
@@ -168,6 +168,41 @@ func (s *Store) Ensure(ctx context.Context) error {
 		s.errorRoom.Store(room.Int64)
 	}
 	return nil
+}
+
+// alterLockWait bounds how long one try of a schema change waits for the
+// table's metadata lock, and alterPause how long it then lets the other
+// clients' statements through before it tries again.
+const (
+	alterLockWait = 2 * time.Second
+	alterPause    = time.Second
+)
+
+// alter runs a schema change on conn. A change must wait for every
+// transaction that has read the table to end (a backup's, an analyst's:
+// for hours, maybe), and every statement on the table that comes after it
+// waits behind it, the original workers' and dl's included: so each try
+// waits alterLockWait at most, and gives way for alterPause between tries,
+// until the table is free.
+func (s *Store) alter(ctx context.Context, conn *sql.Conn, stmt string) error {
+	if _, err := conn.ExecContext(ctx, "SET SESSION lock_wait_timeout = ?", int(alterLockWait.Seconds())); err != nil {
+		return fmt.Errorf("bound the metadata lock wait: %w", err)
+	}
+	defer conn.ExecContext(context.WithoutCancel(ctx), "SET SESSION lock_wait_timeout = DEFAULT") //nolint:errcheck // a pooled connection's later waits are others'
+	for waited := false; ; waited = true {
+		_, err := conn.ExecContext(ctx, stmt)
+		if !isMySQLError(err, 1205) { // lock wait timeout
+			return err
+		}
+		if !waited {
+			slog.Warn("waiting for the transactions that hold the table to end before upgrading its schema (other clients go on meanwhile)", "table", s.table)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (while waiting for the table's transactions: %w)", ctx.Err(), err)
+		case <-time.After(alterPause):
+		}
+	}
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -196,6 +196,80 @@ func TestEnsureWaitsForAnotherUpgrade(t *testing.T) {
 	}
 }
 
+// TestEnsureLetsOtherClientsThrough: a schema change waits for every
+// transaction that has read the table (a backup's, for an hour), and
+// whatever comes after it on the table waits behind it: run at once, the
+// upgrade would stop the original workers, and every other client of the
+// table, for as long. It waits in short tries instead, letting them
+// through in between, and upgrades once the table is free.
+func TestEnsureLetsOtherClientsThrough(t *testing.T) {
+	ctx := context.Background()
+	st, db := open(t)
+	exec(t, db, seedSchema)
+	insert(t, db, 1)
+	tx, err := db.BeginTx(ctx, nil) // the long transaction
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.Exec("SELECT COUNT(*) FROM files"); err != nil {
+		t.Fatal(err)
+	}
+	var logs testenv.SyncBuffer
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, nil)))
+	t.Cleanup(func() { slog.SetDefault(prev) })
+	ended := make(chan error, 1)
+	go func() { ended <- st.Ensure(ctx) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var n int
+		if err := db.QueryRow(`SELECT COUNT(*) FROM information_schema.processlist
+			WHERE db = DATABASE() AND state LIKE '%metadata lock%' AND info LIKE 'ALTER%'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			break
+		}
+		select {
+		case err := <-ended:
+			t.Fatalf("the upgrade ended while a transaction held the table: %v", err)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the upgrade never waited for the transaction")
+		}
+	}
+	// An original worker's write, while the upgrade waits.
+	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if _, err := db.ExecContext(wctx, "UPDATE files SET status = 1, file_path = '/d/1' WHERE id = '1'"); err != nil {
+		t.Fatalf("another client's write while the upgrade waits: %v", err)
+	}
+	// Said once the first try gave way (which let the write through).
+	deadline = time.Now().Add(30 * time.Second)
+	for !strings.Contains(logs.String(), "waiting for the transactions that hold the table") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no line says that the upgrade waits:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-ended:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the upgrade did not end once the transaction had")
+	}
+	if got := dump(t, db, "id, status, file_path, attempts"); got != "1|1|/d/1|0" {
+		t.Fatalf("rows: %s", got)
+	}
+}
+
 func TestSchemaFileMatchesEnsure(t *testing.T) {
 	st, db := open(t)
 	ensure(t, st)

@@ -12,13 +12,16 @@ import (
 // status from idx_status, the live leases from idx_dl_lease, the retry
 // backlog from idx_dl_due.
 const (
-	// Rows by status; among pending ones those still waiting out a retry
-	// backoff, among processing ones those whose lease ran out (they go back
-	// to the queue at the distributor's next round).
-	sqlStatCounts = `SELECT status, COUNT(*),
-	COALESCE(SUM(status = 0 AND next_attempt_at > NOW(3)), 0),
-	COALESCE(SUM(` + condExpired + `), 0)
-	FROM %[1]s GROUP BY status`
+	// Rows by status, read from idx_status alone. The two figures within a
+	// status are counts of their own, each over its index's range: summed
+	// in this statement they made it read every row of the table (3.6 s
+	// for a million rows, against 0.4 s for the three).
+	sqlStatCounts = `SELECT status, COUNT(*) FROM %[1]s GROUP BY status`
+	// Pending rows still waiting out a retry backoff (idx_dl_due).
+	sqlStatRetryWaiting = `SELECT COUNT(*) FROM %[1]s WHERE status = 0 AND next_attempt_at > NOW(3)`
+	// Processing rows whose lease ran out (idx_dl_lease): they go back to
+	// the queue at the distributor's next round.
+	sqlStatExpired = `SELECT COUNT(*) FROM %[1]s WHERE ` + condExpired
 	// A row a worker holds has its name; a claimed row still waiting in the
 	// queue has none.
 	sqlStatWorkers = `SELECT COALESCE(worker, ''), COUNT(*) FROM %[1]s
@@ -104,16 +107,16 @@ type Stat struct {
 // and is older than queueLease.
 func (s *Store) Stat(ctx context.Context, window, queueLease time.Duration, topErrors int) (Stat, error) {
 	var st Stat
-	err := s.statRows(ctx, s.q(sqlStatCounts), []any{micros(queueLease)}, func(rows *sql.Rows) error {
-		var status, n, retry, expired int64
-		if err := rows.Scan(&status, &n, &retry, &expired); err != nil {
+	err := s.statRows(ctx, s.q(sqlStatCounts), nil, func(rows *sql.Rows) error {
+		var status, n int64
+		if err := rows.Scan(&status, &n); err != nil {
 			return err
 		}
 		switch Status(status) {
 		case Pending:
-			st.Counts.Pending, st.Counts.RetryWaiting = n, retry
+			st.Counts.Pending = n
 		case Processing:
-			st.Counts.Processing, st.Counts.Expired = n, expired
+			st.Counts.Processing = n
 		case Done:
 			st.Counts.Done = n
 		case Failed:
@@ -126,6 +129,17 @@ func (s *Store) Stat(ctx context.Context, window, queueLease time.Duration, topE
 	if err != nil {
 		return st, fmt.Errorf("count rows by status: %w", err)
 	}
+	// Rows change status between the statements: a part is never shown
+	// larger than its whole.
+	var retry, expired int64
+	if err := s.db.QueryRowContext(ctx, s.q(sqlStatRetryWaiting)).Scan(&retry); err != nil {
+		return st, fmt.Errorf("count rows waiting to be retried: %w", err)
+	}
+	st.Counts.RetryWaiting = min(retry, st.Counts.Pending)
+	if err := s.db.QueryRowContext(ctx, s.q(sqlStatExpired), micros(queueLease)).Scan(&expired); err != nil {
+		return st, fmt.Errorf("count rows whose lease ran out: %w", err)
+	}
+	st.Counts.Expired = min(expired, st.Counts.Processing)
 	err = s.statRows(ctx, s.q(sqlStatWorkers), nil, func(rows *sql.Rows) error {
 		var w WorkerLoad
 		if err := rows.Scan(&w.Worker, &w.Rows); err != nil {

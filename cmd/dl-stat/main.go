@@ -27,7 +27,7 @@ func main() {
 		Name:  "dl-stat",
 		Usage: "show rows by status, the queue, downloads in flight, throughput and the commonest errors",
 		UsageText: "dl-stat [--json | --prometheus] [--watch DURATION] [--output FILE]\n\nExample:\n   dl-stat --watch 2s\n" +
-			"   dl-stat --prometheus --watch 15s --output /var/lib/node_exporter/textfile_collector/dl.prom",
+			"   dl-stat --prometheus --watch 15s --output /var/lib/prometheus/node-exporter/dl.prom",
 		Flags: flags,
 		Action: func(c *cli.Context) error {
 			format := stat.Table

@@ -228,7 +228,16 @@ func Run(ctx context.Context, src Source, o Options, w io.Writer) error {
 	}
 	written := false
 	for {
-		wrote, err := once(ctx, src, o, w, clear)
+		// A terminal is cleared for each table; in a pipe or a log a blank
+		// line parts one table from the next.
+		prefix := ""
+		switch {
+		case clear:
+			prefix = "\033[H\033[2J"
+		case written && o.Format == Table && o.Output == "":
+			prefix = "\n"
+		}
+		wrote, err := once(ctx, src, o, w, prefix)
 		if o.Watch == 0 {
 			return err
 		}
@@ -252,16 +261,15 @@ func Run(ctx context.Context, src Source, o Options, w io.Writer) error {
 	}
 }
 
-// once shows one snapshot; wrote tells whether it reached the output.
-func once(ctx context.Context, src Source, o Options, w io.Writer, clear bool) (wrote bool, err error) {
+// once shows one snapshot; wrote tells whether it reached the output;
+// prefix goes before it.
+func once(ctx context.Context, src Source, o Options, w io.Writer, prefix string) (wrote bool, err error) {
 	s, err := Collect(ctx, src)
 	if err != nil && !errors.Is(err, errQueue) {
 		return false, err
 	}
 	var buf bytes.Buffer
-	if clear {
-		buf.WriteString("\033[H\033[2J")
-	}
+	buf.WriteString(prefix)
 	if rerr := Render(&buf, s, o.Format); rerr != nil {
 		return false, rerr
 	}

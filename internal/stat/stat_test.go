@@ -342,6 +342,31 @@ func TestWatchWritesJSONLinesUntilStopped(t *testing.T) {
 	}
 }
 
+// Tables watched into a pipe (a log, less) are parted by a blank line, and
+// carry no terminal escapes.
+func TestWatchedTablesInAPipeArePartedByABlankLine(t *testing.T) {
+	src, _ := fleet(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w := &lineWriter{n: 40, cancel: cancel}
+	if err := stat.Run(ctx, src, stat.Options{Format: stat.Table, Watch: 20 * time.Millisecond}, w); err != nil {
+		t.Fatalf("watch ended with %v", err)
+	}
+	out := w.buf.String()
+	if n := strings.Count(out, "table "); n < 2 {
+		t.Fatalf("%d tables in %q, want at least two", n, out)
+	}
+	if strings.Contains(out, "\033") {
+		t.Errorf("terminal escapes written to a pipe: %q", out)
+	}
+	parts := strings.Split(out, "\ntable ")
+	for i := 1; i < len(parts); i++ {
+		if !strings.HasSuffix(parts[i-1], "\n") {
+			t.Fatalf("table %d follows the one before without a blank line:\n%s", i+1, out)
+		}
+	}
+}
+
 func TestOutputFileIsReplacedWhole(t *testing.T) {
 	src, _ := fleet(t)
 	path := filepath.Join(t.TempDir(), "dl.prom")

@@ -73,7 +73,7 @@ func main() {
 			}
 			mode, err := worker.ParseMode(c.String("mode"))
 			if err != nil {
-				return tool.Usage(c, "--mode: %v", err)
+				return tool.Usage(c, "--mode (DL_MODE): %v", err)
 			}
 			sv, err := config.OpenServices(c)
 			if err != nil {

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -63,9 +64,21 @@ func Open(ctx context.Context, rawURL string, keys Keys) (*Queue, error) {
 	}
 	if err := q.rdb.Ping(ctx).Err(); err != nil {
 		q.Close()
-		return nil, fmt.Errorf("redis at %s: %w", q.addr, err)
+		return nil, fmt.Errorf("redis at %s: %w%s", q.addr, err, tlsHint(rawURL, err))
 	}
 	return q, nil
+}
+
+// tlsHint explains a rediss:// URL that timed out: plain Redis reads a TLS
+// handshake as the start of a command and waits for the rest, so the only
+// sign of the mismatch is that nothing answers.
+func tlsHint(rawURL string, err error) string {
+	var ne net.Error
+	timedOut := errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+	if !timedOut || !strings.HasPrefix(strings.ToLower(rawURL), "rediss:") {
+		return ""
+	}
+	return " (no answer to the TLS handshake: if that server is plain Redis, the URL is redis://, not rediss://)"
 }
 
 // Dial is Open without the check that Redis answers: each command

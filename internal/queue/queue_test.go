@@ -3,6 +3,7 @@ package queue_test
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -113,5 +114,38 @@ func TestOpenErrorNamesServerWithoutPassword(t *testing.T) {
 	_, err := queue.Open(context.Background(), "redis://:s3cret@127.0.0.1:1/0", queue.NewKeys("q", "p_"))
 	if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "127.0.0.1:1") {
 		t.Fatalf("error %v: want the address and no password", err)
+	}
+}
+
+// A rediss:// URL for a server that does not speak TLS (plain Redis reads the
+// handshake as the start of a command and waits) times out: the error says
+// what is likely wrong instead of only "context deadline exceeded".
+func TestOpenTLSToAServerThatDoesNotAnswerSaysSo(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // held open, never answered, until the test ends
+		}
+	}()
+	for _, scheme := range []string{"rediss", "redis"} {
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		q, err := queue.Open(ctx, scheme+"://"+ln.Addr().String()+"/0?dial_timeout=300ms&read_timeout=300ms&write_timeout=300ms&max_retries=-1", queue.NewKeys("q", "p_"))
+		cancel()
+		if err == nil {
+			q.Close()
+			t.Fatalf("%s: Open succeeded against a server that never answers", scheme)
+		}
+		hint := strings.Contains(err.Error(), "the URL is redis://")
+		if hint != (scheme == "rediss") {
+			t.Errorf("%s: %v", scheme, err)
+		}
 	}
 }

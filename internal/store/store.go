@@ -203,8 +203,22 @@ func IsUnavailable(err error) bool {
 // isReadOnly tells whether err is the server refusing a write because it
 // (or the connection's session) is read-only.
 func isReadOnly(err error) bool {
-	// --read-only, read-only mode, a read-only transaction
-	return isMySQLError(err, 1290) || isMySQLError(err, 1836) || isMySQLError(err, 1792)
+	var me *mysql.MySQLError
+	if !errors.As(err, &me) {
+		return false
+	}
+	switch me.Number {
+	case 1836, 1792: // read-only mode, a read-only transaction
+		return true
+	case 1290:
+		// "running with the --%s option so it cannot execute this
+		// statement": --read-only or --super-read-only in a failover, but
+		// also options no wait cures (MariaDB's --max-session-mem-used for
+		// a statement too big, --secure-file-priv), which would be waited
+		// for forever. The option's name is not translated.
+		return strings.Contains(me.Message, "read-only") || strings.Contains(me.Message, "read_only")
+	}
+	return false
 }
 
 // retryConflicts runs fn again when InnoDB chose it as a deadlock victim or

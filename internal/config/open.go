@@ -27,8 +27,14 @@ func OpenStore(c *cli.Context) (*store.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := st.Ensure(ctx); err != nil {
+	// Its waits (for another process's upgrade, for a backup's
+	// transaction) end with a first signal, as the wait for the server
+	// does: a stop, not a failure.
+	if err := st.EnsureWaiting(ctx, c.Context); err != nil {
 		st.Close()
+		if c.Context.Err() != nil && ctx.Err() == nil && errors.Is(err, c.Context.Err()) {
+			return nil, &tool.StoppedError{Service: "mysql", Err: err}
+		}
 		return nil, err
 	}
 	return st, nil

@@ -2,6 +2,7 @@ package config
 
 import (
 	"context"
+	"database/sql/driver"
 	"errors"
 	"net"
 	"strings"
@@ -143,4 +144,79 @@ func openStore(c *cli.Context) error {
 		st.Close()
 	}
 	return err
+}
+
+// TestOpenStoppedWhileUpgradeWaits: a tool whose start upgrades a seed
+// table waits for another process's upgrade (the schema lock) and for the
+// transactions that hold the table (a backup's, for an hour): stopped
+// (its first signal) meanwhile, it stops at once, as it does while it
+// waits for the server, instead of waiting on until its unit's
+// TimeoutStopSec runs out and systemd kills it.
+// Not parallel: cli's apps share their help flag, which each run sets.
+func TestOpenStoppedWhileUpgradeWaits(t *testing.T) {
+	for _, holder := range []string{"a transaction", "the schema lock"} {
+		t.Run("held by "+holder, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			dsn, db := testenv.MySQL(t)
+			for _, stmt := range []string{
+				// The original script's table.
+				`CREATE TABLE files (id VARCHAR(255) PRIMARY KEY, url TEXT NOT NULL, status TINYINT NOT NULL DEFAULT 0,
+				file_path TEXT, download_time FLOAT, error_message TEXT, created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+				updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
+				"INSERT INTO files (id, url) VALUES ('1', 'http://h/1')",
+			} {
+				if _, err := db.ExecContext(ctx, stmt); err != nil {
+					t.Fatalf("%s: %v", stmt, err)
+				}
+			}
+			hold, err := db.Conn(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			release := func() { hold.Raw(func(any) error { return driver.ErrBadConn }) } //nolint:errcheck // closes it: its transaction and locks go
+			defer release()
+			waiting := "state LIKE '%metadata lock%' AND info LIKE 'ALTER%'"
+			if holder == "a transaction" {
+				var n int
+				if _, err := hold.ExecContext(ctx, "START TRANSACTION"); err != nil {
+					t.Fatal(err)
+				}
+				if err := hold.QueryRowContext(ctx, "SELECT COUNT(*) FROM files").Scan(&n); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				var got int
+				if err := hold.QueryRowContext(ctx, "SELECT GET_LOCK(CONCAT('dl_schema_', SHA1(CONCAT(DATABASE(), '.', 'files'))), 0)").Scan(&got); err != nil || got != 1 {
+					t.Fatalf("take the schema lock: %d, %v", got, err)
+				}
+				waiting = "info LIKE 'SELECT GET_LOCK%'"
+			}
+
+			// The contexts as tool.Run makes them (see TestOpenStoppedWhileWaiting).
+			soft, stop := context.WithCancel(tool.WithHard(ctx, ctx))
+			defer stop()
+			app := &cli.App{Name: "dl-x", Flags: append([]cli.Flag{MySQLFlag(), TableFlag(), WaitFlag()}, RedisFlags()...), ExitErrHandler: noExit,
+				Action: openStore}
+			ended := make(chan error, 1)
+			go func() { ended <- app.RunContext(soft, []string{"dl-x", "--mysql", dsn}) }()
+			testenv.Eventually(t, 30*time.Second, 20*time.Millisecond, func() bool {
+				var n int
+				err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.processlist WHERE db = DATABASE() AND "+waiting).Scan(&n)
+				return err == nil && n > 0
+			}, "the start never waited for %s", holder)
+			stop()
+			select {
+			case err := <-ended:
+				var se *tool.StoppedError
+				if !errors.As(err, &se) || se.Service != "mysql" {
+					t.Fatalf("got %v (%T), want a stop while waiting for mysql", err, err)
+				}
+			case <-time.After(30 * time.Second):
+				release()
+				<-ended // the upgrade goes on once the holder is gone
+				t.Fatalf("still waiting for %s 30s after the stop", holder)
+			}
+		})
+	}
 }

@@ -70,7 +70,15 @@ const schemaLockPoll = 5 * time.Second
 // It is idempotent and safe when many processes start at once: a named lock
 // serialises them, and a column or index that another process added in the
 // meantime is not an error.
-func (s *Store) Ensure(ctx context.Context) error {
+func (s *Store) Ensure(ctx context.Context) error { return s.EnsureWaiting(ctx, ctx) }
+
+// EnsureWaiting is Ensure whose waits, for another process's upgrade (the
+// schema lock) and for the transactions that hold the table, end when wait
+// does, with its error: a tool stopped (a first signal) while it waits,
+// for as long as a backup's transaction lasts maybe, stops, instead of
+// waiting out its unit's TimeoutStopSec to be killed. The statements
+// themselves run under ctx; wait must be derived from it.
+func (s *Store) EnsureWaiting(ctx, wait context.Context) error {
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("ensure schema: %w", err)
@@ -89,7 +97,12 @@ func (s *Store) Ensure(ctx context.Context) error {
 	// restarted until systemd gives up on them.
 	for waited := false; ; waited = true {
 		var got sql.NullInt64
-		if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK(?, ?)", lock, schemaLockPoll.Seconds()).Scan(&got); err != nil {
+		// Under wait: a stop ends the wait at once (the connection, which
+		// may hold the lock then, is closed, and the lock with it).
+		if err := conn.QueryRowContext(wait, "SELECT GET_LOCK(?, ?)", lock, schemaLockPoll.Seconds()).Scan(&got); err != nil {
+			if wait.Err() != nil {
+				return fmt.Errorf("ensure schema: waiting for another process's upgrade: %w", wait.Err())
+			}
 			return fmt.Errorf("ensure schema: lock: %w", err)
 		}
 		if got.Valid && got.Int64 == 1 {
@@ -112,7 +125,7 @@ func (s *Store) Ensure(ctx context.Context) error {
 		if have[c.name] {
 			continue
 		}
-		err := s.alter(ctx, conn, fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", s.quoted, c.name, c.def))
+		err := s.alter(ctx, wait, conn, fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", s.quoted, c.name, c.def))
 		if err != nil && !isMySQLError(err, 1060) { // duplicate column: someone else added it
 			return fmt.Errorf("add column %s.%s: %w", s.table, c.name, err)
 		}
@@ -125,7 +138,7 @@ func (s *Store) Ensure(ctx context.Context) error {
 		if have[ix.name] {
 			continue
 		}
-		err := s.alter(ctx, conn, fmt.Sprintf("CREATE INDEX %s ON %s %s", ix.name, s.quoted, ix.cols))
+		err := s.alter(ctx, wait, conn, fmt.Sprintf("CREATE INDEX %s ON %s %s", ix.name, s.quoted, ix.cols))
 		if err != nil && !isMySQLError(err, 1061) { // duplicate key name
 			return fmt.Errorf("create index %s on %s: %w", ix.name, s.table, err)
 		}
@@ -183,8 +196,8 @@ const (
 // for hours, maybe), and every statement on the table that comes after it
 // waits behind it, the original workers' and dl's included: so each try
 // waits alterLockWait at most, and gives way for alterPause between tries,
-// until the table is free.
-func (s *Store) alter(ctx context.Context, conn *sql.Conn, stmt string) error {
+// until the table is free, or wait is done.
+func (s *Store) alter(ctx, wait context.Context, conn *sql.Conn, stmt string) error {
 	if _, err := conn.ExecContext(ctx, "SET SESSION lock_wait_timeout = ?", int(alterLockWait.Seconds())); err != nil {
 		return fmt.Errorf("bound the metadata lock wait: %w", err)
 	}
@@ -198,8 +211,8 @@ func (s *Store) alter(ctx context.Context, conn *sql.Conn, stmt string) error {
 			slog.Warn("waiting for the transactions that hold the table to end before upgrading its schema (other clients go on meanwhile)", "table", s.table)
 		}
 		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w (while waiting for the table's transactions: %w)", ctx.Err(), err)
+		case <-wait.Done():
+			return fmt.Errorf("%w (while waiting for the table's transactions: %w)", wait.Err(), err)
 		case <-time.After(alterPause):
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-sql-driver/mysql"
 
@@ -155,10 +156,13 @@ func storable(r record.Result, err error, room int) record.Result {
 		r.Error = strconv.QuoteToASCII(r.Error)
 		r.Error = r.Error[1 : len(r.Error)-1]
 	} else {
+		// The server's message, in ASCII too: it is in the server's
+		// language (lc_messages: 不正确的string值 in Chinese), which the
+		// table's charset need not hold either.
 		var me *mysql.MySQLError
 		errors.As(err, &me)
 		r = record.Result{ID: r.ID, URL: r.URL, Outcome: record.Failed, HTTP: r.HTTP, Duration: r.Duration,
-			Attempt: r.Attempt, Token: r.Token, Error: "the table cannot hold the result: " + me.Message}
+			Attempt: r.Attempt, Token: r.Token, Error: "the table cannot hold the result: " + asciiOnly(me.Message)}
 	}
 	room = min(room, 4000)
 	if r.Retryable {
@@ -172,6 +176,21 @@ func storable(r record.Result, err error, room int) record.Result {
 		r.Error = r.Error[:room]
 	}
 	return r
+}
+
+// asciiOnly is s with every character beyond ASCII written as Go writes
+// it in a quoted string (\u4e0d), and the rest as it is.
+func asciiOnly(s string) string {
+	var b strings.Builder
+	for _, c := range s {
+		if c < utf8.RuneSelf {
+			b.WriteRune(c)
+			continue
+		}
+		q := strconv.QuoteRuneToASCII(c)
+		b.WriteString(q[1 : len(q)-1])
+	}
+	return b.String()
 }
 
 // gaveUp follows the error of a transient failure that used up its attempts.

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
+
 	"github.com/dlkit/dl/internal/record"
 	"github.com/dlkit/dl/internal/store"
 	"github.com/dlkit/dl/internal/testenv"
@@ -986,6 +988,44 @@ func TestMarkIsolatesAValueTheTableCannotHold(t *testing.T) {
 	}
 	if err := db.QueryRow("SELECT error_message FROM files WHERE id = '4'").Scan(&msg); err != nil || msg != `status 503 \u670d\u52a1\u4e0d\u53ef\u7528` {
 		t.Fatalf("error_message %q (%v), want the error in ASCII", msg, err)
+	}
+}
+
+// TestMarkIsolatesAValueInTheServersLanguage: the reason a done row is
+// failed with (the table cannot hold its file name) is the server's
+// message, which is in the server's language: a Chinese one
+// (lc_messages=zh_CN) that a latin1 table cannot hold either must not fail
+// the batch, and dl-mark with it, at every delivery.
+func TestMarkIsolatesAValueInTheServersLanguage(t *testing.T) {
+	dsn, db := testenv.MySQL(t)
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Params == nil {
+		cfg.Params = map[string]string{}
+	}
+	cfg.Params["lc_messages"] = "'zh_CN'"
+	st := openAt(t, cfg.FormatDSN())
+	exec(t, db, strings.Replace(seedSchema, "UTF8mb4", "latin1", 1))
+	tasks := insert(t, db, 2)
+	ensure(t, st)
+	taken := claimAndTake(t, st, tasks)
+	p := store.RetryPolicy{MaxAttempts: 3, Base: time.Minute, Max: time.Hour}
+	results := []record.Result{
+		{ID: "1", Outcome: record.Done, Path: "d/abc/1-报告.pdf", Bytes: 10, HTTP: 200, Attempt: 1, Token: taken[0].Token},
+		{ID: "2", Outcome: record.Done, Path: "d/abc/2.pdf", Bytes: 20, HTTP: 200, Token: taken[1].Token},
+	}
+	markAll(t, st, results, p, store.MarkedFailed, store.MarkedDone)
+	if got, want := dump(t, db, "id, status, file_path"), "1|-1|<nil>;2|1|d/abc/2.pdf"; got != want {
+		t.Fatalf("rows:\n got %s\nwant %s", got, want)
+	}
+	var msg string
+	if err := db.QueryRow("SELECT error_message FROM files WHERE id = '1'").Scan(&msg); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(msg, "the table cannot hold the result: ") || !strings.Contains(msg, `\u`) {
+		t.Fatalf("error_message %q: want the server's Chinese message, in ASCII", msg)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -189,6 +190,9 @@ func (s *Store) EnsureWaiting(ctx, wait context.Context) error {
 const (
 	alterLockWait = 2 * time.Second
 	alterPause    = time.Second
+	// alterMaxLockWait bounds the longer waits of a try after a lost index
+	// build (see nextLockWait).
+	alterMaxLockWait = 5 * time.Minute
 )
 
 // alter runs a schema change on conn. A change must wait for every
@@ -196,17 +200,23 @@ const (
 // for hours, maybe), and every statement on the table that comes after it
 // waits behind it, the original workers' and dl's included: so each try
 // waits alterLockWait at most, and gives way for alterPause between tries,
-// until the table is free, or wait is done.
+// until the table is free, or wait is done. An online index build takes the
+// lock again at its end, and a try that times out there throws the whole
+// build away: the next try waits longer (nextLockWait), so that a table that
+// always has some reader still gets its index.
 func (s *Store) alter(ctx, wait context.Context, conn *sql.Conn, stmt string) error {
-	if _, err := conn.ExecContext(ctx, "SET SESSION lock_wait_timeout = ?", int(alterLockWait.Seconds())); err != nil {
-		return fmt.Errorf("bound the metadata lock wait: %w", err)
-	}
 	defer conn.ExecContext(context.WithoutCancel(ctx), "SET SESSION lock_wait_timeout = DEFAULT") //nolint:errcheck // a pooled connection's later waits are others'
+	lockWait := alterLockWait
 	for waited := false; ; waited = true {
+		if _, err := conn.ExecContext(ctx, "SET SESSION lock_wait_timeout = ?", int(math.Ceil(lockWait.Seconds()))); err != nil {
+			return fmt.Errorf("bound the metadata lock wait: %w", err)
+		}
+		start := time.Now()
 		_, err := conn.ExecContext(ctx, stmt)
 		if !isMySQLError(err, 1205) { // lock wait timeout
 			return err
 		}
+		lockWait = nextLockWait(lockWait, time.Since(start))
 		if !waited {
 			slog.Warn("waiting for the transactions that hold the table to end before upgrading its schema (other clients go on meanwhile)", "table", s.table)
 		}
@@ -216,6 +226,15 @@ func (s *Store) alter(ctx, wait context.Context, conn *sql.Conn, stmt string) er
 		case <-time.After(alterPause):
 		}
 	}
+}
+
+// nextLockWait is the lock wait for the try after one that waited lockWait
+// and timed out after took. A try that timed out soon after its wait had
+// done no work; one that took longer had built an index and lost it at the
+// end, and the next may hold the other clients up for a tenth of that work,
+// up to alterMaxLockWait, rather than lose it again.
+func nextLockWait(lockWait, took time.Duration) time.Duration {
+	return min(max(lockWait, took/10), max(lockWait, alterMaxLockWait))
 }
 
 func ptr[T any](v T) *T { return &v }

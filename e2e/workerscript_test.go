@@ -1,0 +1,156 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/dlkit/dl/internal/testenv"
+)
+
+// The worker script's first and last moments, on fake tools: sh scripts put
+// first on its PATH (DL_BIN), which need no database and whose timing the
+// test controls. Each fake dl-fetch writes its pid to $MARKS/fetch.pid as it
+// starts; the test waits for that file instead of sleeping. MARKS, a
+// directory of the test's own, is in the environment of every process the
+// script starts: that is how the test finds them, to see that none is left
+// running and to kill any at cleanup (the pipeline has a process group of
+// its own, which testenv's cleanup of the script's group does not reach).
+
+// fakeFetchUp is the start of every fake dl-fetch.
+const fakeFetchUp = `echo $$ >"$MARKS/fetch.pid"`
+
+// fakeWorker is the worker script on fake tools (tool name → sh script
+// body), plus extra environment variables. It returns the process and the
+// directory of the marker files.
+func fakeWorker(t *testing.T, tools map[string]string, extra ...string) (testenv.Proc, string) {
+	t.Helper()
+	bin, marks := t.TempDir(), t.TempDir()
+	for name, body := range tools {
+		if err := os.WriteFile(filepath.Join(bin, name), []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		for _, pid := range marked(marks) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	script, err := filepath.Abs(filepath.Join("..", "scripts", "dl-worker"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := append([]string{"DL_BIN=" + bin, "MARKS=" + marks}, extra...)
+	return testenv.Proc{Bin: script, Env: env}, marks
+}
+
+func readPid(path string) (int, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(strings.TrimSpace(string(b)))
+}
+
+// fetchUp waits until the fake dl-fetch has written its pid, and returns it.
+func fetchUp(t *testing.T, w *testenv.Running, marks string) int {
+	t.Helper()
+	pid := 0
+	testenv.Eventually(t, 30*time.Second, 10*time.Millisecond, func() bool {
+		var err error
+		pid, err = readPid(filepath.Join(marks, "fetch.pid"))
+		return err == nil && pid > 0
+	}, "the fake dl-fetch to start:\n%s", w.Stderr(0))
+	return pid
+}
+
+// marked lists the live processes with MARKS=marks in their environment.
+func marked(marks string) []int {
+	entries, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, d := range entries {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", d.Name(), "environ"))
+		if err != nil {
+			continue // ended meanwhile, or not ours; a zombie's is empty
+		}
+		for _, kv := range strings.Split(string(b), "\x00") {
+			if kv == "MARKS="+marks {
+				pids = append(pids, pid)
+				break
+			}
+		}
+	}
+	return pids
+}
+
+// noneLeft fails the test unless every process the worker script started has
+// ended: the script, which has ended, waited for its pipeline. A process
+// killed just before may take a moment to go.
+func noneLeft(t *testing.T, marks string) {
+	t.Helper()
+	testenv.Eventually(t, 10*time.Second, 10*time.Millisecond, func() bool { return len(marked(marks)) == 0 },
+		"the processes the worker script started to end (left: %v)", marked(marks))
+}
+
+// workerCtx bounds a fake worker's run well below testenv's default, so a
+// hang fails fast with the script's stderr.
+func workerCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(bg, time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// The worker script exits with its pipeline's status, but 0 for a stop: a
+// TERM (systemctl stop), an INT or a HUP passed on to a dl-fetch that has not
+// yet set up its handling kills it, and nothing had begun. That TERM must not
+// make the unit "failed" (exit 143). Other statuses stay failures.
+func TestWorkerScriptExitStatus(t *testing.T) {
+	t.Parallel()
+	const (
+		runs   = fakeFetchUp + "\nexec sleep 600" // dies of a signal, as dl-fetch before its handler
+		drains = "exec cat >/dev/null"
+	)
+	for _, tc := range []struct {
+		name        string
+		fetch, mark string
+		sig         syscall.Signal // to the script, once dl-fetch is up, or 0
+		direct      syscall.Signal // to dl-fetch alone, by another, or 0
+		want        int
+	}{
+		{"TERM before dl-fetch handles it", runs, drains, syscall.SIGTERM, 0, 0},
+		{"INT before dl-fetch handles it", runs, drains, syscall.SIGINT, 0, 0},
+		{"HUP before dl-fetch handles it", runs, drains, syscall.SIGHUP, 0, 0},
+		{"dl-fetch fails", fakeFetchUp + "\nexit 3", drains, 0, 0, 3},
+		{"dl-mark fails", fakeFetchUp + "\necho result", "cat >/dev/null; exit 4", 0, 0, 4},
+		{"dl-mark fails at a stop", runs, "cat >/dev/null; exit 4", syscall.SIGTERM, 0, 4},
+		{"dl-fetch killed by a TERM not passed on", runs, drains, 0, syscall.SIGTERM, 143},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			p, marks := fakeWorker(t, map[string]string{"dl-fetch": tc.fetch, "dl-mark": tc.mark})
+			w := testenv.Start(t, workerCtx(t), nil, p)
+			fetch := fetchUp(t, w, marks)
+			if tc.sig != 0 {
+				w.SignalProc(0, tc.sig) // the script's group: the pipeline has one of its own
+			}
+			if tc.direct != 0 {
+				if err := syscall.Kill(fetch, tc.direct); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if r := w.Wait(); r.Procs[0].Code != tc.want {
+				t.Fatalf("the worker script exited %d, want %d:\n%s", r.Procs[0].Code, tc.want, r)
+			}
+			noneLeft(t, marks)
+		})
+	}
+}

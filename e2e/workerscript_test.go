@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -152,5 +153,49 @@ func TestWorkerScriptExitStatus(t *testing.T) {
 			}
 			noneLeft(t, marks)
 		})
+	}
+}
+
+// A stop as the worker script starts (systemctl start, then stop at once)
+// must find its traps set, whenever it comes: passed on to dl-fetch once its
+// pid is known, or, before the pipeline starts, the end of the script. The
+// script exits 0, never killed with its pipeline left running nor 143. The
+// fake setpriv, which the script runs dl-fetch with, signals the script as
+// the pipeline starts. Bash takes functions from the environment, and one
+// named as a builtin is called for it: a command function signals the script
+// before the pipeline starts (command -v setpriv), a set function once it
+// has started (set +m), before dl-fetch's pid is known.
+func TestWorkerScriptSignalAtStart(t *testing.T) {
+	t.Parallel()
+	hooks := map[string]string{
+		"before the pipeline starts": `BASH_FUNC_command%%%%=() { builtin kill -%[1]d $$; builtin command "$@"; }`,
+		"as the pipeline starts":     "",
+		"once the pipeline started":  `BASH_FUNC_set%%%%=() { builtin set "$@"; [ "$1" != +m ] || builtin kill -%[1]d $$; }`,
+	}
+	for when, hook := range hooks {
+		for name, sig := range map[string]syscall.Signal{"TERM": syscall.SIGTERM, "HUP": syscall.SIGHUP, "INT": syscall.SIGINT} {
+			t.Run(when+"/"+name, func(t *testing.T) {
+				t.Parallel()
+				tools := map[string]string{
+					"dl-fetch": fakeFetchUp + "\nexec sleep 600",
+					"dl-mark":  "exec cat >/dev/null",
+					"setpriv":  fmt.Sprintf(`kill -%d $PPID; shift 2; exec "$@"`, sig),
+				}
+				var extra []string
+				if hook != "" {
+					extra = []string{fmt.Sprintf(hook, sig)}
+				}
+				p, marks := fakeWorker(t, tools, extra...)
+				w := testenv.Start(t, workerCtx(t), nil, p)
+				r := w.Wait()
+				if r.Procs[0].Code != 0 {
+					t.Fatalf("the worker script exited %d on SIG%s %s, want 0:\n%s", r.Procs[0].Code, name, when, r)
+				}
+				if _, err := os.Stat(filepath.Join(marks, "fetch.pid")); err == nil && when == "before the pipeline starts" {
+					t.Errorf("dl-fetch started after a stop:\n%s", r)
+				}
+				noneLeft(t, marks)
+			})
+		}
 	}
 }

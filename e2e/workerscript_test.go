@@ -199,3 +199,50 @@ func TestWorkerScriptSignalAtStart(t *testing.T) {
 		}
 	}
 }
+
+// A signal that interrupts the worker script's wait for its pipeline, which
+// ends meanwhile, must not take the place of the pipeline's status: dl-fetch's
+// failure stays a failure and its clean end stays 0. To make that moment sure,
+// a kill function (bash takes functions from the environment, and one named
+// kill is called for the builtin) passes the signal on and then waits until
+// bash has reaped dl-mark, the pipeline's last process, before the script
+// goes on.
+func TestWorkerScriptSignalAsPipelineEnds(t *testing.T) {
+	t.Parallel()
+	const reaped = `BASH_FUNC_kill%%=() { builtin kill "$@"; local i=0; ` +
+		`while [ -e /proc/$!/stat ] && [ $i -lt 3000 ]; do sleep 0.01; i=$((i+1)); done; }`
+	for _, tc := range []struct {
+		name string
+		exit int // dl-fetch's own, on the signal
+		sig  syscall.Signal
+		trap string // sig's name for sh's trap
+		want int
+	}{
+		{"failure, TERM", 3, syscall.SIGTERM, "TERM", 3},
+		{"failure, QUIT", 3, syscall.SIGQUIT, "QUIT", 3},
+		{"clean end, TERM", 0, syscall.SIGTERM, "TERM", 0},
+		{"clean end, INT", 0, syscall.SIGINT, "INT", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			p, marks := fakeWorker(t, map[string]string{
+				// A dl-fetch with its handler: it ends at once, with its own status.
+				"dl-fetch": fmt.Sprintf("trap 'kill $!; exit %d' %s\n%s\nsleep 600 >/dev/null &\nwait $!", tc.exit, tc.trap, fakeFetchUp),
+				"dl-mark":  "exec cat >/dev/null",
+			}, reaped)
+			w := testenv.Start(t, workerCtx(t), nil, p)
+			fetchUp(t, w, marks)
+			// The script blocked in its wait for the pipeline, so that the
+			// signal interrupts that wait, not a step before it.
+			testenv.Eventually(t, 30*time.Second, 10*time.Millisecond, func() bool {
+				b, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(w.Pid(0)), "wchan"))
+				return string(b) == "do_wait"
+			}, "the worker script to wait for its pipeline")
+			w.SignalProc(0, tc.sig)
+			if r := w.Wait(); r.Procs[0].Code != tc.want {
+				t.Fatalf("the worker script exited %d, want %d:\n%s", r.Procs[0].Code, tc.want, r)
+			}
+			noneLeft(t, marks)
+		})
+	}
+}

@@ -202,43 +202,66 @@ func TestWorkerScriptSignalAtStart(t *testing.T) {
 
 // A signal that interrupts the worker script's wait for its pipeline, which
 // ends meanwhile, must not take the place of the pipeline's status: dl-fetch's
-// failure stays a failure and its clean end stays 0. To make that moment sure,
-// a kill function (bash takes functions from the environment, and one named
-// kill is called for the builtin) passes the signal on and then waits until
-// bash has reaped dl-mark, the pipeline's last process, before the script
-// goes on.
+// failure stays a failure, its clean end stays 0, and its death by the stop
+// passed on is 0 too. To make that moment sure, a kill function (bash takes
+// functions from the environment, and one named kill is called for the
+// builtin) passes the signal on and then waits until bash has reaped dl-mark,
+// the pipeline's last process, before the script goes on. A job killed by a
+// signal bash then drops from its table as it reads its next command (the
+// trap's), its status lost. Early, the signal comes from a set function
+// (set +m) as the pipeline starts, and the pipeline has ended before the
+// script waits for it.
 func TestWorkerScriptSignalAsPipelineEnds(t *testing.T) {
 	t.Parallel()
-	const reaped = `BASH_FUNC_kill%%=() { builtin kill "$@"; local i=0; ` +
-		`while [ -e /proc/$!/stat ] && [ $i -lt 3000 ]; do sleep 0.01; i=$((i+1)); done; }`
+	const (
+		reaped = `BASH_FUNC_kill%%=() { builtin kill "$@"; local i=0; ` +
+			`while [ -e /proc/$!/stat ] && [ $i -lt 3000 ]; do sleep 0.01; i=$((i+1)); done; }`
+		early  = `BASH_FUNC_set%%%%=() { builtin set "$@"; [ "$1" != +m ] || builtin kill -%d $$; }`
+		dies   = fakeFetchUp + "\nexec sleep 600" // of the signal, as dl-fetch before its handler
+		drains = "exec cat >/dev/null"
+	)
+	// handles is a dl-fetch with its handler: it ends with its own status
+	// within 50 ms of the signal (sh runs the trap once the sleep ends; no
+	// process of it is left, as a sleep in the background could be, were
+	// the signal to find it between fork and exec).
+	handles := func(trap string, exit int) string {
+		return fmt.Sprintf("trap 'exit %d' %s\n%s\nwhile :; do sleep 0.05; done", exit, trap, fakeFetchUp)
+	}
 	for _, tc := range []struct {
-		name string
-		exit int // dl-fetch's own, on the signal
-		sig  syscall.Signal
-		trap string // sig's name for sh's trap
-		want int
+		name        string
+		fetch, mark string
+		sig         syscall.Signal
+		early       bool
+		want        int
 	}{
-		{"failure, TERM", 3, syscall.SIGTERM, "TERM", 3},
-		{"failure, QUIT", 3, syscall.SIGQUIT, "QUIT", 3},
-		{"clean end, TERM", 0, syscall.SIGTERM, "TERM", 0},
-		{"clean end, INT", 0, syscall.SIGINT, "INT", 0},
+		{"failure, TERM", handles("TERM", 3), drains, syscall.SIGTERM, false, 3},
+		{"failure, QUIT", handles("QUIT", 3), drains, syscall.SIGQUIT, false, 3},
+		{"clean end, TERM", handles("TERM", 0), drains, syscall.SIGTERM, false, 0},
+		{"clean end, INT", handles("INT", 0), drains, syscall.SIGINT, false, 0},
+		{"killed, TERM", dies, drains, syscall.SIGTERM, false, 0},
+		{"killed, HUP", dies, drains, syscall.SIGHUP, false, 0},
+		{"killed, dl-mark fails", dies, "cat >/dev/null; exit 4", syscall.SIGTERM, false, 4},
+		{"killed early, TERM", dies, drains, syscall.SIGTERM, true, 0},
+		{"killed early, HUP", dies, drains, syscall.SIGHUP, true, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			p, marks := fakeWorker(t, map[string]string{
-				// A dl-fetch with its handler: it ends at once, with its own status.
-				"dl-fetch": fmt.Sprintf("trap 'kill $!; exit %d' %s\n%s\nsleep 600 >/dev/null &\nwait $!", tc.exit, tc.trap, fakeFetchUp),
-				"dl-mark":  "exec cat >/dev/null",
-			}, reaped)
+			extra := []string{reaped}
+			if tc.early {
+				extra = append(extra, fmt.Sprintf(early, tc.sig))
+			}
+			p, marks := fakeWorker(t, map[string]string{"dl-fetch": tc.fetch, "dl-mark": tc.mark}, extra...)
 			w := testenv.Start(t, workerCtx(t), nil, p)
-			fetchUp(t, w, marks)
-			// The script blocked in its wait for the pipeline, so that the
-			// signal interrupts that wait, not a step before it.
-			testenv.Eventually(t, 30*time.Second, 10*time.Millisecond, func() bool {
-				b, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(w.Pid(0)), "wchan"))
-				return string(b) == "do_wait"
-			}, "the worker script to wait for its pipeline")
-			w.SignalProc(0, tc.sig)
+			if !tc.early {
+				fetchUp(t, w, marks)
+				// The script blocked in its wait for the pipeline, so that the
+				// signal interrupts that wait, not a step before it.
+				testenv.Eventually(t, 30*time.Second, 10*time.Millisecond, func() bool {
+					b, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(w.Pid(0)), "wchan"))
+					return string(b) == "do_wait"
+				}, "the worker script to wait for its pipeline")
+				w.SignalProc(0, tc.sig)
+			}
 			if r := w.Wait(); r.Procs[0].Code != tc.want {
 				t.Fatalf("the worker script exited %d, want %d:\n%s", r.Procs[0].Code, tc.want, r)
 			}

@@ -258,6 +258,30 @@ func TestBadInputLines(t *testing.T) {
 	}
 }
 
+// Lines whose rows are not pending are skipped, and dl-enqueue says how
+// many; when none was pending (lines for another table, say), it warns.
+func TestEnqueueSaysWhatItSkipped(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	files := e.insert([]file{{id: "1", name: "a.bin", size: 10}})
+	in := `{"id":"1","url":"` + files[0].url + `"}` + "\n" + `{"id":"not-a-row","url":"http://127.0.0.1:1/x"}` + "\n"
+	out, stderr, err := testenv.Run(t, bg, e.tool("dl-enqueue"), e.vars, strings.NewReader(in))
+	if err != nil || len(lines(out)) != 1 {
+		t.Fatalf("dl-enqueue: %v, enqueued %q\n%s", err, out, stderr)
+	}
+	if !strings.Contains(stderr, "task lines skipped") || !strings.Contains(stderr, "skipped=1 lines=2") {
+		t.Errorf("one line of two skipped, and stderr does not say so:\n%s", stderr)
+	}
+	// Row 1 is claimed now: neither line names a pending row.
+	out, stderr, err = testenv.Run(t, bg, e.tool("dl-enqueue"), e.vars, strings.NewReader(in))
+	if err != nil || out != "" {
+		t.Fatalf("dl-enqueue: %v, enqueued %q\n%s", err, out, stderr)
+	}
+	if !strings.Contains(stderr, "level=WARN") || !strings.Contains(stderr, "no task line named a pending row") {
+		t.Errorf("no line claimed, and stderr does not warn:\n%s", stderr)
+	}
+}
+
 // A missing service: one clear line naming which and where, no password.
 func TestMissingServicesGiveOneClearLine(t *testing.T) {
 	t.Parallel()

@@ -101,11 +101,22 @@ func Enqueue(ctx context.Context, st *store.Store, q *queue.Queue, o EnqueueOpti
 	if o.RenewMax > 0 {
 		room = max(o.RenewMax-queued, 0)
 	}
-	var left int64
+	var left, tried, skipped int64
 	defer func() {
 		if left > 0 {
 			slog.Info("queue full (--renew-max): lines left unclaimed for a later round",
 				"left", left, "queue", queued, "renew_max", o.RenewMax)
+		}
+		// Lines whose rows were not claimable are skipped by design (done
+		// since dl-select read them, claimed by another distributor); all
+		// of them skipped is more likely lines for another table.
+		switch {
+		case skipped > 0 && skipped == tried:
+			slog.Warn("no task line named a pending row of the table: none enqueued (lines for another table or database?)",
+				"lines", tried, "table", st.Table())
+		case skipped > 0:
+			slog.Info("task lines skipped: their rows were not pending (done, failed, claimed by another distributor, or missing)",
+				"skipped", skipped, "lines", tried, "table", st.Table())
 		}
 	}()
 	return batch.Lines[record.Task, record.Task]{
@@ -122,6 +133,8 @@ func Enqueue(ctx context.Context, st *store.Store, q *queue.Queue, o EnqueueOpti
 			if err != nil {
 				return nil, err
 			}
+			tried += int64(len(b))
+			skipped += int64(max(len(b)-len(claimed), 0))
 			// Claimed rows that never reach the queue come back when their
 			// queue lease runs out, so a crash here loses nothing.
 			err = outage.Retry(ctx, "redis", queue.IsUnavailable, func() error { return q.Push(ctx, claimed) })

@@ -269,3 +269,37 @@ func TestWorkerScriptSignalAsPipelineEnds(t *testing.T) {
 		})
 	}
 }
+
+// A stop passed on explains dl-fetch's death by that signal (TERM, INT), not
+// by another: killed by SIGKILL as it finishes its transfers after the stop
+// (the OOM killer, or by hand), or by SIGSEGV or SIGABRT, it lost the
+// transfers in flight, and the worker script must not exit 0 as for a clean
+// stop. The fake dl-fetch handles the TERM (marker file term) and then dies
+// of a SIGKILL once the test has seen the script back in its wait for the
+// pipeline (marker file die), so that the script's status for the pipeline
+// is that death's, not a wait interrupted by the TERM.
+func TestWorkerScriptOtherSignalAtStop(t *testing.T) {
+	t.Parallel()
+	const fetch = `trap 'touch "$MARKS/term"; while [ ! -e "$MARKS/die" ]; do sleep 0.01; done; kill -KILL $$' TERM
+` + fakeFetchUp + `
+while :; do sleep 0.05; done`
+	p, marks := fakeWorker(t, map[string]string{"dl-fetch": fetch, "dl-mark": "exec cat >/dev/null"})
+	w := testenv.Start(t, workerCtx(t), nil, p)
+	fetchUp(t, w, marks)
+	w.SignalProc(0, syscall.SIGTERM)
+	testenv.Eventually(t, 30*time.Second, 10*time.Millisecond, func() bool {
+		_, err := os.Stat(filepath.Join(marks, "term"))
+		return err == nil
+	}, "the fake dl-fetch to get the TERM passed on:\n%s", w.Stderr(0))
+	testenv.Eventually(t, 30*time.Second, 10*time.Millisecond, func() bool {
+		b, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(w.Pid(0)), "wchan"))
+		return string(b) == "do_wait"
+	}, "the worker script to wait for its pipeline again")
+	if err := os.WriteFile(filepath.Join(marks, "die"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := w.Wait(); r.Procs[0].Code != 137 {
+		t.Fatalf("the worker script exited %d for dl-fetch killed by SIGKILL after a stop, want 137:\n%s", r.Procs[0].Code, r)
+	}
+	noneLeft(t, marks)
+}

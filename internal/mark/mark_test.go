@@ -5,7 +5,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -51,13 +50,7 @@ func TestRunRecordsEvenWhileRedisIsAway(t *testing.T) {
 	if err != nil || strings.Count(out, "\n") != 1 {
 		t.Fatalf("with Redis away: err %v, echoed %q", err, out)
 	}
-	var statuses string
-	if err := db.QueryRow("SELECT GROUP_CONCAT(status ORDER BY id) FROM files").Scan(&statuses); err != nil {
-		t.Fatal(err)
-	}
-	if statuses != "1,-1,1" {
-		t.Fatalf("statuses %s, want 1,-1,1", statuses)
-	}
+	wantStatuses(t, db, "1,-1,1")
 }
 
 // TestRunRecordsWhileRedisIsFull: a Redis at its maxmemory (noeviction, the
@@ -129,13 +122,7 @@ func TestRunEchoesOnlyWhatItRecorded(t *testing.T) {
 			t.Errorf("%s: echoed ids %v, want %v", tc.name, got, tc.want)
 		}
 	}
-	var statuses string
-	if err := db.QueryRow("SELECT GROUP_CONCAT(status ORDER BY id) FROM files").Scan(&statuses); err != nil {
-		t.Fatal(err)
-	}
-	if statuses != "1,-1,1,-1" {
-		t.Fatalf("statuses %s, want 1,-1,1,-1", statuses)
-	}
+	wantStatuses(t, db, "1,-1,1,-1")
 }
 
 // TestRunAfterACommitWithoutAnswer: when MySQL's answer to a COMMIT is lost
@@ -164,10 +151,7 @@ func TestRunAfterACommitWithoutAnswer(t *testing.T) {
 		`{"id":"2","url":"http://h/2","outcome":"failed","error":"status 404","http_status":404,"attempt":1,"token":"` + tok + `"}` + "\n" +
 		`{"id":"3","url":"http://h/3","outcome":"failed","error":"status 503","http_status":503,"retryable":true,"attempt":1,"token":"` + tok + `"}` + "\n"
 
-	var logs testenv.SyncBuffer
-	prev := slog.Default()
-	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, nil)))
-	t.Cleanup(func() { slog.SetDefault(prev) })
+	logs := testenv.CaptureLogs(t)
 	proxy.LoseCommit(true)
 	var out bytes.Buffer
 	o := mark.Options{Batch: 10, Retry: store.RetryPolicy{MaxAttempts: 3, Base: time.Second, Max: time.Minute}}
@@ -192,13 +176,7 @@ func TestRunAfterACommitWithoutAnswer(t *testing.T) {
 	if got := logs.String(); strings.Contains(got, "late result") || !strings.Contains(got, "mysql is back") {
 		t.Errorf("logs call our own results late, or show no outage:\n%s", got)
 	}
-	var statuses string
-	if err := db.QueryRow("SELECT GROUP_CONCAT(status ORDER BY id) FROM files").Scan(&statuses); err != nil {
-		t.Fatal(err)
-	}
-	if statuses != "1,-1,0" {
-		t.Fatalf("statuses %s, want 1,-1,0", statuses)
-	}
+	wantStatuses(t, db, "1,-1,0")
 }
 
 // TestRunRidesOutAReadOnlyServer: in a failover the old primary refuses
@@ -236,10 +214,7 @@ func TestRunRidesOutAReadOnlyServer(t *testing.T) {
 	}
 	conn.Close()
 
-	var logs testenv.SyncBuffer
-	prev := slog.Default()
-	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, nil)))
-	t.Cleanup(func() { slog.SetDefault(prev) })
+	logs := testenv.CaptureLogs(t)
 	var out bytes.Buffer
 	o := mark.Options{Batch: 10, Retry: store.RetryPolicy{MaxAttempts: 3, Base: time.Second, Max: time.Minute}}
 	if err := mark.Run(ctx, st, q, o, strings.NewReader(in), &out); err != nil {
@@ -251,13 +226,7 @@ func TestRunRidesOutAReadOnlyServer(t *testing.T) {
 	if got := logs.String(); !strings.Contains(got, "mysql unavailable") || !strings.Contains(got, "READ ONLY") || !strings.Contains(got, "mysql is back") {
 		t.Errorf("logs do not show a wait for a read-only server:\n%s", got)
 	}
-	var statuses string
-	if err := db.QueryRow("SELECT GROUP_CONCAT(status ORDER BY id) FROM files").Scan(&statuses); err != nil {
-		t.Fatal(err)
-	}
-	if statuses != "1,-1" {
-		t.Fatalf("statuses %s, want 1,-1", statuses)
-	}
+	wantStatuses(t, db, "1,-1")
 }
 
 // TestRunAfteranOutageAmidABatchMarkedRowByRow: a batch holding a value the
@@ -297,10 +266,7 @@ func TestRunAfterAnOutageAmidABatchMarkedRowByRow(t *testing.T) {
 		`{"id":"2","url":"http://h/2","outcome":"done","path":"d/2-报告.pdf","bytes":1,"token":"` + tok + `"}` + "\n" +
 		`{"id":"3","url":"http://h/3","outcome":"done","path":"d/3","bytes":1,"token":"` + tok + `"}` + "\n"
 
-	var logs testenv.SyncBuffer
-	prev := slog.Default()
-	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, nil)))
-	t.Cleanup(func() { slog.SetDefault(prev) })
+	logs := testenv.CaptureLogs(t)
 	var out bytes.Buffer
 	o := mark.Options{Batch: 10, Retry: store.RetryPolicy{MaxAttempts: 3, Base: time.Second, Max: time.Minute}}
 	if err := mark.Run(ctx, st, q, o, strings.NewReader(in), &out); err != nil {
@@ -325,13 +291,7 @@ func TestRunAfterAnOutageAmidABatchMarkedRowByRow(t *testing.T) {
 	if got := logs.String(); strings.Contains(got, "late result") || !strings.Contains(got, "mysql is back") {
 		t.Errorf("logs call our own results late, or show no outage:\n%s", got)
 	}
-	var statuses string
-	if err := db.QueryRow("SELECT GROUP_CONCAT(status ORDER BY id) FROM files").Scan(&statuses); err != nil {
-		t.Fatal(err)
-	}
-	if statuses != "1,-1,1" {
-		t.Fatalf("statuses %s, want 1,-1,1", statuses)
-	}
+	wantStatuses(t, db, "1,-1,1")
 }
 
 // TestRunEchoesWhatTheTableHolds: a done file whose name the table cannot
@@ -380,13 +340,7 @@ func TestRunEchoesWhatTheTableHolds(t *testing.T) {
 	if err != nil || json.Unmarshal(raw, &key) != nil || key.Success || key.Marked != "failed" {
 		t.Errorf("result key of row 2: %s (%v), want success false, marked failed", raw, err)
 	}
-	var statuses string
-	if err := db.QueryRow("SELECT GROUP_CONCAT(status ORDER BY id) FROM files").Scan(&statuses); err != nil {
-		t.Fatal(err)
-	}
-	if statuses != "1,-1" {
-		t.Fatalf("statuses %s, want 1,-1", statuses)
-	}
+	wantStatuses(t, db, "1,-1")
 }
 
 // open gives a test or benchmark a store on a database of its own, its
@@ -416,4 +370,16 @@ func openWith(t testing.TB, redisURL string, keys queue.Keys, via func(dsn strin
 	}
 	t.Cleanup(func() { q.Close() })
 	return st, q, db
+}
+
+// wantStatuses checks the rows' statuses, in id order, joined by commas.
+func wantStatuses(t *testing.T, db *sql.DB, want string) {
+	t.Helper()
+	var statuses string
+	if err := db.QueryRow("SELECT GROUP_CONCAT(status ORDER BY id) FROM files").Scan(&statuses); err != nil {
+		t.Fatal(err)
+	}
+	if statuses != want {
+		t.Fatalf("statuses %s, want %s", statuses, want)
+	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -144,10 +143,7 @@ func TestEnsureWaitsForAnotherUpgrade(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var logs testenv.SyncBuffer
-	prev := slog.Default()
-	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, nil)))
-	t.Cleanup(func() { slog.SetDefault(prev) })
+	logs := testenv.CaptureLogs(t)
 	first, second := openAt(t, dsn), openAt(t, dsn)
 	ended := make(chan error, 2)
 	go func() { ended <- first.Ensure(ctx) }()
@@ -217,10 +213,7 @@ func TestEnsureLetsOtherClientsThrough(t *testing.T) {
 	if _, err := tx.Exec("SELECT COUNT(*) FROM files"); err != nil {
 		t.Fatal(err)
 	}
-	var logs testenv.SyncBuffer
-	prev := slog.Default()
-	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, nil)))
-	t.Cleanup(func() { slog.SetDefault(prev) })
+	logs := testenv.CaptureLogs(t)
 	ended := make(chan error, 1)
 	go func() { ended <- st.Ensure(ctx) }()
 	deadline := time.Now().Add(30 * time.Second)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -268,6 +269,17 @@ func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// CaptureLogs sends the default logger's records, as text, to the buffer
+// it returns until the test ends. Tests that use it change a process-wide
+// setting, so they do not run in parallel.
+func CaptureLogs(t testing.TB) *SyncBuffer {
+	logs := &SyncBuffer{}
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(logs, nil)))
+	t.Cleanup(func() { slog.SetDefault(prev) })
+	return logs
 }
 
 // SignalProc sends sig to process i of the pipeline only: a test kills

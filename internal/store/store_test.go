@@ -134,14 +134,7 @@ func TestEnsureWaitsForAnotherUpgrade(t *testing.T) {
 	exec(t, db, seedSchema)
 	insert(t, db, 1)
 	// Another client's long transaction holds the table's metadata lock.
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback()
-	if _, err := tx.Exec("SELECT COUNT(*) FROM files"); err != nil {
-		t.Fatal(err)
-	}
+	tx := holdTable(t, db)
 
 	logs := testenv.CaptureLogs(t)
 	first, second := openAt(t, dsn), openAt(t, dsn)
@@ -205,14 +198,7 @@ func TestEnsureLetsOtherClientsThrough(t *testing.T) {
 	st, db := open(t)
 	exec(t, db, seedSchema)
 	insert(t, db, 1)
-	tx, err := db.BeginTx(ctx, nil) // the long transaction
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback()
-	if _, err := tx.Exec("SELECT COUNT(*) FROM files"); err != nil {
-		t.Fatal(err)
-	}
+	tx := holdTable(t, db) // the long transaction
 	logs := testenv.CaptureLogs(t)
 	ended := make(chan error, 1)
 	go func() { ended <- st.Ensure(ctx) }()
@@ -1281,4 +1267,20 @@ func TestRowsGiveTasksTheirChecksumAndName(t *testing.T) {
 	if rows := dump(t, db, "id, status"); rows != "1|2;2|-1;3|0;4|2" {
 		t.Fatalf("rows %s, want row 2 failed", rows)
 	}
+}
+
+// holdTable opens a transaction that has read the files table, as a
+// backup's or an analyst's does: a schema change waits for it to end. It
+// is rolled back when the test ends, if the test has not ended it.
+func holdTable(t *testing.T, db *sql.DB) *sql.Tx {
+	t.Helper()
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tx.Rollback() })
+	if _, err := tx.Exec("SELECT COUNT(*) FROM files"); err != nil {
+		t.Fatal(err)
+	}
+	return tx
 }

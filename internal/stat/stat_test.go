@@ -138,10 +138,7 @@ func TestFormats(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var js bytes.Buffer
-	if err := stat.Render(&js, s, stat.JSON); err != nil {
-		t.Fatal(err)
-	}
+	js := render(t, s, stat.JSON)
 	var doc struct {
 		Rows  map[string]int64 `json:"rows"`
 		Queue map[string]any   `json:"queue"`
@@ -158,10 +155,7 @@ func TestFormats(t *testing.T) {
 		t.Errorf("JSON escapes the messages: %s", js.String())
 	}
 
-	var prom bytes.Buffer
-	if err := stat.Render(&prom, s, stat.Prometheus); err != nil {
-		t.Fatal(err)
-	}
+	prom := render(t, s, stat.Prometheus)
 	p := expfmt.NewTextParser(model.LegacyValidation)
 	mfs, err := p.TextToMetricFamilies(bytes.NewReader(prom.Bytes()))
 	if err != nil {
@@ -208,10 +202,7 @@ func TestFormats(t *testing.T) {
 		t.Errorf("queue label %v", mfs["dl_queue_length"])
 	}
 
-	var tab bytes.Buffer
-	if err := stat.Render(&tab, s, stat.Table); err != nil {
-		t.Fatal(err)
-	}
+	tab := render(t, s, stat.Table)
 	for _, want := range []string{"pending     3  (1 waiting to retry)", "processing  6  (1 lease expired)", "failed      4",
 		"2  tasks in " + q.Keys().Queue + "; exit flag SET", "4  downloading (1 claimed", "2  done, 1 failed; 3.0 kB",
 		"oldest pending  2h0m0s", "host1:11  3", "GET <url>: status 404 Not Found", "connection refused"} {
@@ -234,10 +225,7 @@ func TestRowsOfAnotherStatusAreShown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var js bytes.Buffer
-	if err := stat.Render(&js, s, stat.JSON); err != nil {
-		t.Fatal(err)
-	}
+	js := render(t, s, stat.JSON)
 	var doc struct {
 		Rows map[string]int64 `json:"rows"`
 	}
@@ -249,18 +237,12 @@ func TestRowsOfAnotherStatusAreShown(t *testing.T) {
 		t.Errorf("JSON rows %v: want 2 other, adding up to a total of 18", r)
 	}
 
-	var prom bytes.Buffer
-	if err := stat.Render(&prom, s, stat.Prometheus); err != nil {
-		t.Fatal(err)
-	}
+	prom := render(t, s, stat.Prometheus)
 	if !strings.Contains(prom.String(), `dl_rows{status="other",table="files"} 2`+"\n") {
 		t.Errorf("Prometheus lacks dl_rows{status=\"other\"} 2:\n%s", prom.String())
 	}
 
-	var tab bytes.Buffer
-	if err := stat.Render(&tab, s, stat.Table); err != nil {
-		t.Fatal(err)
-	}
+	tab := render(t, s, stat.Table)
 	if !strings.Contains(tab.String(), "other       2  (status not 0, 1, 2 or -1)") || !strings.Contains(tab.String(), "total       18") {
 		t.Errorf("table lacks the other rows:\n%s", tab.String())
 	}
@@ -274,10 +256,7 @@ func TestTableLeavesOutNoOtherRows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var tab bytes.Buffer
-	if err := stat.Render(&tab, s, stat.Table); err != nil {
-		t.Fatal(err)
-	}
+	tab := render(t, s, stat.Table)
 	if strings.Contains(tab.String(), "other") {
 		t.Errorf("table shows other rows where none are:\n%s", tab.String())
 	}
@@ -433,10 +412,7 @@ func TestPrometheusMergesMessagesThatReadTheSame(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := stat.Snapshot{Time: time.Now(), Table: "files", Workers: []stat.Worker{}, Errors: tc.errs}
-			var prom bytes.Buffer
-			if err := stat.Render(&prom, s, stat.Prometheus); err != nil {
-				t.Fatalf("render: %v", err)
-			}
+			prom := render(t, s, stat.Prometheus)
 			parser := expfmt.NewTextParser(model.LegacyValidation)
 			mfs, err := parser.TextToMetricFamilies(bytes.NewReader(prom.Bytes()))
 			if err != nil {
@@ -475,4 +451,14 @@ func TestWatchFailsOnAnOutputItCannotWrite(t *testing.T) {
 	if err == nil || ctx.Err() != nil || !strings.Contains(err.Error(), path) {
 		t.Fatalf("watch writing to %s: %v (context: %v), want an error naming the file at once", path, err, ctx.Err())
 	}
+}
+
+// render is s rendered in format f.
+func render(t *testing.T, s stat.Snapshot, f stat.Format) *bytes.Buffer {
+	t.Helper()
+	var b bytes.Buffer
+	if err := stat.Render(&b, s, f); err != nil {
+		t.Fatalf("render %v: %v", f, err)
+	}
+	return &b
 }

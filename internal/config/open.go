@@ -18,15 +18,11 @@ import (
 // under the hard context: a first signal during start-up must not keep
 // dl-mark from draining what its upstream already wrote.
 func OpenStore(c *cli.Context) (*store.Store, error) {
-	ctx := tool.Hard(c.Context)
-	var st *store.Store
-	err := waitFor(c, "mysql", store.IsUnavailable, func() (err error) {
-		st, err = store.Open(ctx, c.String(FlagMySQL), c.String(FlagTable))
-		return err
-	})
+	st, err := OpenStoreReadOnly(c)
 	if err != nil {
 		return nil, err
 	}
+	ctx := tool.Hard(c.Context)
 	// Its waits (for another process's upgrade, for a backup's
 	// transaction) end with a first signal, as the wait for the server
 	// does: a stop, not a failure.

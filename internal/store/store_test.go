@@ -881,16 +881,7 @@ func TestMarkKeepsColumnsOfTheOperator(t *testing.T) {
 		tasks = append(tasks, tk)
 	}
 	ensure(t, st)
-	taken := claimAndTake(t, st, tasks[:4])
-	p := store.RetryPolicy{MaxAttempts: 3, Base: time.Minute, Max: time.Hour}
-	results := []record.Result{
-		{ID: "1", Outcome: record.Done, Path: "d/1", Bytes: 10, HTTP: 200, Token: taken[0].Token},
-		{ID: "2", Outcome: record.Failed, Error: "status 503", Retryable: true, Attempt: 1, HTTP: 503, Token: taken[1].Token},
-		{ID: "3", Outcome: record.Failed, Error: "status 404", HTTP: 404, Attempt: 1, Token: taken[2].Token},
-		{ID: "4", Outcome: record.Failed, Error: "no space left on device", Retryable: true, Local: true, Token: taken[3].Token},
-		{ID: "5", Outcome: record.Failed, Error: "no space left on device", Retryable: true, Local: true}, // tokenless
-	}
-	markAll(t, st, results, p, store.MarkedDone, store.MarkedRetry, store.MarkedFailed, store.MarkedRetry, store.MarkedRetry)
+	markEveryOutcome(t, st, tasks)
 	if got, want := dump(t, db, "id, status, owner, `prio rank`, seq, url"),
 		"1|1|team1|1|1|http://127.0.0.1:9/f/1;2|0|team2|2|2|http://127.0.0.1:9/f/2;3|-1|team3|3|3|http://127.0.0.1:9/f/3;"+
 			"4|0|team4|4|4|http://127.0.0.1:9/f/4;5|0|team5|5|5|http://127.0.0.1:9/f/5"; got != want {
@@ -910,16 +901,7 @@ func TestMarkTablesWithChecksAndTriggers(t *testing.T) {
 	exec(t, db, "CREATE TRIGGER files_bi BEFORE INSERT ON files FOR EACH ROW INSERT INTO audit VALUES (NEW.id, 'insert')")
 	tasks := insert(t, db, 5)
 	ensure(t, st)
-	taken := claimAndTake(t, st, tasks[:4])
-	p := store.RetryPolicy{MaxAttempts: 3, Base: time.Minute, Max: time.Hour}
-	results := []record.Result{
-		{ID: "1", Outcome: record.Done, Path: "d/1", Bytes: 10, HTTP: 200, Token: taken[0].Token},
-		{ID: "2", Outcome: record.Failed, Error: "status 503", Retryable: true, Attempt: 1, HTTP: 503, Token: taken[1].Token},
-		{ID: "3", Outcome: record.Failed, Error: "status 404", HTTP: 404, Attempt: 1, Token: taken[2].Token},
-		{ID: "4", Outcome: record.Failed, Error: "no space left on device", Retryable: true, Local: true, Token: taken[3].Token},
-		{ID: "5", Outcome: record.Failed, Error: "no space left on device", Retryable: true, Local: true}, // tokenless
-	}
-	markAll(t, st, results, p, store.MarkedDone, store.MarkedRetry, store.MarkedFailed, store.MarkedRetry, store.MarkedRetry)
+	markEveryOutcome(t, st, tasks)
 	cols := "id, status, file_path, bytes, http_status, attempts, deliveries, error_message, claim_token IS NULL, next_attempt_at > NOW(3), finished_at IS NOT NULL, url"
 	want := "1|1|d/1|10|200|0|1|<nil>|1|<nil>|1|http://127.0.0.1:9/f/1;" +
 		"2|0|<nil>|<nil>|503|1|1|status 503|1|1|0|http://127.0.0.1:9/f/2;" +
@@ -1283,4 +1265,21 @@ func holdTable(t *testing.T, db *sql.DB) *sql.Tx {
 		t.Fatal(err)
 	}
 	return tx
+}
+
+// markEveryOutcome takes the first four of five tasks and marks one result
+// of each kind: done, a passing failure, a final failure, a full disk with
+// its token and a full disk without (the fifth, never taken).
+func markEveryOutcome(t *testing.T, st *store.Store, tasks []record.Task) {
+	t.Helper()
+	taken := claimAndTake(t, st, tasks[:4])
+	p := store.RetryPolicy{MaxAttempts: 3, Base: time.Minute, Max: time.Hour}
+	results := []record.Result{
+		{ID: "1", Outcome: record.Done, Path: "d/1", Bytes: 10, HTTP: 200, Token: taken[0].Token},
+		{ID: "2", Outcome: record.Failed, Error: "status 503", Retryable: true, Attempt: 1, HTTP: 503, Token: taken[1].Token},
+		{ID: "3", Outcome: record.Failed, Error: "status 404", HTTP: 404, Attempt: 1, Token: taken[2].Token},
+		{ID: "4", Outcome: record.Failed, Error: "no space left on device", Retryable: true, Local: true, Token: taken[3].Token},
+		{ID: "5", Outcome: record.Failed, Error: "no space left on device", Retryable: true, Local: true}, // tokenless
+	}
+	markAll(t, st, results, p, store.MarkedDone, store.MarkedRetry, store.MarkedFailed, store.MarkedRetry, store.MarkedRetry)
 }

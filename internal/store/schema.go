@@ -88,7 +88,7 @@ func (s *Store) EnsureWaiting(ctx, wait context.Context) error {
 	// A lock's name is the server's, not the database's: it names both, in
 	// at most 64 characters, so that pipelines in other databases of the
 	// server do not wait for each other.
-	lock := "dl_schema_" + s.table
+	var lock string
 	if err := conn.QueryRowContext(ctx, "SELECT CONCAT('dl_schema_', SHA1(CONCAT(DATABASE(), '.', ?)))", s.table).Scan(&lock); err != nil {
 		return fmt.Errorf("ensure schema: lock name: %w", err)
 	}

@@ -20,8 +20,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/go-sql-driver/mysql"
-
 	"github.com/dlkit/dl/internal/queue"
 	"github.com/dlkit/dl/internal/store"
 )
@@ -113,7 +111,7 @@ func Collect(ctx context.Context, src Source) (Snapshot, error) {
 	now := time.Now().UTC()
 	st, err := src.Store.Stat(ctx, src.Window, src.QueueLease, src.TopErrors)
 	if err != nil {
-		return Snapshot{}, fmt.Errorf("mysql: %w%s", err, hint(err))
+		return Snapshot{}, fmt.Errorf("mysql: %w", err)
 	}
 	s := Snapshot{
 		Time: now, Table: src.Store.Table(),
@@ -149,22 +147,6 @@ func Collect(ctx context.Context, src Source) (Snapshot, error) {
 	}
 	s.Queue = &Queue{Name: src.Queue.Keys().Queue, Length: qs.Length, ExitFlag: qs.ExitFlag}
 	return s, nil
-}
-
-// hint says what to do about a table dl-stat cannot read, which it does
-// not create or upgrade itself: it only reads.
-func hint(err error) string {
-	var me *mysql.MySQLError
-	if !errors.As(err, &me) {
-		return ""
-	}
-	switch me.Number {
-	case 1146: // no such table
-		return " (check --table, DL_TABLE; dl-select creates the table)"
-	case 1054: // unknown column: the original script's table, not upgraded yet
-		return " (the table lacks dl's columns: dl-select adds them)"
-	}
-	return ""
 }
 
 // Format is how a snapshot is shown.

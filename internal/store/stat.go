@@ -105,7 +105,22 @@ type Stat struct {
 // A processing row is counted as expired as dl-select --expired would hand it
 // out again: its lease ran out, or it has none (the original distributor's)
 // and is older than queueLease.
+//
+// Stat only reads: a table it cannot read (missing, or the original
+// script's not upgraded yet) is an error that says what creates or
+// upgrades it.
 func (s *Store) Stat(ctx context.Context, window, queueLease time.Duration, topErrors int) (Stat, error) {
+	st, err := s.stat(ctx, window, queueLease, topErrors)
+	switch {
+	case isMySQLError(err, 1146): // no such table
+		err = fmt.Errorf("%w (check --table, DL_TABLE; dl-select creates the table)", err)
+	case isMySQLError(err, 1054): // unknown column
+		err = fmt.Errorf("%w (the table lacks dl's columns: dl-select adds them)", err)
+	}
+	return st, err
+}
+
+func (s *Store) stat(ctx context.Context, window, queueLease time.Duration, topErrors int) (Stat, error) {
 	var st Stat
 	err := s.statRows(ctx, s.q(sqlStatCounts), nil, func(rows *sql.Rows) error {
 		var status, n int64

@@ -15,18 +15,26 @@ import (
 // goroutine or a megabyte per file is not worth it.
 const largeMin = 1 << 20
 
-// largeBufSize is the buffer of a large copy. Each read and write (and,
-// when pipelined, hand-over to the hasher) costs about the same whatever its
-// size, and so does the runtime's work around it (strace -f -c of one GiB:
-// 8,064 epoll_pwait and 4,141 nanosleep calls with bufSize, 4,392 and 2,307
-// with 1 MiB). One GiB from a local origin on 2 cores, serial, took 1.25 s
-// of CPU with 1 MiB against 1.69 s with bufSize (medians of 10,
-// alternating), and pipelined 1.81 s against 2.16 s (medians of 8).
+// largeBufSize is the buffer of a large serial copy. Each read and write
+// costs about the same whatever its size, and so does the runtime's work
+// around it (strace -f -c of one GiB: 8,064 epoll_pwait and 4,141 nanosleep
+// calls with bufSize, 4,392 and 2,307 with 1 MiB). One GiB from a local
+// origin on 2 cores, serial, took 1.25 s of CPU with 1 MiB against 1.69 s
+// with bufSize (medians of 10, alternating).
 const largeBufSize = 1 << 20
 
-// pipelineDepth is how many buffers are in flight between copy and hash:
-// with 1 MiB buffers two kept both sides busy in the runs above.
-const pipelineDepth = 2
+// A pipelined copy hands pipelineDepth buffers of pipeBufSize round between
+// the reader and the hasher. Many small buffers, not a few large ones: the
+// reader must rarely wait for a free buffer, since while it waits the
+// socket fills and the sender stalls. One GiB from nginx on loopback (2
+// cores, Intel, page cache dropped each round, 4 alternating rounds, wall
+// seconds): 2 x 1 MiB 1.66-1.97 (the serial copy's time: no gain), 8 x 128
+// KiB 1.05-1.16, 16 x 128 KiB 1.00-1.14, 32 x 128 KiB 1.03-1.14, 16 x 256
+// KiB 1.03-1.22; curl 0.83-1.05 in the same rounds.
+const (
+	pipelineDepth = 16
+	pipeBufSize   = 128 << 10
+)
 
 // copyWay is how one body is copied.
 type copyWay int
@@ -34,25 +42,28 @@ type copyWay int
 const (
 	copySmall     copyWay = iota // serial, with the attempt's bufSize buffer
 	copyLarge                    // serial, with a largeBufSize buffer
-	copyPipelined                // largeBufSize buffers, hashed on a second goroutine
+	copyPipelined                // pipeBufSize buffers, hashed on a second goroutine
 )
 
 // largeCopies counts the copies of large bodies in progress (announced at
 // largeMin or more, or of unknown size) and decides how each is copied, so
 // that what large copies hold scales with the cores, not with
-// --concurrency. A copy gets a large buffer while the large copies, itself
-// included, are at most half the cores (at least one); past that each core
-// already serves one large copy and the others wait for CPU anyway, so a
-// larger buffer would only hold memory (32 transfers of 1 GiB on 2 cores:
-// 29 MiB of RSS with one large buffer, 52 with a hasher each).
+// --concurrency.
 //
-// Hashing beside the copy pays only with a core that nothing else wants,
-// and one core is left for the rest of the system: the kernel's network and
-// writeback work, the tools on the other end of the pipe, an origin or a
-// database on the same machine. So a copy is pipelined only while the large
-// copies are at most (cores-1)/2; on 2 cores never. There, one GiB from a
-// local origin took 1.35 s serial against 1.73 s pipelined (medians of 12,
-// alternating, 1 MiB buffers) and 1.34 s of CPU against 1.95.
+// A pipelined copy keeps two cores busy: it is chosen while the large
+// copies, itself included, are at most half the cores. sha256 costs most of
+// what the rest of a download does (0.6 s of the 1.2 s of CPU of a GiB
+// here), so hashing beside the copy is what lets one download keep up with
+// a tool that does not hash: one GiB from nginx on loopback, 2 cores, took
+// 1.00-1.14 s pipelined, 1.66-1.97 s serial, curl 0.83-1.05 (wall, 4
+// alternating rounds); with --fsync=true 1.16-1.22 s against 2.08-2.38 s.
+// The hasher costs some CPU (hand-overs, 0.1-0.3 s per GiB) that a machine
+// busy with other work pays, so past half the cores a copy is serial: with
+// a large buffer while the cores are not yet all taken (an odd core, or the
+// one core of a single-core machine), the small buffer beyond, since more
+// copies only wait for CPU and a larger buffer would only hold memory (32
+// transfers of 1 GiB on 2 cores: 29 MiB of RSS with one large buffer, 52
+// with a hasher each).
 type largeCopies struct{ n atomic.Int64 }
 
 // start registers a copy of a body of expect bytes (-1: unknown) on a
@@ -65,15 +76,18 @@ func (c *largeCopies) start(expect int64, procs int) (way copyWay, done func()) 
 	n := c.n.Add(1)
 	done = func() { c.n.Add(-1) }
 	switch {
-	case n <= int64((procs-1)/2):
+	case n <= int64(procs/2):
 		return copyPipelined, done
-	case n <= int64(max(procs/2, 1)):
+	case n <= int64((procs+1)/2):
 		return copyLarge, done
 	}
 	return copySmall, done
 }
 
-var largeBufPool = sync.Pool{New: func() any { b := make([]byte, largeBufSize); return &b }}
+var (
+	largeBufPool = sync.Pool{New: func() any { b := make([]byte, largeBufSize); return &b }}
+	pipeBufPool  = sync.Pool{New: func() any { b := make([]byte, pipeBufSize); return &b }}
+)
 
 var errTooBig = errors.New("too big")
 
@@ -109,7 +123,7 @@ func (p *part) writePipelined(r io.Reader, limit int64) error {
 	free := make(chan *[]byte, pipelineDepth)
 	full := make(chan chunk, pipelineDepth)
 	for range pipelineDepth {
-		free <- largeBufPool.Get().(*[]byte)
+		free <- pipeBufPool.Get().(*[]byte)
 	}
 	hashed := make(chan struct{})
 	go func() {
@@ -123,7 +137,7 @@ func (p *part) writePipelined(r io.Reader, limit int64) error {
 		close(full)
 		<-hashed
 		for range pipelineDepth {
-			largeBufPool.Put(<-free)
+			pipeBufPool.Put(<-free)
 		}
 	}()
 	return p.copyPipelined(r, limit, free, func(b *[]byte, n int) { full <- chunk{b, n} })

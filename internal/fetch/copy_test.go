@@ -14,18 +14,19 @@ import (
 
 // TestLargeCopiesWays: a small body is copied with the attempt's buffer and
 // not counted; large ones (or of unknown size) are pipelined while they are
-// at most (cores-1)/2, get a large buffer while at most half the cores (at
-// least one), and the small buffer beyond; a finished copy makes room.
+// at most half the cores, get a large buffer while an odd core is left (the
+// one core of a single-core machine), and the small buffer beyond; a
+// finished copy makes room.
 func TestLargeCopiesWays(t *testing.T) {
 	for _, tc := range []struct {
 		procs int
 		want  []copyWay // the ways of the 1st, 2nd, ... concurrent large copy, up to the first small
 	}{
 		{1, []copyWay{copyLarge, copySmall}},
-		{2, []copyWay{copyLarge, copySmall}},
-		{3, []copyWay{copyPipelined, copySmall}},
-		{4, []copyWay{copyPipelined, copyLarge, copySmall}},
-		{8, []copyWay{copyPipelined, copyPipelined, copyPipelined, copyLarge, copySmall}},
+		{2, []copyWay{copyPipelined, copySmall}},
+		{3, []copyWay{copyPipelined, copyLarge, copySmall}},
+		{4, []copyWay{copyPipelined, copyPipelined, copySmall}},
+		{8, []copyWay{copyPipelined, copyPipelined, copyPipelined, copyPipelined, copySmall}},
 	} {
 		t.Run(strconv.Itoa(tc.procs), func(t *testing.T) {
 			var c largeCopies

@@ -402,39 +402,6 @@ func TestSecondSignalAbandonsButLosesNothing(t *testing.T) {
 	e.checkRows(files)
 }
 
-// --stop-timeout bounds a stop: a worker whose download does not end within
-// it after one SIGTERM abandons the download and exits 0 at once, its row
-// pending again with the delivery not counted, so that systemd never has to
-// kill it and a row cut by deploys never fails as poison.
-func TestStopTimeoutGivesBackTheDownloadInFlight(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
-	e.insert([]file{{id: "1", name: "big.iso", size: 1000, knobs: []string{"delay=1h"}}})
-	if r := testenv.Pipeline(t, bg, nil, e.fastProc("dl-select"), e.fastProc("dl-enqueue")); !r.OK() {
-		t.Fatalf("enqueue:\n%s", r)
-	}
-	ctx, cancel := context.WithTimeout(bg, time.Minute) // Wait fails the test past it
-	defer cancel()
-	w := testenv.Start(t, ctx, nil, e.fastProc("dl-fetch", "--stop-timeout", "500ms"), e.fastProc("dl-mark"))
-	testenv.Eventually(t, 30*time.Second, 20*time.Millisecond, func() bool { return e.inFlight("big.iso") }, "the download under way")
-	w.SignalProc(0, syscall.SIGTERM) // one signal, as systemctl stop sends
-	begin := time.Now()
-	r := w.Wait()
-	if !r.OK() || !strings.Contains(r.Procs[0].Stderr, "stop timeout") {
-		t.Fatalf("the worker did not exit 0 by the stop timeout:\n%s", r)
-	}
-	if took := time.Since(begin); took > 20*time.Second {
-		t.Errorf("the worker took %s to stop with --stop-timeout 500ms", took)
-	}
-	var status, attempts, deliveries int
-	if err := e.db.QueryRow("SELECT status, attempts, deliveries FROM files WHERE id = '1'").Scan(&status, &attempts, &deliveries); err != nil {
-		t.Fatal(err)
-	}
-	if status != 0 || attempts != 0 || deliveries != 0 {
-		t.Errorf("row: status %d, attempts %d, deliveries %d; want pending again at once, nothing counted", status, attempts, deliveries)
-	}
-}
-
 // A second signal ends a worker that waits out a MySQL outage with tasks it
 // has popped but not yet taken; their rows come back by their leases.
 func TestSecondSignalEndsAWaitOnMySQL(t *testing.T) {

@@ -18,7 +18,7 @@ func main() {
 	flags := append(config.FetchFlags(),
 		&cli.StringFlag{Name: "mode", EnvVars: []string{"DL_MODE"}, Value: "forever", Usage: "queue mode: forever (until the exit flag or a signal), once (one task) or batch (until the queue is empty)"},
 		&cli.DurationFlag{Name: "stop-timeout", EnvVars: []string{"DL_STOP_TIMEOUT"},
-			Usage: "after a first SIGTERM or SIGINT, wait this long for the transfers in flight, then abandon them as a second signal does: their .part files stay and their rows go back to pending at once (0: wait for ever)"},
+			Usage: "after a first SIGTERM or SIGINT, or the exit flag, wait this long for the transfers in flight, then abandon them as a second signal does: their .part files stay and their rows go back to pending at once (0: wait for ever)"},
 		tool.Positive(&cli.DurationFlag{Name: "poll", EnvVars: []string{"DL_POLL"}, Value: time.Second, Usage: "longest wait on an empty queue before the exit flag is looked at again"}),
 		config.MySQLFlag(), config.TableFlag(), config.WaitFlag())
 	flags = append(append(flags, config.RedisFlags()...), config.LeaseFlags()...)
@@ -61,15 +61,12 @@ func main() {
 				return err
 			}
 			defer f.Close()
-			// A stop waits at most --stop-timeout for the transfers.
-			ctx, cancel := tool.StopWithin(c.Context, c.Duration("stop-timeout"))
-			defer cancel()
-			wo := worker.Options{Concurrency: n, Finishing: (n + 1) / 2, StatsEvery: term.StatsEvery(c)}
+			wo := worker.Options{Concurrency: n, Finishing: (n + 1) / 2, StatsEvery: term.StatsEvery(c), StopTimeout: c.Duration("stop-timeout")}
 			switch args := c.Args().Slice(); {
 			case len(args) == 1 && args[0] == "-":
-				return worker.RunLines(ctx, f, os.Stdin, wo, term.Stdout())
+				return worker.RunLines(c.Context, f, os.Stdin, wo, term.Stdout())
 			case len(args) > 0:
-				return worker.RunURLs(ctx, f, args, wo, term.Stdout())
+				return worker.RunURLs(c.Context, f, args, wo, term.Stdout())
 			}
 			mode, err := worker.ParseMode(c.String("mode"))
 			if err != nil {
@@ -80,7 +77,7 @@ func main() {
 				return err
 			}
 			defer sv.Close()
-			return worker.RunQueue(ctx, f, sv.Store, sv.Queue, worker.QueueOptions{Options: wo, Mode: mode,
+			return worker.RunQueue(c.Context, f, sv.Store, sv.Queue, worker.QueueOptions{Options: wo, Mode: mode,
 				Lease: c.Duration(config.FlagLease), Worker: config.Hostname(), Poll: c.Duration("poll")}, term.Stdout())
 		},
 	}))

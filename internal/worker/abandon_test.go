@@ -153,6 +153,24 @@ func waitPart(t *testing.T, dir string, want int64) {
 	}
 }
 
+// bigTask adds the row of a file served by a trickle origin, large enough
+// for fetch to resume it, and returns a Fetcher into a directory of its own.
+func bigTask(t *testing.T, db *sql.DB) (*trickleOrigin, record.Task, *fetch.Fetcher, string) {
+	t.Helper()
+	o := newTrickleOrigin(t, 2<<20, 64<<10) // above fetch's least size worth resuming
+	task := record.Task{ID: "big", URL: o.URL + "/big.iso"}
+	if _, err := db.Exec("INSERT INTO files (id, url) VALUES (?, ?)", task.ID, task.URL); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	f, err := fetch.New(fetch.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return o, task, f, dir
+}
+
 // claimAndPush does a distributor's round for the row of task, as one
 // whose lease ran out would be: it must be claimable.
 func claimAndPush(ctx context.Context, t *testing.T, db *sql.DB, st *store.Store, q *queue.Queue, task record.Task) {
@@ -187,22 +205,20 @@ const maxDeliveries = 5
 func TestAbandonedTransferIsGivenBack(t *testing.T) {
 	ctx := context.Background()
 	db, st, q := openQueue(ctx, t)
-	o := newTrickleOrigin(t, 2<<20, 64<<10) // above fetch's least size worth resuming
-	task := record.Task{ID: "big", URL: o.URL + "/big.iso"}
-	if _, err := db.Exec("INSERT INTO files (id, url) VALUES (?, ?)", task.ID, task.URL); err != nil {
-		t.Fatal(err)
-	}
+	o, task, f, dir := bigTask(t, db)
 	claimAndPush(ctx, t, db, st, q, task)
-	dir := t.TempDir()
-	f, err := fetch.New(fetch.Options{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
 
 	if out := stopMidDownload(t, f, st, q, o, dir, 0); out != "" {
 		t.Errorf("results %q; want none for an abandoned transfer", out)
 	}
+	checkGivenBack(t, db, task, dir, int64(o.chunk))
+}
+
+// checkGivenBack checks that the row of an abandoned transfer is pending
+// again, with nothing counted and held by nobody, and that its .part holds
+// what was received (part bytes), for the next delivery to resume.
+func checkGivenBack(t *testing.T, db *sql.DB, task record.Task, dir string, part int64) {
+	t.Helper()
 	var status, attempts, deliveries int
 	var token sql.NullString
 	if err := db.QueryRow("SELECT status, attempts, deliveries, claim_token FROM files WHERE id = ?", task.ID).Scan(&status, &attempts, &deliveries, &token); err != nil {
@@ -211,8 +227,8 @@ func TestAbandonedTransferIsGivenBack(t *testing.T) {
 	if status != 0 || attempts != 0 || deliveries != 0 || token.Valid {
 		t.Errorf("row: status %d, attempts %d, deliveries %d, token %v; want pending, nothing counted, held by nobody", status, attempts, deliveries, token)
 	}
-	if n := partSize(t, dir); n != int64(o.chunk) {
-		t.Errorf("the .part file holds %d bytes, want the %d received", n, o.chunk)
+	if n := partSize(t, dir); n != part {
+		t.Errorf("the .part file holds %d bytes, want the %d received", n, part)
 	}
 }
 
@@ -222,18 +238,9 @@ func TestAbandonedTransferIsGivenBack(t *testing.T) {
 func TestStopsBeyondThePoisonLimitDoNotFailALongDownload(t *testing.T) {
 	ctx := context.Background()
 	db, st, q := openQueue(ctx, t)
-	const chunk, stops = 64 << 10, maxDeliveries + 2
-	o := newTrickleOrigin(t, 2<<20, chunk) // above fetch's least size worth resuming
-	task := record.Task{ID: "big", URL: o.URL + "/big.iso"}
-	if _, err := db.Exec("INSERT INTO files (id, url) VALUES (?, ?)", task.ID, task.URL); err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	f, err := fetch.New(fetch.Options{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	const stops = maxDeliveries + 2
+	o, task, f, dir := bigTask(t, db)
+	chunk := o.chunk
 
 	for i := range stops {
 		claimAndPush(ctx, t, db, st, q, task)
@@ -272,4 +279,32 @@ func TestStopsBeyondThePoisonLimitDoNotFailALongDownload(t *testing.T) {
 	if err := db.QueryRow("SELECT deliveries FROM files WHERE id = ?", task.ID).Scan(&deliveries); err != nil || deliveries != 1 {
 		t.Errorf("deliveries %d (%v); want 1, the one that finished", deliveries, err)
 	}
+}
+
+// TestExitFlagStopIsBoundedByStopTimeout: the exit flag's stop waits for a
+// transfer in flight no longer than StopTimeout, as a first signal's does;
+// then the transfer is abandoned as on a second signal: no result, its
+// .part kept, its row pending again at once with nothing counted. It used
+// to wait for ever, since only a signal started the timeout.
+func TestExitFlagStopIsBoundedByStopTimeout(t *testing.T) {
+	ctx := context.Background()
+	db, st, q := openQueue(ctx, t)
+	o, task, f, dir := bigTask(t, db)
+	claimAndPush(ctx, t, db, st, q, task)
+
+	// No signal comes: only the exit flag stops the worker.
+	out, done := runQueue(f, st, q, QueueOptions{Options: Options{Concurrency: 1, StopTimeout: 100 * time.Millisecond},
+		Mode: Forever, Lease: time.Minute, Worker: "w", Poll: 50 * time.Millisecond})
+	receive(t, o.sent, "request")
+	waitPart(t, dir, int64(o.chunk))
+	if err := q.SetExitFlag(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := receive(t, done, "end of the run"); err != nil {
+		t.Errorf("run: %v; want nil, for a stop asked for", err)
+	}
+	if s := out.String(); s != "" {
+		t.Errorf("results %q; want none for an abandoned transfer", s)
+	}
+	checkGivenBack(t, db, task, dir, int64(o.chunk))
 }

@@ -48,13 +48,7 @@ func TestExitFlagSeenWhileEveryTransferIsBusy(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	out := new(testenv.SyncBuffer)
-	done := make(chan error, 1)
-	go func() {
-		hard := context.Background()
-		o := QueueOptions{Options: Options{Concurrency: 1, Finishing: 1}, Mode: Forever, Lease: time.Minute, Worker: "w", Poll: 50 * time.Millisecond}
-		done <- RunQueue(tool.WithHard(hard, hard), f, st, q, o, out)
-	}()
+	out, done := runQueue(f, st, q, QueueOptions{Options: Options{Concurrency: 1, Finishing: 1}, Mode: Forever, Lease: time.Minute, Worker: "w", Poll: 50 * time.Millisecond})
 	// One task at the origin, the others taken (one of them in Fetch,
 	// waiting for the transfer, which the observer does not see).
 	first := strings.TrimPrefix(receive(t, origin.arrived, "request"), "/")
@@ -95,6 +89,18 @@ func TestExitFlagSeenWhileEveryTransferIsBusy(t *testing.T) {
 	if len(in) != 0 {
 		t.Errorf("the observer saw a task given back start: %q", <-in)
 	}
+}
+
+// runQueue runs RunQueue in the background under a command's contexts that
+// no signal cancels; done says how it ended.
+func runQueue(f Fetcher, st *store.Store, q *queue.Queue, o QueueOptions) (out *testenv.SyncBuffer, done chan error) {
+	out = new(testenv.SyncBuffer)
+	done = make(chan error, 1)
+	go func() {
+		hard := context.Background()
+		done <- RunQueue(tool.WithHard(hard, hard), f, st, q, o, out)
+	}()
+	return out, done
 }
 
 // openQueue gives a test a table of its own (ensured) in a fresh database

@@ -57,6 +57,15 @@ func RunQueue(ctx context.Context, f Fetcher, st *store.Store, q *queue.Queue, o
 		o.Poll = time.Second // the flag's watcher ticks at it
 	}
 	held := &heldTasks{m: map[heldKey]record.Task{}}
+	// The exit flag stops the worker as a first signal does, through ctx,
+	// so that the same --stop-timeout bounds it: an operator who sets the
+	// timeout expects no stop to outlast it, and a transfer that never
+	// ends (a trickling origin) would otherwise hold a flagged worker, and
+	// its row, for ever.
+	ctx, flagged := context.WithCancel(ctx)
+	defer flagged()
+	ctx, unbound := tool.StopWithin(ctx, o.StopTimeout)
+	defer unbound()
 	// Taken from the command's context: the feed's own is cancelled by
 	// any stop and does not carry it.
 	hard := tool.Hard(ctx)
@@ -83,6 +92,7 @@ func RunQueue(ctx context.Context, f Fetcher, st *store.Store, q *queue.Queue, o
 		if set {
 			slog.Info("exit flag is set: finishing the transfers in flight", "flag", q.Keys().ExitFlag)
 			s.stopped.Store(true)
+			flagged()
 			return nil
 		}
 		// The flag is watched apart from the pops: with every transfer busy
@@ -113,7 +123,7 @@ func RunQueue(ctx context.Context, f Fetcher, st *store.Store, q *queue.Queue, o
 				if set {
 					slog.Info("exit flag is set: finishing the transfers in flight", "flag", q.Keys().ExitFlag)
 					s.stopped.Store(true)
-					stopPops()
+					flagged()
 					return
 				}
 			}
@@ -309,6 +319,8 @@ func (h *heldTasks) renew(ctx context.Context, st *store.Store, lease time.Durat
 // Bad lines are reported and skipped; the error at the end counts them and
 // any failed downloads.
 func RunLines(ctx context.Context, f Fetcher, in io.Reader, o Options, out io.Writer) error {
+	ctx, unbound := tool.StopWithin(ctx, o.StopTimeout)
+	defer unbound()
 	bad := 0
 	var ended atomic.Bool // the input was read to its end
 	src := func(ctx context.Context, s *slots, tasks chan<- record.Task) error {
@@ -352,6 +364,8 @@ func RunLines(ctx context.Context, f Fetcher, in io.Reader, o Options, out io.Wr
 
 // RunURLs downloads the given URLs.
 func RunURLs(ctx context.Context, f Fetcher, urls []string, o Options, out io.Writer) error {
+	ctx, unbound := tool.StopWithin(ctx, o.StopTimeout)
+	defer unbound()
 	var tasks []record.Task
 	for _, u := range urls {
 		t, err := record.ParseTask([]byte(u))

@@ -7,10 +7,11 @@
 // tasks still waiting for a slot in the Fetcher go back to their source
 // unstarted; transfers in flight finish, without retries, and their results
 // are written; then stdout is flushed and Run returns. A second signal (or
-// the end of --stop-timeout) abandons the transfers: their results are not
-// written, their .part files stay for the next delivery to resume, and their
-// tasks go back to their source as the unstarted ones do, so that a stop is
-// never charged to a task.
+// the end of --stop-timeout after the first stop, a signal or the exit flag)
+// abandons the transfers: their results are not written, their .part files
+// stay for the next delivery to resume, and their tasks go back to their
+// source as the unstarted ones do, so that a stop is never charged to a
+// task.
 package worker
 
 import (
@@ -50,6 +51,10 @@ type Options struct {
 	Prefetch int
 	// StatsEvery is how often a statistics line is logged; 0: never.
 	StatsEvery time.Duration
+	// StopTimeout bounds a stop (a first signal, or the exit flag in queue
+	// mode): this long after it, the transfers still in flight are
+	// abandoned as on a second signal. 0: they are waited for without end.
+	StopTimeout time.Duration
 }
 
 // feed sends tasks to the transfers. It must acquire a slot for every task it

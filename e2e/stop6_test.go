@@ -16,21 +16,26 @@ import (
 // delivery not counted, so that systemd never has to kill it, a row cut by
 // deploys never fails as poison, and a flagged fleet never waits for ever on
 // one origin that trickles a byte at a time (never slow enough for the stall
-// timeout).
+// timeout), in any mode: a worker in --mode once has no feed left to stop
+// when the flag is set, only its transfer.
 func TestStopTimeoutBoundsEveryStop(t *testing.T) {
 	t.Parallel()
+	sigterm := func(t *testing.T, e *env, w *testenv.Running) { w.SignalProc(0, syscall.SIGTERM) }
+	flag := func(t *testing.T, e *env, w *testenv.Running) {
+		if _, stderr, err := testenv.Run(t, bg, e.tool("dl-flag"), e.vars, nil, "set"); err != nil {
+			t.Fatalf("dl-flag set: %v %s", err, stderr)
+		}
+	}
 	for _, tc := range []struct {
 		name  string
+		mode  string
 		knob  string // keeps the download from ever ending
 		stop  func(t *testing.T, e *env, w *testenv.Running)
 		stops string // the stop's own line in dl-fetch's log
 	}{
-		{"SIGTERM", "delay=1h", func(t *testing.T, e *env, w *testenv.Running) { w.SignalProc(0, syscall.SIGTERM) }, "stopping: finishing work in flight"},
-		{"exit flag", "trickle=10ms", func(t *testing.T, e *env, w *testenv.Running) {
-			if _, stderr, err := testenv.Run(t, bg, e.tool("dl-flag"), e.vars, nil, "set"); err != nil {
-				t.Fatalf("dl-flag set: %v %s", err, stderr)
-			}
-		}, "exit flag is set"},
+		{"SIGTERM", "forever", "delay=1h", sigterm, "stopping: finishing work in flight"},
+		{"exit flag", "forever", "trickle=10ms", flag, "exit flag is set"},
+		{"exit flag once", "once", "trickle=10ms", flag, "exit flag is set"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -42,7 +47,7 @@ func TestStopTimeoutBoundsEveryStop(t *testing.T) {
 			// Wait fails the test past this: an unbounded stop never ends.
 			ctx, cancel := context.WithTimeout(bg, 45*time.Second)
 			defer cancel()
-			w := testenv.Start(t, ctx, nil, e.fastProc("dl-fetch", "--stop-timeout", "500ms"), e.fastProc("dl-mark"))
+			w := testenv.Start(t, ctx, nil, e.fastProc("dl-fetch", "--mode", tc.mode, "--stop-timeout", "500ms"), e.fastProc("dl-mark"))
 			testenv.Eventually(t, 30*time.Second, 20*time.Millisecond, func() bool { return e.inFlight("big.iso") }, "the download under way")
 			tc.stop(t, e, w)
 			begin := time.Now()

@@ -285,26 +285,32 @@ func TestStopsBeyondThePoisonLimitDoNotFailALongDownload(t *testing.T) {
 // transfer in flight no longer than StopTimeout, as a first signal's does;
 // then the transfer is abandoned as on a second signal: no result, its
 // .part kept, its row pending again at once with nothing counted. It used
-// to wait for ever, since only a signal started the timeout.
+// to wait for ever, since only a signal started the timeout; and in once
+// mode (batch too, once the queue is empty) the flag was not even read once
+// the feed had ended, with the transfers still in flight.
 func TestExitFlagStopIsBoundedByStopTimeout(t *testing.T) {
-	ctx := context.Background()
-	db, st, q := openQueue(ctx, t)
-	o, task, f, dir := bigTask(t, db)
-	claimAndPush(ctx, t, db, st, q, task)
+	for _, mode := range []Mode{Forever, Once, Batch} {
+		t.Run(string(mode), func(t *testing.T) {
+			ctx := context.Background()
+			db, st, q := openQueue(ctx, t)
+			o, task, f, dir := bigTask(t, db)
+			claimAndPush(ctx, t, db, st, q, task)
 
-	// No signal comes: only the exit flag stops the worker.
-	out, done := runQueue(f, st, q, QueueOptions{Options: Options{Concurrency: 1, StopTimeout: 100 * time.Millisecond},
-		Mode: Forever, Lease: time.Minute, Worker: "w", Poll: 50 * time.Millisecond})
-	receive(t, o.sent, "request")
-	waitPart(t, dir, int64(o.chunk))
-	if err := q.SetExitFlag(ctx, true); err != nil {
-		t.Fatal(err)
+			// No signal comes: only the exit flag stops the worker.
+			out, done := runQueue(f, st, q, QueueOptions{Options: Options{Concurrency: 1, StopTimeout: 100 * time.Millisecond},
+				Mode: mode, Lease: time.Minute, Worker: "w", Poll: 50 * time.Millisecond})
+			receive(t, o.sent, "request")
+			waitPart(t, dir, int64(o.chunk))
+			if err := q.SetExitFlag(ctx, true); err != nil {
+				t.Fatal(err)
+			}
+			if err := receive(t, done, "end of the run"); err != nil {
+				t.Errorf("run: %v; want nil, for a stop asked for", err)
+			}
+			if s := out.String(); s != "" {
+				t.Errorf("results %q; want none for an abandoned transfer", s)
+			}
+			checkGivenBack(t, db, task, dir, int64(o.chunk))
+		})
 	}
-	if err := receive(t, done, "end of the run"); err != nil {
-		t.Errorf("run: %v; want nil, for a stop asked for", err)
-	}
-	if s := out.String(); s != "" {
-		t.Errorf("results %q; want none for an abandoned transfer", s)
-	}
-	checkGivenBack(t, db, task, dir, int64(o.chunk))
 }

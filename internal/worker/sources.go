@@ -84,6 +84,16 @@ func RunQueue(ctx context.Context, f Fetcher, st *store.Store, q *queue.Queue, o
 		err := outage.Retry(ctx, "redis", queue.IsUnavailable, func() (err error) { set, err = q.ExitFlag(ctx); return err })
 		return set, err
 	}
+	// The flag is watched apart from the pops, and for the whole run: with
+	// every transfer busy (long downloads) the feed waits for one to go
+	// idle, and the tasks taken meanwhile would start after the flag
+	// instead of going back; and once the feed has ended (once, or batch
+	// on an empty queue) the transfers still in flight must stop on it too.
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	watchFailed, failWatch := context.WithCancelCause(context.Background())
+	defer failWatch(nil)
+	var watcher sync.WaitGroup
 	src := func(ctx context.Context, s *slots, tasks chan<- record.Task) error {
 		set, err := exitFlag(ctx)
 		if err != nil {
@@ -91,53 +101,21 @@ func RunQueue(ctx context.Context, f Fetcher, st *store.Store, q *queue.Queue, o
 		}
 		if set {
 			slog.Info("exit flag is set: finishing the transfers in flight", "flag", q.Keys().ExitFlag)
-			s.stopped.Store(true)
 			flagged()
 			return nil
 		}
-		// The flag is watched apart from the pops: with every transfer busy
-		// (long downloads) the feed waits for one to go idle, and the tasks
-		// taken meanwhile would start after the flag instead of going back.
+		watcher.Add(1)
+		go func() {
+			defer watcher.Done()
+			watchExitFlag(watchCtx, q, o.Poll, flagged, failWatch)
+		}()
+		// A flag that cannot be read ends the feed in error.
 		ctx, stopPops := context.WithCancel(ctx)
 		defer stopPops()
-		watchErr := make(chan error, 1)
-		watched := make(chan struct{})
-		go func() {
-			defer close(watched)
-			tick := time.NewTicker(o.Poll)
-			defer tick.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-tick.C:
-				}
-				// An outage is waited out and reported by the pops; the
-				// flag is read again at the next tick.
-				set, err := q.ExitFlag(ctx)
-				if err != nil && ctx.Err() == nil && !queue.IsUnavailable(err) {
-					watchErr <- err
-					stopPops()
-					return
-				}
-				if set {
-					slog.Info("exit flag is set: finishing the transfers in flight", "flag", q.Keys().ExitFlag)
-					s.stopped.Store(true)
-					flagged()
-					return
-				}
-			}
-		}()
+		defer context.AfterFunc(watchFailed, stopPops)()
 		err = pops(ctx, s, tasks)
-		stopPops()
-		<-watched
-		select {
-		case err := <-watchErr:
-			return err
-		default:
-		}
-		if s.stopped.Load() {
-			return nil
+		if watchFailed.Err() != nil {
+			return context.Cause(watchFailed)
 		}
 		return err
 	}
@@ -233,6 +211,11 @@ func RunQueue(ctx context.Context, f Fetcher, st *store.Store, q *queue.Queue, o
 		defer skippedMu.Unlock()
 		skipped = append(skipped, t)
 	})
+	stopWatch()
+	watcher.Wait()
+	if err == nil && watchFailed.Err() != nil {
+		err = context.Cause(watchFailed) // after the feed had ended
+	}
 	if len(skipped) > 0 {
 		// Taken but never started, or abandoned by the stop: back to
 		// pending at once, rather than after their leases run out, and
@@ -252,6 +235,32 @@ func RunQueue(ctx context.Context, f Fetcher, st *store.Store, q *queue.Queue, o
 		}
 	}
 	return err
+}
+
+// watchExitFlag reads the exit flag every poll until ctx ends. Set, it stops
+// the run through flagged, as a first signal does; an error other than an
+// outage goes to fail. An outage is waited out (and reported by the pops
+// while they run): the flag is read again at the next tick.
+func watchExitFlag(ctx context.Context, q *queue.Queue, every time.Duration, flagged func(), fail context.CancelCauseFunc) {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		set, err := q.ExitFlag(ctx)
+		if err != nil && ctx.Err() == nil && !queue.IsUnavailable(err) {
+			fail(err)
+			return
+		}
+		if set {
+			slog.Info("exit flag is set: finishing the transfers in flight", "flag", q.Keys().ExitFlag)
+			flagged()
+			return
+		}
+	}
 }
 
 // heldTasks are the tasks this process holds leases on, by claim: a row

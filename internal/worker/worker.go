@@ -72,8 +72,9 @@ type feed func(ctx context.Context, s *slots, tasks chan<- record.Task) error
 func run(ctx context.Context, f Fetcher, o Options, out io.Writer, src feed, onResult, onSkip func(record.Task)) (*stats, error) {
 	hard := tool.Hard(ctx)
 	g, gctx := errgroup.WithContext(hard)
-	// The feed stops on the first signal (ctx) or on any failure (gctx).
-	// It derives from ctx, so that it is done as soon as the signal is in:
+	// The feed stops on the first stop (ctx: a signal, or the exit flag,
+	// which RunQueue turns into one) or on any failure (gctx).
+	// It derives from ctx, so that it is done as soon as the stop is in:
 	// it is also the stop of the tasks the Fetcher holds for a slot, and one
 	// that got a slot right after the signal must not start.
 	feedCtx, stopFeed := context.WithCancel(ctx)
@@ -93,11 +94,6 @@ func run(ctx context.Context, f Fetcher, o Options, out io.Writer, src feed, onR
 	g.Go(func() error {
 		defer close(tasks)
 		err := src(feedCtx, sl, tasks)
-		if sl.stopped.Load() {
-			// The exit flag: tasks waiting for a slot in the Fetcher
-			// go back too, as on a signal.
-			stopFeed()
-		}
 		if feedCtx.Err() != nil && gctx.Err() == nil {
 			return nil // stopped by a signal or the exit flag: not an error
 		}
@@ -128,7 +124,7 @@ func run(ctx context.Context, f Fetcher, o Options, out io.Writer, src feed, onR
 				// After a stop nothing new starts: a task the feed handed
 				// over as the stop came goes back to its source, if it has
 				// a way back (the queue), or is left like the lines unread.
-				if feedCtx.Err() != nil || sl.stopped.Load() {
+				if feedCtx.Err() != nil {
 					sl.release(1)
 					onSkip(t)
 					continue
@@ -165,7 +161,6 @@ func run(ctx context.Context, f Fetcher, o Options, out io.Writer, src feed, onR
 					// A copy, so that only this rare result goes to the heap.
 					if first := r; refused.CompareAndSwap(nil, &first) {
 						slog.Error("the download directory refused a file: taking no more tasks", "id", record.RedactURL(r.ID), "err", r.Error)
-						sl.stopped.Store(true)
 						stopFeed()
 					}
 				}
@@ -208,10 +203,6 @@ var ErrDiskRefused = errors.New("stopped taking tasks: the download directory's 
 type slots struct {
 	idle   chan struct{}
 	failed <-chan struct{} // closed when the engine fails and no transfer will take a task
-	// stopped is set by a feed that ends because it was told to stop (the
-	// exit flag), not because its source ran dry: prefetched tasks are then
-	// not started.
-	stopped atomic.Bool
 }
 
 func newSlots(n int, failed <-chan struct{}) *slots {

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	mrand "math/rand/v2"
 	"regexp"
 	"strings"
 	"sync"
@@ -221,31 +222,62 @@ func isReadOnly(err error) bool {
 	return false
 }
 
-// retryConflicts runs fn again when InnoDB chose it as a deadlock victim or
-// it waited too long for a lock: claims, takes and marks of many processes
-// touch overlapping rows, and the right answer to such a conflict is to try
-// again, not to report an outage.
+// retryConflicts runs fn, the statements of one job, again while they end
+// in a conflict, until they end otherwise or ctx is done: claims, takes
+// and marks of many processes touch overlapping rows, InnoDB ends one of
+// two that deadlock, or a wait for a lock that lasts too long, and the
+// right answer is to try again, not to report an outage. There is no
+// bound on the tries: a tool that gave up would lose nothing (what it
+// holds comes back by its lease), but under systemd it would be restarted
+// (and left failed after five restarts in ten minutes), and a pipeline run
+// by hand would stop, while the conflict clears once the other
+// transaction ends. Conflicts are routine among many workers and retried
+// quietly; one that lasts is logged with the job's name, for an operator
+// to find the transaction that holds the rows.
 //
 // A write refused as read-only closes the pool's idle connections: in a
 // failover they lead to the old primary, which stays read-only, while a
 // new connection reaches the new one. Kept, they would be used again by
 // every retry until their lifetime ran out.
-func (s *Store) retryConflicts(ctx context.Context, fn func() error) error {
+func (s *Store) retryConflicts(ctx context.Context, job string, fn func() error) error {
 	for i := 0; ; i++ {
 		err := fn()
 		if isReadOnly(err) {
 			s.db.SetMaxIdleConns(0) // closes the idle ones
 			s.db.SetMaxIdleConns(maxConns)
 		}
-		if err == nil || i == 9 || !(isMySQLError(err, 1213) || isMySQLError(err, 1205)) {
+		if err == nil || !isConflict(err) {
 			return err
+		}
+		wait := retryWait(i)
+		if (i+1)%quietConflicts == 0 {
+			slog.Warn("mysql statement keeps conflicting with other transactions; retrying", "job", job, "err", err,
+				"tries", i+1, "in", wait.Round(time.Millisecond))
 		}
 		select {
 		case <-ctx.Done():
 			return err
-		case <-time.After(time.Duration(i+1) * 5 * time.Millisecond):
+		case <-time.After(wait):
 		}
 	}
+}
+
+// quietConflicts is how many conflicts in a row are retried before one is
+// logged (and again at every multiple): fewer are routine.
+const quietConflicts = 10
+
+// retryWait is the pause before the try after the i-th one failed:
+// doubling from 5 ms to about 1.3 s, with jitter so that the processes that
+// deadlocked together do not meet again.
+func retryWait(i int) time.Duration {
+	d := 5 * time.Millisecond << min(i, 8)
+	return d/2 + mrand.N(d/2+1)
+}
+
+// isConflict tells whether err is InnoDB ending a statement for another
+// transaction's sake: a deadlock's victim, or a lock wait that timed out.
+func isConflict(err error) bool {
+	return isMySQLError(err, 1213) || isMySQLError(err, 1205)
 }
 
 // driverLogger sends the driver's own lines ("closing bad idle connection")

@@ -183,8 +183,9 @@ const sqlFailBadRow = `UPDATE %[1]s SET status = -1, error_message = ?, claim_to
 
 func (s *Store) failBadRows(ctx context.Context, bad []badRow, stale time.Duration) error {
 	for _, b := range bad {
-		if err := s.execRetry(ctx, s.q(sqlFailBadRow), []any{b.reason, b.id, b.url, b.sha256, micros(stale)}); err != nil {
-			return fmt.Errorf("fail row %q that no task can carry: %w", b.id, err)
+		job := fmt.Sprintf("fail row %q that no task can carry", b.id)
+		if err := s.execRetry(ctx, job, s.q(sqlFailBadRow), []any{b.reason, b.id, b.url, b.sha256, micros(stale)}); err != nil {
+			return fmt.Errorf("%s: %w", job, err)
 		}
 		slog.Warn("row failed: no task line can carry it", "id", b.id, "err", b.reason)
 	}
@@ -217,11 +218,7 @@ func (s *Store) Claim(ctx context.Context, tasks []record.Task, o ClaimOptions) 
 	}
 	if o.MaxDeliveries > 0 {
 		args := append(append([]any{}, ids...), micros(o.Stale), o.MaxDeliveries)
-		err := s.retryConflicts(ctx, func() error {
-			_, err := s.db.ExecContext(ctx, s.q(sqlFailPoison, len(ids)), args...)
-			return err
-		})
-		if err != nil {
+		if err := s.execRetry(ctx, "fail poison rows", s.q(sqlFailPoison, len(ids)), args); err != nil {
 			return nil, fmt.Errorf("fail poison rows: %w", err)
 		}
 	}
@@ -229,12 +226,9 @@ func (s *Store) Claim(ctx context.Context, tasks []record.Task, o ClaimOptions) 
 	set, setArgs := setKept(tasks)
 	args := append(append(append([]any{token, micros(o.QueueLease)}, setArgs...), ids...), micros(o.Stale))
 	claimSQL := fmt.Sprintf(sqlClaim, s.quoted, placeholders(len(ids)), set)
-	err := s.retryConflicts(ctx, func() error {
-		_, err := s.db.ExecContext(ctx, claimSQL, args...)
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("claim %d rows: %w", len(ids), err)
+	job := fmt.Sprintf("claim %d rows", len(ids))
+	if err := s.execRetry(ctx, job, claimSQL, args); err != nil {
+		return nil, fmt.Errorf("%s: %w", job, err)
 	}
 	got, err := s.tokenRows(ctx, s.q(sqlClaimed, len(ids)), append(ids, token))
 	if err != nil {
@@ -361,9 +355,10 @@ func (s *Store) Take(ctx context.Context, tasks []record.Task, lease time.Durati
 	if len(tokened) > 0 {
 		ids, pairs := idsAndPairs(tokened)
 		args := append(append([]any{micros(lease), worker}, ids...), pairs...)
-		n, err := s.execRetryCount(ctx, s.qPaired(sqlTake, len(ids)), args)
+		job := fmt.Sprintf("take %d tasks", len(ids))
+		n, err := s.execRetryCount(ctx, job, s.qPaired(sqlTake, len(ids)), args)
 		if err != nil {
-			return nil, fmt.Errorf("take %d tasks: %w", len(ids), err)
+			return nil, fmt.Errorf("%s: %w", job, err)
 		}
 		// Every task taken (each UPDATE changes its row: deliveries goes
 		// up), and their attempt counts cannot have changed while the rows
@@ -377,8 +372,9 @@ func (s *Store) Take(ctx context.Context, tasks []record.Task, lease time.Durati
 	if len(seed) > 0 {
 		ids, _ := idsAndPairs(seed)
 		args := append([]any{seedToken, micros(lease), worker}, ids...)
-		if err := s.execRetry(ctx, s.q(sqlTakeSeed, len(ids)), args); err != nil {
-			return nil, fmt.Errorf("take %d tasks of the original distributor: %w", len(ids), err)
+		job := fmt.Sprintf("take %d tasks of the original distributor", len(ids))
+		if err := s.execRetry(ctx, job, s.q(sqlTakeSeed, len(ids)), args); err != nil {
+			return nil, fmt.Errorf("%s: %w", job, err)
 		}
 	}
 	ids, _ := idsAndPairs(tasks)
@@ -445,8 +441,9 @@ func (s *Store) GiveBack(ctx context.Context, tasks []record.Task) error {
 		for len(ids) > 0 {
 			n := min(len(ids), 1000)
 			args := append(append([]any{}, ids[:n]...), token)
-			if err := s.execRetry(ctx, s.q(sqlGiveBack, n), args); err != nil {
-				return fmt.Errorf("give back %d tasks: %w", n, err)
+			job := fmt.Sprintf("give back %d tasks", n)
+			if err := s.execRetry(ctx, job, s.q(sqlGiveBack, n), args); err != nil {
+				return fmt.Errorf("%s: %w", job, err)
 			}
 			ids = ids[n:]
 		}
@@ -463,23 +460,24 @@ func (s *Store) RenewQueued(ctx context.Context, tasks []record.Task, queueLease
 		ids, pairs := idsAndPairs(tasks[:n])
 		tasks = tasks[n:]
 		args := append(append([]any{micros(queueLease)}, ids...), pairs...)
-		if err := s.execRetry(ctx, s.qPaired(sqlRenewQueued, len(ids)), args); err != nil {
-			return fmt.Errorf("renew %d queue leases: %w", len(ids), err)
+		job := fmt.Sprintf("renew %d queue leases", len(ids))
+		if err := s.execRetry(ctx, job, s.qPaired(sqlRenewQueued, len(ids)), args); err != nil {
+			return fmt.Errorf("%s: %w", job, err)
 		}
 	}
 	return nil
 }
 
-func (s *Store) execRetry(ctx context.Context, query string, args []any) error {
-	_, err := s.execRetryCount(ctx, query, args)
+func (s *Store) execRetry(ctx context.Context, job, query string, args []any) error {
+	_, err := s.execRetryCount(ctx, job, query, args)
 	return err
 }
 
-// execRetryCount runs a statement, retrying deadlocks, and returns the
-// number of rows it changed.
-func (s *Store) execRetryCount(ctx context.Context, query string, args []any) (int64, error) {
+// execRetryCount runs a statement, retrying conflicts (see retryConflicts;
+// job names it in the log), and returns the number of rows it changed.
+func (s *Store) execRetryCount(ctx context.Context, job, query string, args []any) (int64, error) {
 	var n int64
-	err := s.retryConflicts(ctx, func() error {
+	err := s.retryConflicts(ctx, job, func() error {
 		res, err := s.db.ExecContext(ctx, query, args...)
 		if err != nil {
 			return err
@@ -504,12 +502,9 @@ func (s *Store) Renew(ctx context.Context, tasks []record.Task, lease time.Durat
 	}
 	ids, pairs := idsAndPairs(held)
 	args := append(append([]any{micros(lease)}, ids...), pairs...)
-	err := s.retryConflicts(ctx, func() error {
-		_, err := s.db.ExecContext(ctx, s.qPaired(sqlRenew, len(ids)), args...)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("renew %d leases: %w", len(ids), err)
+	job := fmt.Sprintf("renew %d leases", len(ids))
+	if err := s.execRetry(ctx, job, s.qPaired(sqlRenew, len(ids)), args); err != nil {
+		return fmt.Errorf("%s: %w", job, err)
 	}
 	return nil
 }

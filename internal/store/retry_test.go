@@ -1,0 +1,90 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/dlkit/dl/internal/testenv"
+)
+
+// TestRetryConflicts: conflicts (deadlocks, lock wait timeouts) are
+// retried for as long as they last, not given up after ten in a row: a
+// tool that ends on them stops a pipeline run by hand, and under systemd
+// is restarted until its start limit leaves it failed. They are logged
+// with the job only once they persist; any other error ends the job at
+// once, and so does the end of its context.
+func TestRetryConflicts(t *testing.T) {
+	mysqlErr := func(n uint16) error {
+		return fmt.Errorf("claim 3 rows: %w", &mysql.MySQLError{Number: n, Message: "message"})
+	}
+	other := mysqlErr(1146) // no such table
+	for _, tc := range []struct {
+		name      string
+		errs      []error // what the tries return, then nil
+		cancel    bool    // the context ends after the first try
+		wantErr   error
+		wantTries int
+		wantLogs  int // warnings naming the job
+	}{
+		{"deadlocks beyond ten", repeat(mysqlErr(1213), 11), false, nil, 12, 1},
+		{"a lock wait timeout", repeat(mysqlErr(1205), 1), false, nil, 2, 0},
+		{"another error", []error{other}, false, other, 1, 0},
+		{"context ended", repeat(mysqlErr(1213), 5), true, mysqlErr(1213), 1, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			logs := testenv.CaptureLogs(t)
+			tries := 0
+			err := (&Store{}).retryConflicts(ctx, "claim 3 rows", func() error {
+				tries++
+				if tc.cancel {
+					cancel()
+				}
+				if tries <= len(tc.errs) {
+					return tc.errs[tries-1]
+				}
+				return nil
+			})
+			if fmt.Sprint(err) != fmt.Sprint(tc.wantErr) {
+				t.Fatalf("after %d tries: %v, want %v", tries, err, tc.wantErr)
+			}
+			if tries != tc.wantTries {
+				t.Errorf("%d tries, want %d", tries, tc.wantTries)
+			}
+			if got := strings.Count(logs.String(), `job="claim 3 rows"`); got != tc.wantLogs {
+				t.Errorf("%d warnings naming the job, want %d:\n%s", got, tc.wantLogs, logs)
+			}
+		})
+	}
+}
+
+func repeat(err error, n int) []error {
+	errs := make([]error, n)
+	for i := range errs {
+		errs[i] = err
+	}
+	return errs
+}
+
+// TestRetryWaitGrowsAndIsBounded: the pause between tries doubles, so a
+// conflict that lasts costs the server little, and stays short enough
+// that a job goes on soon after it clears.
+func TestRetryWaitGrowsAndIsBounded(t *testing.T) {
+	for i, want := range []time.Duration{5, 10, 20, 40, 80, 160, 320, 640, 1280, 1280, 1280} {
+		want *= time.Millisecond
+		for range 20 {
+			if got := retryWait(i); got < want/2 || got > want {
+				t.Fatalf("retryWait(%d) = %v, want within [%v, %v]", i, got, want/2, want)
+			}
+		}
+	}
+	if got := retryWait(1000); got > 1280*time.Millisecond {
+		t.Fatalf("retryWait(1000) = %v: unbounded", got)
+	}
+}

@@ -321,3 +321,44 @@ func TestEnqueuePushesRowsNamedInAnotherCase(t *testing.T) {
 		})
 	}
 }
+
+// TestEnqueueRidesOutAKilledClaim: a claim that the server interrupts (a
+// DBA's KILL QUERY, a statement time limit) is retried, with a warning
+// naming the job, and dl-enqueue goes on: every row claimed and pushed
+// once, instead of the round ending with an error.
+func TestEnqueueRidesOutAKilledClaim(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	e := newEnv(t)
+	if _, err := e.db.Exec("INSERT INTO files (id, url) SELECT seq, CONCAT('http://h/', seq) FROM seq_1_to_3"); err != nil {
+		t.Fatal(err)
+	}
+	in := `{"id":"1","url":"http://h/1"}` + "\n" + `{"id":"2","url":"http://h/2"}` + "\n" + `{"id":"3","url":"http://h/3"}` + "\n"
+	logs := testenv.CaptureLogs(t)
+	var out bytes.Buffer
+	o := distributor.EnqueueOptions{Batch: 10, RenewMax: 1000, Claim: store.ClaimOptions{QueueLease: time.Minute, Stale: time.Minute}}
+	err := testenv.InterruptWhileLocked(t, e.db, "files", true, logs, `msg="mysql statement interrupted; retrying" job="claim `, // the lines may come in more than one batch
+		func() error { return distributor.Enqueue(ctx, e.st, e.q, o, strings.NewReader(in), &out) })
+	if err != nil {
+		t.Fatalf("dl-enqueue after a KILL QUERY: %v", err)
+	}
+	if n := strings.Count(out.String(), "\n"); n != 3 {
+		t.Errorf("enqueued %d, want 3", n)
+	}
+	queued, _ := e.rdb.LRange(ctx, e.keys.Queue, 0, -1).Result()
+	ids := map[string]bool{}
+	for _, line := range queued {
+		tk, err := record.ParseTask([]byte(line))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[tk.ID] = true
+	}
+	if len(queued) != 3 || len(ids) != 3 {
+		t.Errorf("queue holds %q, want the 3 tasks once each", queued)
+	}
+	var claimed int
+	if err := e.db.QueryRow("SELECT COUNT(*) FROM files WHERE status = 2").Scan(&claimed); err != nil || claimed != 3 {
+		t.Errorf("%d rows claimed (%v), want 3", claimed, err)
+	}
+}

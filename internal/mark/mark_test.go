@@ -191,16 +191,7 @@ func TestRunRidesOutAReadOnlyServer(t *testing.T) {
 	defer cancel()
 	redisURL, prefix, _ := testenv.Redis(t)
 	st, q, db := open(t, redisURL, queue.NewKeys(prefix+"queue", prefix))
-	if _, err := db.Exec("INSERT INTO files (id, url) VALUES ('1', 'http://h/1'), ('2', 'http://h/2')"); err != nil {
-		t.Fatal(err)
-	}
-	claimed, err := st.Claim(ctx, []record.Task{{ID: "1"}, {ID: "2"}}, store.ClaimOptions{QueueLease: time.Hour, Stale: time.Hour})
-	if err != nil || len(claimed) != 2 {
-		t.Fatalf("claim: %v %v", claimed, err)
-	}
-	tok := claimed[0].Token
-	in := `{"id":"1","url":"http://h/1","outcome":"done","path":"d/1","bytes":1,"token":"` + tok + `"}` + "\n" +
-		`{"id":"2","url":"http://h/2","outcome":"failed","error":"status 404","http_status":404,"attempt":1,"token":"` + tok + `"}` + "\n"
+	in := claimTwo(t, st, db)
 
 	pool := st.DB()
 	pool.SetMaxIdleConns(0) // the connection made below is the pool's only one
@@ -372,6 +363,22 @@ func openWith(t testing.TB, redisURL string, keys queue.Keys, via func(dsn strin
 	return st, q, db
 }
 
+// claimTwo inserts rows 1 and 2, claims them, and returns a result line
+// for each: 1 done, 2 failed for good.
+func claimTwo(t *testing.T, st *store.Store, db *sql.DB) string {
+	t.Helper()
+	if _, err := db.Exec("INSERT INTO files (id, url) VALUES ('1', 'http://h/1'), ('2', 'http://h/2')"); err != nil {
+		t.Fatal(err)
+	}
+	claimed, err := st.Claim(context.Background(), []record.Task{{ID: "1"}, {ID: "2"}}, store.ClaimOptions{QueueLease: time.Hour, Stale: time.Hour})
+	if err != nil || len(claimed) != 2 {
+		t.Fatalf("claim: %v %v", claimed, err)
+	}
+	tok := claimed[0].Token
+	return `{"id":"1","url":"http://h/1","outcome":"done","path":"d/1","bytes":1,"token":"` + tok + `"}` + "\n" +
+		`{"id":"2","url":"http://h/2","outcome":"failed","error":"status 404","http_status":404,"attempt":1,"token":"` + tok + `"}` + "\n"
+}
+
 // wantStatuses checks the rows' statuses, in id order, joined by commas.
 func wantStatuses(t *testing.T, db *sql.DB, want string) {
 	t.Helper()
@@ -382,4 +389,29 @@ func wantStatuses(t *testing.T, db *sql.DB, want string) {
 	if statuses != want {
 		t.Fatalf("statuses %s, want %s", statuses, want)
 	}
+}
+
+// TestRunRidesOutAKilledStatement: a statement of dl-mark that the server
+// interrupts (a DBA's KILL QUERY, a statement time limit) is retried, with
+// a warning naming the job, and dl-mark goes on: each result recorded
+// once, each line echoed once, instead of dl-mark ending and its worker's
+// pipeline with it.
+func TestRunRidesOutAKilledStatement(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	redisURL, prefix, _ := testenv.Redis(t)
+	st, q, db := open(t, redisURL, queue.NewKeys(prefix+"queue", prefix))
+	in := claimTwo(t, st, db)
+	logs := testenv.CaptureLogs(t)
+	var out bytes.Buffer
+	o := mark.Options{Batch: 10, Retry: store.RetryPolicy{MaxAttempts: 3, Base: time.Second, Max: time.Minute}}
+	err := testenv.InterruptWhileLocked(t, db, "files", true, logs, `msg="mysql statement interrupted; retrying" job="mark `, // the lines may come in more than one batch
+		func() error { return mark.Run(ctx, st, q, o, strings.NewReader(in), &out) })
+	if err != nil {
+		t.Fatalf("dl-mark after a KILL QUERY: %v", err)
+	}
+	if got := out.String(); strings.Count(got, "\n") != 2 || strings.Count(got, `"id":"1"`) != 1 || strings.Count(got, `"id":"2"`) != 1 {
+		t.Errorf("echoed %q, want each line once", got)
+	}
+	wantStatuses(t, db, "1,-1")
 }

@@ -216,7 +216,7 @@ func (s *Store) markBatch(ctx context.Context, results []record.Result, p RetryP
 	}
 	sort.SliceStable(order, func(a, b int) bool { return results[order[a]].ID < results[order[b]].ID })
 	var out []Marked
-	err := s.retryConflicts(ctx, fmt.Sprintf("mark %d results", len(results)), func() (err error) {
+	err := s.retryTransient(ctx, fmt.Sprintf("mark %d results", len(results)), func() (err error) {
 		out, err = s.mark(ctx, results, order, p, remember)
 		return err
 	})

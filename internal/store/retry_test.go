@@ -12,13 +12,14 @@ import (
 	"github.com/dlkit/dl/internal/testenv"
 )
 
-// TestRetryConflicts: conflicts (deadlocks, lock wait timeouts) are
-// retried for as long as they last, not given up after ten in a row: a
-// tool that ends on them stops a pipeline run by hand, and under systemd
-// is restarted until its start limit leaves it failed. They are logged
-// with the job only once they persist; any other error ends the job at
+// TestRetryTransient: conflicts (deadlocks, lock wait timeouts) and
+// interruptions (KILL QUERY, a statement time limit) are retried for as
+// long as they last, not given up after ten in a row: a tool that ends on
+// them stops a pipeline run by hand, and under systemd is restarted until
+// its start limit leaves it failed. Each interruption is logged with the
+// job, conflicts only once they persist; any other error ends the job at
 // once, and so does the end of its context.
-func TestRetryConflicts(t *testing.T) {
+func TestRetryTransient(t *testing.T) {
 	mysqlErr := func(n uint16) error {
 		return fmt.Errorf("claim 3 rows: %w", &mysql.MySQLError{Number: n, Message: "message"})
 	}
@@ -33,15 +34,18 @@ func TestRetryConflicts(t *testing.T) {
 	}{
 		{"deadlocks beyond ten", repeat(mysqlErr(1213), 11), false, nil, 12, 1},
 		{"a lock wait timeout", repeat(mysqlErr(1205), 1), false, nil, 2, 0},
+		{"kill query", repeat(mysqlErr(1317), 2), false, nil, 3, 2},
+		{"max_statement_time", repeat(mysqlErr(1969), 1), false, nil, 2, 1},
+		{"max_execution_time", repeat(mysqlErr(3024), 1), false, nil, 2, 1},
 		{"another error", []error{other}, false, other, 1, 0},
-		{"context ended", repeat(mysqlErr(1213), 5), true, mysqlErr(1213), 1, 0},
+		{"context ended", repeat(mysqlErr(1317), 5), true, mysqlErr(1317), 1, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			logs := testenv.CaptureLogs(t)
 			tries := 0
-			err := (&Store{}).retryConflicts(ctx, "claim 3 rows", func() error {
+			err := (&Store{}).retryTransient(ctx, "claim 3 rows", func() error {
 				tries++
 				if tc.cancel {
 					cancel()

@@ -222,35 +222,45 @@ func isReadOnly(err error) bool {
 	return false
 }
 
-// retryConflicts runs fn, the statements of one job, again while they end
-// in a conflict, until they end otherwise or ctx is done: claims, takes
-// and marks of many processes touch overlapping rows, InnoDB ends one of
-// two that deadlock, or a wait for a lock that lasts too long, and the
-// right answer is to try again, not to report an outage. There is no
-// bound on the tries: a tool that gave up would lose nothing (what it
-// holds comes back by its lease), but under systemd it would be restarted
-// (and left failed after five restarts in ten minutes), and a pipeline run
-// by hand would stop, while the conflict clears once the other
-// transaction ends. Conflicts are routine among many workers and retried
-// quietly; one that lasts is logged with the job's name, for an operator
-// to find the transaction that holds the rows.
+// retryTransient runs fn, the statements of one job, again while they end
+// in a conflict or an interruption, until they end otherwise or ctx is
+// done. Neither is a fault of the job or of the server, and trying again
+// is the cure for both: claims, takes and marks of many processes touch
+// overlapping rows, and InnoDB ends one of two that deadlock, or a wait
+// for a lock that lasts too long; a DBA's KILL QUERY, a monitoring tool
+// killing long statements or a statement time limit ends a statement of
+// ours the same way, and its changes are undone with it. Either way no
+// outage is reported, and the tool goes on: ended, it would lose nothing
+// (what it holds comes back by its lease) but under systemd it would be
+// restarted (and failed after five restarts in ten minutes), and a
+// pipeline run by hand would stop. So there is no bound on the tries:
+// a conflict that never clears, or a limit the statement always exceeds,
+// is an operator's to see in the log, as an outage is.
+//
+// Conflicts are routine among many workers and are retried quietly at
+// first; an interruption is someone else's doing, and each is logged with
+// the job's name.
 //
 // A write refused as read-only closes the pool's idle connections: in a
 // failover they lead to the old primary, which stays read-only, while a
 // new connection reaches the new one. Kept, they would be used again by
 // every retry until their lifetime ran out.
-func (s *Store) retryConflicts(ctx context.Context, job string, fn func() error) error {
+func (s *Store) retryTransient(ctx context.Context, job string, fn func() error) error {
 	for i := 0; ; i++ {
 		err := fn()
 		if isReadOnly(err) {
 			s.db.SetMaxIdleConns(0) // closes the idle ones
 			s.db.SetMaxIdleConns(maxConns)
 		}
-		if err == nil || !isConflict(err) {
+		interrupted := isInterrupted(err)
+		if err == nil || !interrupted && !isConflict(err) {
 			return err
 		}
 		wait := retryWait(i)
-		if (i+1)%quietConflicts == 0 {
+		switch {
+		case interrupted:
+			slog.Warn("mysql statement interrupted; retrying", "job", job, "err", err, "in", wait.Round(time.Millisecond))
+		case (i+1)%quietConflicts == 0:
 			slog.Warn("mysql statement keeps conflicting with other transactions; retrying", "job", job, "err", err,
 				"tries", i+1, "in", wait.Round(time.Millisecond))
 		}
@@ -278,6 +288,16 @@ func retryWait(i int) time.Duration {
 // transaction's sake: a deadlock's victim, or a lock wait that timed out.
 func isConflict(err error) bool {
 	return isMySQLError(err, 1213) || isMySQLError(err, 1205)
+}
+
+// isInterrupted tells whether err is the server ending a statement it was
+// running on purpose: KILL QUERY (1317), MariaDB's max_statement_time
+// (1969) or MySQL's max_execution_time (3024). The connection stays open
+// and the statement's changes are undone. A connection killed outright
+// (KILL CONNECTION) is no such error but a lost connection, waited out
+// as an outage (IsUnavailable).
+func isInterrupted(err error) bool {
+	return isMySQLError(err, 1317) || isMySQLError(err, 1969) || isMySQLError(err, 3024)
 }
 
 // driverLogger sends the driver's own lines ("closing bad idle connection")

@@ -230,7 +230,11 @@ func (s *Store) Claim(ctx context.Context, tasks []record.Task, o ClaimOptions) 
 	if err := s.execRetry(ctx, job, claimSQL, args); err != nil {
 		return nil, fmt.Errorf("%s: %w", job, err)
 	}
-	got, err := s.tokenRows(ctx, s.q(sqlClaimed, len(ids)), append(ids, token))
+	var got map[string]record.Task
+	err := s.retryTransient(ctx, "read claimed rows", func() (err error) {
+		got, err = s.tokenRows(ctx, s.q(sqlClaimed, len(ids)), append(ids, token))
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("read claimed rows: %w", err)
 	}
@@ -378,26 +382,12 @@ func (s *Store) Take(ctx context.Context, tasks []record.Task, lease time.Durati
 		}
 	}
 	ids, _ := idsAndPairs(tasks)
-	rows, err := s.db.QueryContext(ctx, s.q(sqlHeld, len(ids)), ids...)
+	var got map[string]heldRow
+	err := s.retryTransient(ctx, "read taken rows", func() (err error) {
+		got, err = s.heldRows(ctx, ids)
+		return err
+	})
 	if err != nil {
-		return nil, fmt.Errorf("read taken rows: %w", err)
-	}
-	defer rows.Close()
-	type held struct {
-		token        string
-		attempts     int
-		sha256, name sql.NullString
-	}
-	got := map[string]held{}
-	for rows.Next() {
-		var id string
-		var h held
-		if err := rows.Scan(&id, &h.token, &h.attempts, &h.sha256, &h.name); err != nil {
-			return nil, fmt.Errorf("read taken rows: %w", err)
-		}
-		got[id] = h
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read taken rows: %w", err)
 	}
 	var out []record.Task
@@ -424,6 +414,32 @@ func (s *Store) Take(ctx context.Context, tasks []record.Task, lease time.Durati
 		out = append(out, t)
 	}
 	return out, nil
+}
+
+// heldRow is a row held under a claim, as Take reads it back.
+type heldRow struct {
+	token        string
+	attempts     int
+	sha256, name sql.NullString
+}
+
+// heldRows reads the rows of ids that are held under a claim.
+func (s *Store) heldRows(ctx context.Context, ids []any) (map[string]heldRow, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(sqlHeld, len(ids)), ids...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	got := map[string]heldRow{}
+	for rows.Next() {
+		var id string
+		var h heldRow
+		if err := rows.Scan(&id, &h.token, &h.attempts, &h.sha256, &h.name); err != nil {
+			return nil, err
+		}
+		got[id] = h
+	}
+	return got, rows.Err()
 }
 
 // GiveBack returns tasks a worker took but never started to pending, as if
@@ -473,11 +489,12 @@ func (s *Store) execRetry(ctx context.Context, job, query string, args []any) er
 	return err
 }
 
-// execRetryCount runs a statement, retrying conflicts (see retryConflicts;
-// job names it in the log), and returns the number of rows it changed.
+// execRetryCount runs a statement, retrying conflicts and interruptions
+// (see retryTransient; job names it in the log), and returns the number
+// of rows it changed.
 func (s *Store) execRetryCount(ctx context.Context, job, query string, args []any) (int64, error) {
 	var n int64
-	err := s.retryConflicts(ctx, job, func() error {
+	err := s.retryTransient(ctx, job, func() error {
 		res, err := s.db.ExecContext(ctx, query, args...)
 		if err != nil {
 			return err

@@ -1,0 +1,117 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dlkit/dl/internal/record"
+	"github.com/dlkit/dl/internal/store"
+	"github.com/dlkit/dl/internal/testenv"
+)
+
+// TestStatementsRideOutInterruptions: a statement the server ends on
+// purpose (a DBA's or a monitoring tool's KILL QUERY, error 1317; a
+// statement time limit, MariaDB's max_statement_time, 1969) is retried,
+// with a warning that names its job, and the job then goes through: each
+// of dl's jobs on the table would otherwise end its tool. Here each job's
+// statement waits for a table lock while it is interrupted, and goes
+// through once the table is unlocked.
+func TestStatementsRideOutInterruptions(t *testing.T) {
+	p := store.RetryPolicy{MaxAttempts: 3, Base: time.Minute, Max: time.Hour}
+	claimOpts := store.ClaimOptions{QueueLease: time.Hour, Stale: time.Hour}
+	take := func(ctx context.Context, st *store.Store, tasks []record.Task) error {
+		taken, err := st.Take(ctx, tasks, time.Hour, "host:1")
+		if err == nil && len(taken) != 3 {
+			err = fmt.Errorf("took %v, want 3 tasks", taken)
+		}
+		return err
+	}
+	jobs := []struct {
+		name    string
+		job     string // as the warning names it
+		prepare func(t *testing.T, st *store.Store, tasks []record.Task) []record.Task
+		run     func(ctx context.Context, st *store.Store, tasks []record.Task) error
+		want    string // the rows' id, status, deliveries after it
+	}{
+		{"claim", "claim 3 rows", nil,
+			func(ctx context.Context, st *store.Store, tasks []record.Task) error {
+				claimed, err := st.Claim(ctx, tasks, claimOpts)
+				if err == nil && len(claimed) != 3 {
+					err = fmt.Errorf("claimed %v, want 3 rows", claimed)
+				}
+				return err
+			}, "1|2|0;2|2|0;3|2|0"},
+		{"take", "take 3 tasks", claim,
+			take, "1|2|1;2|2|1;3|2|1"},
+		{"take of the original distributor", "take 3 tasks of the original distributor", nil,
+			take, "1|2|1;2|2|1;3|2|1"},
+		{"renew", "renew 3 leases", claimAndTake,
+			func(ctx context.Context, st *store.Store, tasks []record.Task) error {
+				return st.Renew(ctx, tasks, time.Hour)
+			}, "1|2|1;2|2|1;3|2|1"},
+		{"renew queued", "renew 3 queue leases", claim,
+			func(ctx context.Context, st *store.Store, tasks []record.Task) error {
+				return st.RenewQueued(ctx, tasks, time.Hour)
+			}, "1|2|0;2|2|0;3|2|0"},
+		{"give back", "give back 3 tasks", claimAndTake,
+			func(ctx context.Context, st *store.Store, tasks []record.Task) error {
+				return st.GiveBack(ctx, tasks)
+			}, "1|0|0;2|0|0;3|0|0"},
+		{"mark", "mark 3 results", claimAndTake,
+			func(ctx context.Context, st *store.Store, tasks []record.Task) error {
+				var results []record.Result
+				for _, tk := range tasks {
+					results = append(results, record.Result{ID: tk.ID, Outcome: record.Done, Path: "d/" + tk.ID, Bytes: 1, HTTP: 200, Token: tk.Token})
+				}
+				marked, err := st.Mark(ctx, results, p)
+				if err == nil && fmt.Sprint(marked) != "[done done done]" {
+					err = fmt.Errorf("marked %v, want all done", marked)
+				}
+				return err
+			}, "1|1|1;2|1|1;3|1|1"},
+	}
+	for _, how := range []string{"kill query", "max_statement_time"} {
+		for _, tc := range jobs {
+			t.Run(how+"/"+tc.name, func(t *testing.T) {
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+				defer cancel()
+				dsn, db := testenv.MySQL(t)
+				st := openAt(t, dsn)
+				ensure(t, st)
+				tasks := insert(t, db, 3)
+				if tc.prepare != nil {
+					tasks = tc.prepare(t, st, tasks)
+				}
+				if how == "max_statement_time" {
+					// The session's own limit, through the DSN: no other
+					// test's session is touched.
+					st = openAt(t, dsn+"&max_statement_time=0.2")
+				}
+				logs := testenv.CaptureLogs(t)
+				err := testenv.InterruptWhileLocked(t, db, "files", how == "kill query", logs, `job="`+tc.job+`"`,
+					func() error { return tc.run(ctx, st, tasks) })
+				if err != nil {
+					t.Fatalf("after the interruption: %v", err)
+				}
+				if got := logs.String(); !strings.Contains(got, "mysql statement interrupted") {
+					t.Errorf("the warning does not say the statement was interrupted:\n%s", got)
+				}
+				if got := dump(t, db, "id, status, deliveries"); got != tc.want {
+					t.Errorf("rows %s, want %s", got, tc.want)
+				}
+			})
+		}
+	}
+}
+
+func claim(t *testing.T, st *store.Store, tasks []record.Task) []record.Task {
+	t.Helper()
+	claimed, err := st.Claim(context.Background(), tasks, store.ClaimOptions{QueueLease: time.Hour, Stale: time.Hour})
+	if err != nil || len(claimed) != len(tasks) {
+		t.Fatalf("claim: %v %v", claimed, err)
+	}
+	return claimed
+}

@@ -115,3 +115,41 @@ func claim(t *testing.T, st *store.Store, tasks []record.Task) []record.Task {
 	}
 	return claimed
 }
+
+// TestMarkAfterAnInterruptedCommit: a COMMIT ended by KILL QUERY while it
+// waits (for a replica's acknowledgement) may have landed all the same.
+// The retry of the mark finds its rows no longer held, and must tell them
+// as its own writes, not as late results (their lines dropped, their
+// result keys never written), nor write them again.
+func TestMarkAfterAnInterruptedCommit(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	p := store.RetryPolicy{MaxAttempts: 3, Base: time.Minute, Max: time.Hour}
+	dsn, db := testenv.MySQL(t)
+	proxy, via := testenv.NewMySQLProxy(t, dsn)
+	st := openAt(t, via)
+	ensure(t, st)
+	taken := claimAndTake(t, st, insert(t, db, 3))
+	results := []record.Result{
+		{ID: "1", Outcome: record.Done, Path: "d/1", Bytes: 1, HTTP: 200, Attempt: 1, Token: taken[0].Token},
+		{ID: "2", Outcome: record.Failed, Error: "status 404", HTTP: 404, Attempt: 1, Token: taken[1].Token},
+		{ID: "3", Outcome: record.Failed, Error: "status 503", Retryable: true, HTTP: 503, Attempt: 1, Token: taken[2].Token},
+	}
+	const cols = "id, status, claim_token, attempts, deliveries, error_message"
+	logs := testenv.CaptureLogs(t)
+	proxy.InterruptCommit()
+	marked, err := st.Mark(ctx, results, p)
+	if err != nil || proxy.Cuts() != 1 {
+		t.Fatalf("mark through an interrupted COMMIT: %v after %d interruptions; want it retried after 1", err, proxy.Cuts())
+	}
+	if fmt.Sprint(marked) != "[done failed retry]" {
+		t.Errorf("marked %v, want [done failed retry]: the rows its own commit wrote taken for late results", marked)
+	}
+	if got := dump(t, db, cols); got != "1|1|<nil>|1|1|<nil>;2|-1|<nil>|1|1|status 404;3|0|<nil>|1|1|status 503" {
+		t.Errorf("rows %s", got)
+	}
+	if !strings.Contains(logs.String(), `job="mark 3 results"`) {
+		t.Errorf("no warning naming the job:\n%s", logs)
+	}
+	markAll(t, st, results, p, store.MarkedDuplicate, store.MarkedDuplicate, store.MarkedDuplicate)
+}

@@ -312,11 +312,13 @@ func (s *Store) mark(ctx context.Context, results []record.Result, order []int, 
 	}
 	if err := tx.Commit(); err != nil {
 		var me *mysql.MySQLError
-		if !errors.As(err, &me) {
-			// No answer (the connection dropped): the commit may have
-			// landed. Then the retry finds these rows no longer held
-			// under their tokens, and must not take our own writes for a
-			// late result (and drop the lines as duplicates).
+		if !errors.As(err, &me) || isInterrupted(err) {
+			// No answer (the connection dropped), or a COMMIT killed
+			// while it waited (for the log's flush, a replica's
+			// acknowledgement): the commit may have landed. Then the
+			// retry finds these rows no longer held under their tokens,
+			// and must not take our own writes for a late result (and
+			// drop the lines as duplicates).
 			s.setUnsure(results, out, rows)
 		}
 		return nil, fmt.Errorf("mark: commit %d rows: %w", len(results), err)

@@ -23,6 +23,7 @@ const (
 	proxyPass       = iota
 	proxyLoseAnswer // forward the COMMIT, drop the server's answer
 	proxyLoseCommit // drop the COMMIT itself
+	proxyInterrupt  // forward the COMMIT, answer it with error 1317
 )
 
 // NewMySQLProxy starts a proxy to the server of dsn and returns it with a
@@ -55,7 +56,15 @@ func (p *MySQLProxy) LoseCommit(landed bool) {
 	}
 }
 
-// Cuts counts the connections cut at a COMMIT.
+// InterruptCommit makes the proxy forward the next COMMIT and answer it
+// with error 1317 (Query execution was interrupted) in place of the
+// server's answer, as a KILL QUERY that reaches a COMMIT while it waits
+// (for a replica's acknowledgement) may: the transaction is committed and
+// the client is told it was interrupted. The connection stays open.
+func (p *MySQLProxy) InterruptCommit() { p.mode.Store(proxyInterrupt) }
+
+// Cuts counts the connections cut at a COMMIT, and the COMMITs
+// interrupted.
 func (p *MySQLProxy) Cuts() int { return int(p.cuts.Load()) }
 
 // serve forwards one connection. The client's packets are read one by one
@@ -69,7 +78,7 @@ func (p *MySQLProxy) serve(c net.Conn, network, addr string) {
 		return
 	}
 	defer s.Close()
-	var committing atomic.Bool
+	var committing, interrupting atomic.Bool
 	answers := make(chan struct{})
 	go func() {
 		defer close(answers)
@@ -80,6 +89,17 @@ func (p *MySQLProxy) serve(c net.Conn, network, addr string) {
 			if n > 0 && committing.Load() {
 				p.cuts.Add(1)
 				return
+			}
+			if n >= 4 && interrupting.Swap(false) {
+				// The whole answer came in this read (an OK packet is
+				// small): it is replaced, under its sequence number.
+				p.cuts.Add(1)
+				msg := "\xff\x25\x05#70100Query execution was interrupted"
+				pkt := append([]byte{byte(len(msg)), 0, 0, buf[3]}, msg...)
+				if _, werr := c.Write(pkt); werr != nil || err != nil {
+					return
+				}
+				continue
 			}
 			if n > 0 {
 				if _, err := c.Write(buf[:n]); err != nil {
@@ -108,6 +128,8 @@ func (p *MySQLProxy) serve(c net.Conn, network, addr string) {
 			switch p.mode.Swap(proxyPass) {
 			case proxyLoseAnswer:
 				committing.Store(true)
+			case proxyInterrupt:
+				interrupting.Store(true)
 			case proxyLoseCommit:
 				p.cuts.Add(1)
 				c.Close()

@@ -36,6 +36,8 @@ func TestStatementsRideOutInterruptions(t *testing.T) {
 		run     func(ctx context.Context, st *store.Store, tasks []record.Task) error
 		want    string // the rows' id, status, deliveries after it
 	}{
+		{"select", "select pending rows", nil, selectDue(store.SelectOptions{}), "1|0|0;2|0|0;3|0|0"},
+		{"select expired", "select expired rows", nil, selectDue(store.SelectOptions{Expired: true, Stale: time.Hour}), "1|0|0;2|0|0;3|0|0"},
 		{"claim", "claim 3 rows", nil,
 			func(ctx context.Context, st *store.Store, tasks []record.Task) error {
 				claimed, err := st.Claim(ctx, tasks, claimOpts)
@@ -107,6 +109,18 @@ func TestStatementsRideOutInterruptions(t *testing.T) {
 	}
 }
 
+// selectDue is a job that selects with o, and wants the three rows.
+func selectDue(o store.SelectOptions) func(context.Context, *store.Store, []record.Task) error {
+	return func(ctx context.Context, st *store.Store, _ []record.Task) error {
+		var ids []string
+		err := st.SelectDue(ctx, o, func(tk record.Task) error { ids = append(ids, tk.ID); return nil })
+		if err == nil && len(ids) != 3 {
+			err = fmt.Errorf("selected %v, want 3 rows", ids)
+		}
+		return err
+	}
+}
+
 func claim(t *testing.T, st *store.Store, tasks []record.Task) []record.Task {
 	t.Helper()
 	claimed, err := st.Claim(context.Background(), tasks, store.ClaimOptions{QueueLease: time.Hour, Stale: time.Hour})
@@ -152,4 +166,64 @@ func TestMarkAfterAnInterruptedCommit(t *testing.T) {
 		t.Errorf("no warning naming the job:\n%s", logs)
 	}
 	markAll(t, st, results, p, store.MarkedDuplicate, store.MarkedDuplicate, store.MarkedDuplicate)
+}
+
+// TestSelectInterruptedAfterItsFirstRowsEndsThere: a selection interrupted
+// once it has given out rows cannot start again without giving them out
+// twice (two claims of one row, or two downloads of it through dl-fetch -).
+// It ends there, with a warning, and without an error: the rows it did not
+// reach are still due, for the next round.
+func TestSelectInterruptedAfterItsFirstRowsEndsThere(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	st, db := open(t)
+	ensure(t, st)
+	// More than the socket buffers hold: the server is still sending when
+	// the statement is killed.
+	const total = 100000
+	exec(t, db, "INSERT INTO files (id, url) SELECT seq, CONCAT('http://h/', seq, '/', REPEAT('x', 300)) FROM seq_1_to_100000")
+	logs := testenv.CaptureLogs(t)
+	first, resume := make(chan struct{}), make(chan struct{})
+	seen := map[string]int{}
+	done := make(chan error, 1)
+	go func() {
+		done <- st.SelectDue(ctx, store.SelectOptions{}, func(tk record.Task) error {
+			if len(seen) == 0 {
+				close(first)
+				<-resume
+			}
+			seen[tk.ID]++
+			return nil
+		})
+	}()
+	select {
+	case <-first:
+	case err := <-done:
+		t.Fatalf("the selection ended before its first row: %v", err)
+	}
+	var id int64
+	if err := db.QueryRow(`SELECT id FROM information_schema.processlist
+		WHERE db = DATABASE() AND id <> CONNECTION_ID() AND info LIKE 'SELECT id, url%'`).Scan(&id); err != nil {
+		t.Fatalf("the selection's statement is not running any more (it sent every row at once?): %v", err)
+	}
+	exec(t, db, "KILL QUERY ?", id)
+	close(resume)
+	if err := <-done; err != nil {
+		t.Fatalf("an interrupted selection: %v", err)
+	}
+	for id, n := range seen {
+		if n > 1 {
+			t.Fatalf("row %s given out %d times", id, n)
+		}
+	}
+	if len(seen) == total {
+		t.Fatal("every row was selected: the statement ended before the kill, and the test tests nothing")
+	}
+	if got := logs.String(); !strings.Contains(got, "interrupted after it gave out rows") || !strings.Contains(got, `job="select pending rows"`) {
+		t.Errorf("no warning for the cut selection:\n%s", got)
+	}
+	var pending int
+	if err := db.QueryRow("SELECT COUNT(*) FROM files WHERE status = 0").Scan(&pending); err != nil || pending != total {
+		t.Errorf("%d rows pending (%v), want all %d: a selection changes none", pending, err, total)
+	}
 }

@@ -104,14 +104,14 @@ func (s *Store) SelectDue(ctx context.Context, o SelectOptions, fn func(record.T
 	}
 	var bad []badRow
 	if o.Expired {
-		n, err := s.stream(ctx, s.q(sqlSelectExpired), fn, &bad, micros(o.Stale), limit)
+		n, err := s.streamRetry(ctx, "select expired rows", s.q(sqlSelectExpired), fn, &bad, micros(o.Stale), limit)
 		if err != nil {
 			return fmt.Errorf("select expired rows: %w", err)
 		}
 		limit -= n
 	}
 	if limit > 0 {
-		if _, err := s.stream(ctx, s.q(sqlSelectDue), fn, &bad, limit); err != nil {
+		if _, err := s.streamRetry(ctx, "select pending rows", s.q(sqlSelectDue), fn, &bad, limit); err != nil {
 			return fmt.Errorf("select pending rows: %w", err)
 		}
 	}
@@ -145,6 +145,38 @@ func scanTask(rows *sql.Rows) (taskRow, error) {
 	}
 	r.task.URL, r.task.SHA256, r.task.Name = r.url.String, r.sha256.String, name.String
 	return r, nil
+}
+
+// streamRetry is stream, run again when the server interrupts the query
+// (see retryTransient) before it gave fn a row. Once rows have gone out,
+// they cannot be taken back, nor the query resumed after them (its rows
+// come in no set order), and running it again would give them out twice:
+// then the selection ends there, with a warning, and the rows it did not
+// reach stay due for the next one. A query ended for taking too long
+// (max_statement_time, a tool killing long statements) most often is one
+// streaming into a slow reader, which would take as long again.
+func (s *Store) streamRetry(ctx context.Context, job, query string, fn func(record.Task) error, bad *[]badRow, args ...any) (int64, error) {
+	var n int64
+	var cut error
+	before := len(*bad)
+	err := s.retryTransient(ctx, job, func() (err error) {
+		*bad = (*bad)[:before]
+		gave := false
+		n, err = s.stream(ctx, query, func(t record.Task) error {
+			gave = true
+			return fn(t)
+		}, bad, args...)
+		if gave && isInterrupted(err) {
+			cut = err
+			return nil
+		}
+		return err
+	})
+	if err == nil && cut != nil {
+		slog.Warn("mysql statement interrupted after it gave out rows: they stand, and the rows it did not reach are left for the next selection",
+			"job", job, "rows", n, "err", cut)
+	}
+	return n, err
 }
 
 func (s *Store) stream(ctx context.Context, query string, fn func(record.Task) error, bad *[]badRow, args ...any) (int64, error) {

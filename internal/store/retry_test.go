@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/dlkit/dl/internal/testenv"
@@ -76,19 +77,22 @@ func repeat(err error, n int) []error {
 	return errs
 }
 
-// TestRetryWaitGrowsAndIsBounded: the pause between tries doubles, so a
+// TestRetryWaitsGrowAndAreBounded: the pause between tries doubles, so a
 // conflict that lasts costs the server little, and stays short enough
-// that a job goes on soon after it clears.
-func TestRetryWaitGrowsAndIsBounded(t *testing.T) {
-	for i, want := range []time.Duration{5, 10, 20, 40, 80, 160, 320, 640, 1280, 1280, 1280} {
-		want *= time.Millisecond
-		for range 20 {
-			if got := retryWait(i); got < want/2 || got > want {
-				t.Fatalf("retryWait(%d) = %v, want within [%v, %v]", i, got, want/2, want)
+// that a job goes on soon after it clears; it never stops the tries.
+func TestRetryWaitsGrowAndAreBounded(t *testing.T) {
+	for range 20 {
+		waits := retryWaits()
+		for i, want := range []time.Duration{5, 10, 20, 40, 80, 160, 320, 640, 1280, 1280, 1280} {
+			want *= time.Millisecond
+			if got := waits.NextBackOff(); got < want/2 || got > want*3/2 {
+				t.Fatalf("wait %d = %v, want within [%v, %v]", i, got, want/2, want*3/2)
 			}
 		}
-	}
-	if got := retryWait(1000); got > 1280*time.Millisecond {
-		t.Fatalf("retryWait(1000) = %v: unbounded", got)
+		for range 1000 {
+			if got := waits.NextBackOff(); got == backoff.Stop || got > 1920*time.Millisecond {
+				t.Fatalf("a later wait = %v: stopped or unbounded", got)
+			}
+		}
 	}
 }

@@ -14,13 +14,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	mrand "math/rand/v2"
 	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/dlkit/dl/internal/outage"
@@ -246,6 +246,7 @@ func isReadOnly(err error) bool {
 // new connection reaches the new one. Kept, they would be used again by
 // every retry until their lifetime ran out.
 func (s *Store) retryTransient(ctx context.Context, job string, fn func() error) error {
+	waits := retryWaits()
 	for i := 0; ; i++ {
 		err := fn()
 		if isReadOnly(err) {
@@ -256,7 +257,7 @@ func (s *Store) retryTransient(ctx context.Context, job string, fn func() error)
 		if err == nil || !interrupted && !isConflict(err) {
 			return err
 		}
-		wait := retryWait(i)
+		wait := waits.NextBackOff()
 		switch {
 		case interrupted:
 			slog.Warn("mysql statement interrupted; retrying", "job", job, "err", err, "in", wait.Round(time.Millisecond))
@@ -276,12 +277,17 @@ func (s *Store) retryTransient(ctx context.Context, job string, fn func() error)
 // logged (and again at every multiple): fewer are routine.
 const quietConflicts = 10
 
-// retryWait is the pause before the try after the i-th one failed:
-// doubling from 5 ms to about 1.3 s, with jitter so that the processes that
-// deadlocked together do not meet again.
-func retryWait(i int) time.Duration {
-	d := 5 * time.Millisecond << min(i, 8)
-	return d/2 + mrand.N(d/2+1)
+// retryWaits are the pauses between the tries of one job: doubling from
+// about 5 ms to about 1.3 s, so that a conflict that lasts costs the server
+// little and a job goes on soon after it clears, with jitter so that the
+// processes that deadlocked together do not meet again; never ending.
+func retryWaits() backoff.BackOff {
+	return backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(5*time.Millisecond),
+		backoff.WithMultiplier(2),
+		backoff.WithRandomizationFactor(0.5),
+		backoff.WithMaxInterval(1280*time.Millisecond),
+		backoff.WithMaxElapsedTime(0))
 }
 
 // isConflict tells whether err is InnoDB ending a statement for another

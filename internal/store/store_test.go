@@ -867,6 +867,31 @@ func TestGiveBack(t *testing.T) {
 	}
 }
 
+// TestTakeAgainCountsOneDelivery: a take whose answer was lost (a dropped
+// connection) is made again by the worker, and the rows it already took
+// must not count a second delivery: each counts toward DL_MAX_DELIVERIES,
+// and a give-back, which takes one away, must leave the row as if it had
+// never been delivered.
+func TestTakeAgainCountsOneDelivery(t *testing.T) {
+	st, db := open(t)
+	ensure(t, st)
+	tasks := insert(t, db, 2)
+	taken := claimAndTake(t, st, tasks)
+	again, err := st.Take(context.Background(), taken, time.Minute, "host:1")
+	if err != nil || len(again) != 2 {
+		t.Fatalf("take again: %d tasks, %v", len(again), err)
+	}
+	if got := dump(t, db, "id, deliveries"); got != "1|1;2|1" {
+		t.Fatalf("deliveries after a take made twice: %s, want 1 each", got)
+	}
+	if err := st.GiveBack(context.Background(), again); err != nil {
+		t.Fatal(err)
+	}
+	if got := dump(t, db, "id, status, deliveries"); got != "1|0|0;2|0|0" {
+		t.Fatalf("after give back: %s, want pending and never delivered", got)
+	}
+}
+
 // TestMarkKeepsColumnsOfTheOperator: a seed table to which its operator added
 // a NOT NULL column without a default (filled by their own INSERTs) is
 // marked like any other, in every outcome, and the column keeps its values.

@@ -47,7 +47,11 @@ const (
 	// Each row must be held under its own task's token: a token matched
 	// against another row of the batch would take a stale copy of that row.
 	// "id IN" keeps the primary key's range; the pairs filter it.
-	sqlTake = `UPDATE %[1]s SET lease_until = NOW(3) + INTERVAL ? MICROSECOND, worker = ?, deliveries = deliveries + 1
+	// Only the first take under a claim counts a delivery (a claim leaves
+	// worker NULL): a take made again because its answer was lost must not
+	// count one more. MySQL assigns left to right, so deliveries comes
+	// before worker.
+	sqlTake = `UPDATE %[1]s SET deliveries = deliveries + (worker IS NULL), lease_until = NOW(3) + INTERVAL ? MICROSECOND, worker = ?
 	WHERE id IN (%[2]s) AND status = 2 AND (id, claim_token) IN (%[3]s)`
 	// A task from the original distributor carries no token: take it over,
 	// unless a worker of ours holds the row. A token no worker took can be
@@ -396,10 +400,12 @@ func (s *Store) Take(ctx context.Context, tasks []record.Task, lease time.Durati
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", job, err)
 		}
-		// Every task taken (each UPDATE changes its row: deliveries goes
-		// up), and their attempt counts cannot have changed while the rows
-		// were held under their tokens: the tasks stand as they are, and
-		// the reading back below is needed only when some were not.
+		// Every task taken (each UPDATE changes its row: the first take
+		// sets its worker, any take moves its lease), and their attempt
+		// counts cannot have changed while the rows were held under their
+		// tokens: the tasks stand as they are, and the reading back below
+		// is needed only when some were not (or a take made again moved
+		// no lease within the same millisecond).
 		if n == int64(len(tokened)) && len(seed) == 0 {
 			return tokened, nil
 		}

@@ -126,7 +126,7 @@ func BenchmarkTake(b *testing.B) {
 	b.ResetTimer()
 	statements(b, st.DB(), func() {
 		for i := 0; i < len(claimed); i += 64 {
-			if _, err := st.Take(context.Background(), claimed[i:min(i+64, len(claimed))], time.Minute, "bench:1"); err != nil {
+			if _, err := st.Take(context.Background(), claimed[i:min(i+64, len(claimed))], time.Minute, "bench:1", ""); err != nil {
 				b.Fatal(err)
 			}
 		}

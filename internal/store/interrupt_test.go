@@ -23,7 +23,7 @@ func TestStatementsRideOutInterruptions(t *testing.T) {
 	p := store.RetryPolicy{MaxAttempts: 3, Base: time.Minute, Max: time.Hour}
 	claimOpts := store.ClaimOptions{QueueLease: time.Hour, Stale: time.Hour}
 	take := func(ctx context.Context, st *store.Store, tasks []record.Task) error {
-		taken, err := st.Take(ctx, tasks, time.Hour, "host:1")
+		taken, err := st.Take(ctx, tasks, time.Hour, "host:1", store.NewToken())
 		if err == nil && len(taken) != 3 {
 			err = fmt.Errorf("took %v, want 3 tasks", taken)
 		}

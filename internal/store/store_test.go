@@ -470,7 +470,7 @@ func TestMarkAfterACommitWithoutAnswer(t *testing.T) {
 			if err != nil || len(claimed) != 4 {
 				t.Fatalf("claim: %v %v", claimed, err)
 			}
-			taken, err := st.Take(ctx, claimed, time.Hour, "host:1")
+			taken, err := st.Take(ctx, claimed, time.Hour, "host:1", "")
 			if err != nil || len(taken) != 4 {
 				t.Fatalf("take: %v %v", taken, err)
 			}
@@ -561,7 +561,7 @@ func claimAndTake(t *testing.T, st *store.Store, tasks []record.Task) []record.T
 	if err != nil {
 		t.Fatal(err)
 	}
-	taken, err := st.Take(context.Background(), claimed, 30*time.Second, "host:1")
+	taken, err := st.Take(context.Background(), claimed, 30*time.Second, "host:1", "")
 	if err != nil || len(taken) != len(tasks) {
 		t.Fatalf("take: %d tasks of %d, %v", len(taken), len(tasks), err)
 	}
@@ -710,7 +710,7 @@ func TestTakeAndRenew(t *testing.T) {
 	}
 	// Row 2 comes from the original distributor: no token, status set to 2.
 	exec(t, db, "UPDATE files SET status = 2 WHERE id = '2'")
-	taken, err := st.Take(context.Background(), append(claimed, tasks[1]), 30*time.Second, "host:1")
+	taken, err := st.Take(context.Background(), append(claimed, tasks[1]), 30*time.Second, "host:1", store.NewToken())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -791,7 +791,7 @@ func TestTakeDropsStaleCopies(t *testing.T) {
 	if err != nil || len(again) != 1 {
 		t.Fatalf("reclaim: %v %v", again, err)
 	}
-	taken, err := st.Take(context.Background(), append(first, again...), time.Minute, "w")
+	taken, err := st.Take(context.Background(), append(first, again...), time.Minute, "w", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -819,7 +819,7 @@ func TestTakeMatchesEachRowWithItsOwnToken(t *testing.T) {
 	if err != nil || len(second) != 2 {
 		t.Fatalf("reclaim: %v %v", second, err)
 	}
-	taken, err := st.Take(ctx, []record.Task{first[0], second[1]}, time.Minute, "w")
+	taken, err := st.Take(ctx, []record.Task{first[0], second[1]}, time.Minute, "w", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -877,7 +877,7 @@ func TestTakeAgainCountsOneDelivery(t *testing.T) {
 	ensure(t, st)
 	tasks := insert(t, db, 2)
 	taken := claimAndTake(t, st, tasks)
-	again, err := st.Take(context.Background(), taken, time.Minute, "host:1")
+	again, err := st.Take(context.Background(), taken, time.Minute, "host:1", "")
 	if err != nil || len(again) != 2 {
 		t.Fatalf("take again: %d tasks, %v", len(again), err)
 	}
@@ -889,6 +889,61 @@ func TestTakeAgainCountsOneDelivery(t *testing.T) {
 	}
 	if got := dump(t, db, "id, status, deliveries"); got != "1|0|0;2|0|0" {
 		t.Fatalf("after give back: %s, want pending and never delivered", got)
+	}
+}
+
+// TestTakeSeedAgainGetsItsRows: a take of the original distributor's
+// tasks (no token) whose answer was lost is made again by the worker with
+// the batch's token, and must get the rows the first take claimed, with
+// one delivery counted, even when their leases ran out during the outage:
+// left out, they would stay processing and held by nobody, and with the
+// original distributor (which pushes only pending rows) for ever. A copy
+// of the task that another worker pops meanwhile is still refused.
+func TestTakeSeedAgainGetsItsRows(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name    string
+		between string // what happens to the rows before the take is made again
+	}{
+		{"at once", ""},
+		{"after the lease ran out", "UPDATE files SET lease_until = NOW(3) - INTERVAL 1 SECOND"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st, db := open(t)
+			ensure(t, st)
+			tasks := insert(t, db, 2)
+			exec(t, db, "UPDATE files SET status = 2") // as the original distributor does
+			if _, err := st.Take(ctx, tasks, time.Minute, "host:1", ""); err == nil {
+				t.Fatal("a take of tasks without a token, given none for them, went through")
+			}
+			token := store.NewToken()
+			first, err := st.Take(ctx, tasks, time.Minute, "host:1", token)
+			if err != nil || len(first) != 2 {
+				t.Fatalf("take: %+v, %v; want both tasks", first, err)
+			}
+			if tc.between != "" {
+				exec(t, db, tc.between)
+			}
+			again, err := st.Take(ctx, tasks, time.Minute, "host:1", token)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(again) != fmt.Sprint(first) {
+				t.Fatalf("take made again: %+v; want what the first took, %+v", again, first)
+			}
+			want := fmt.Sprintf("1|2|%[1]s|host:1|1|1;2|2|%[1]s|host:1|1|1", token)
+			const cols = "id, status, claim_token, worker, deliveries, lease_until > NOW(3)"
+			if got := dump(t, db, cols); got != want {
+				t.Fatalf("rows (%s): %s; want %s", cols, got, want)
+			}
+			stale, err := st.Take(ctx, tasks[:1], time.Minute, "host:2", store.NewToken())
+			if err != nil || len(stale) != 0 {
+				t.Fatalf("another worker's copy: took %+v, %v; want it refused", stale, err)
+			}
+			if got := dump(t, db, cols); got != want {
+				t.Fatalf("rows after another worker's copy (%s): %s; want %s", cols, got, want)
+			}
+		})
 	}
 }
 
@@ -1251,7 +1306,7 @@ func TestRowsGiveTasksTheirChecksumAndName(t *testing.T) {
 	}
 
 	exec(t, db, "UPDATE files SET status = 2 WHERE id IN ('1', '4')") // as the original distributor does
-	taken, err := st.Take(context.Background(), []record.Task{tasks[0], tasks[3]}, time.Minute, "w")
+	taken, err := st.Take(context.Background(), []record.Task{tasks[0], tasks[3]}, time.Minute, "w", store.NewToken())
 	if err != nil {
 		t.Fatal(err)
 	}

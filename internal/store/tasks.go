@@ -56,7 +56,12 @@ const (
 	// A task from the original distributor carries no token: take it over,
 	// unless a worker of ours holds the row. A token no worker took can be
 	// one an original worker left behind when it finished the row.
-	sqlTakeSeed = `UPDATE %[1]s SET status = 2, claim_token = ?, lease_until = NOW(3) + INTERVAL ? MICROSECOND, worker = ?, deliveries = deliveries + 1
+	// A row already under the batch's token was taken by this very take,
+	// made again after its answer was lost (its lease may have run out
+	// during the outage): it counts no second delivery. deliveries comes
+	// first, before claim_token is set (MySQL assigns left to right).
+	sqlTakeSeed = `UPDATE %[1]s SET deliveries = IF(claim_token <=> ?, deliveries, deliveries + 1), status = 2, claim_token = ?,
+	lease_until = NOW(3) + INTERVAL ? MICROSECOND, worker = ?
 	WHERE id IN (%[2]s) AND status IN (0, 2) AND (claim_token IS NULL OR worker IS NULL OR lease_until < NOW(3))`
 	// A worker gives back what it took but never started (it is stopping).
 	// One statement per token, so that only rows held under the very token
@@ -380,7 +385,15 @@ func (s *Store) tokenRows(ctx context.Context, query string, args []any) (map[st
 // task whose row has since been claimed again under another token (a stale
 // copy left in the queue after its lease ran out) or finished is left out,
 // since the row's current claim will bring it to an end.
-func (s *Store) Take(ctx context.Context, tasks []record.Task, lease time.Duration, worker string) ([]record.Task, error) {
+//
+// seedToken is the token tasks without one are claimed under, made by
+// NewToken once for the batch and given again to a take of the same batch
+// made again (its answer lost to a dropped connection): the rows the first
+// take claimed are under it, and the take made again gets them back with
+// their delivery counted once. Under a token of its own, it would find
+// them held by another claim, and leave them held by nobody until their
+// leases ran out. A batch with such tasks needs one; others may pass "".
+func (s *Store) Take(ctx context.Context, tasks []record.Task, lease time.Duration, worker, seedToken string) ([]record.Task, error) {
 	if len(tasks) == 0 {
 		return nil, nil
 	}
@@ -410,11 +423,13 @@ func (s *Store) Take(ctx context.Context, tasks []record.Task, lease time.Durati
 			return tokened, nil
 		}
 	}
-	seedToken := NewToken()
 	if len(seed) > 0 {
 		ids, _ := idsAndPairs(seed)
-		args := append([]any{seedToken, micros(lease), worker}, ids...)
 		job := fmt.Sprintf("take %d tasks of the original distributor", len(ids))
+		if seedToken == "" {
+			return nil, fmt.Errorf("%s: no token given for them", job)
+		}
+		args := append([]any{seedToken, seedToken, micros(lease), worker}, ids...)
 		if err := s.execRetry(ctx, job, s.q(sqlTakeSeed, len(ids)), args); err != nil {
 			return nil, fmt.Errorf("%s: %w", job, err)
 		}

@@ -172,8 +172,12 @@ func RunQueue(ctx context.Context, f Fetcher, st *store.Store, q *queue.Queue, o
 			// leases bring the rows back.
 			wctx := hard
 			var taken []record.Task
+			// One token for the batch, kept across the retries: a take whose
+			// answer was lost may have claimed the original distributor's
+			// rows under it, and the take made again must find them so.
+			seedToken := store.NewToken()
 			err = outage.Retry(wctx, "mysql", store.IsUnavailable, func() (err error) {
-				taken, err = st.Take(wctx, got, o.Lease, o.Worker)
+				taken, err = st.Take(wctx, got, o.Lease, o.Worker, seedToken)
 				return err
 			})
 			// Every popped task holds a slot: give back those not to be run

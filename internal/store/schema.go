@@ -115,8 +115,19 @@ func (s *Store) EnsureWaiting(ctx, wait context.Context) error {
 	}
 	defer conn.ExecContext(context.WithoutCancel(ctx), "SELECT RELEASE_LOCK(?)", lock) //nolint:errcheck // released with the connection anyway
 
-	if _, err := conn.ExecContext(ctx, fmt.Sprintf(seedTable, s.quoted)); err != nil {
-		return fmt.Errorf("create table %s: %w", s.table, err)
+	// Created only when missing: a server in a failover refuses even a
+	// CREATE TABLE IF NOT EXISTS of a table that is there, and a tool that
+	// starts then must find its table as it is (its first write waits the
+	// read-only server out), not fail at start and be restarted until
+	// systemd gives up on it.
+	var tables int
+	if err := conn.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?", s.table).Scan(&tables); err != nil {
+		return fmt.Errorf("ensure schema: table: %w", err)
+	}
+	if tables == 0 {
+		if _, err := conn.ExecContext(ctx, fmt.Sprintf(seedTable, s.quoted)); err != nil {
+			return fmt.Errorf("create table %s: %w", s.table, err)
+		}
 	}
 	have, err := s.existing(ctx, conn, "SELECT column_name FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ?", s.table)
 	if err != nil {

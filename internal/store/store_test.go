@@ -117,6 +117,29 @@ func TestEnsureUpgradesSeedTableInPlace(t *testing.T) {
 	}
 }
 
+// TestEnsureOnAReadOnlyServer: in a failover the server refuses every
+// write, CREATE TABLE IF NOT EXISTS of a table that is there included, and
+// a tool that starts then must find its table as it is (its first write
+// waits the read-only server out) rather than fail and be restarted until
+// systemd gives up on it. A table that is missing still cannot be made.
+func TestEnsureOnAReadOnlyServer(t *testing.T) {
+	dsn, db := testenv.MySQL(t)
+	ensure(t, openAt(t, dsn))
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	ro := openAt(t, dsn+sep+"tx_read_only=1") // MariaDB's name for the session's read-only flag
+	if err := ro.Ensure(context.Background()); err != nil {
+		t.Fatalf("ensure an up-to-date table on a read-only server: %v", err)
+	}
+	exec(t, db, "DROP TABLE files")
+	err := ro.Ensure(context.Background())
+	if err == nil || !store.IsUnavailable(err) {
+		t.Fatalf("ensure a missing table on a read-only server: %v, want a read-only refusal (unavailable)", err)
+	}
+}
+
 // TestEnsureWaitsForAnotherUpgrade: the tools of a fleet start together on
 // a seed table, and one of them upgrades it while the others wait for the
 // schema lock. An upgrade can take minutes (the indexes of a big table, or

@@ -25,8 +25,11 @@ func OpenStore(c *cli.Context) (*store.Store, error) {
 	ctx := tool.Hard(c.Context)
 	// Its waits (for another process's upgrade, for a backup's
 	// transaction) end with a first signal, as the wait for the server
-	// does: a stop, not a failure.
-	if err := st.EnsureWaiting(ctx, c.Context); err != nil {
+	// does: a stop, not a failure. An upgrade refused by a read-only
+	// server (a failover) or cut by a lost connection is waited out as the
+	// server is.
+	err = waitFor(c, "mysql", store.IsUnavailable, func() error { return st.EnsureWaiting(ctx, c.Context) })
+	if err != nil {
 		st.Close()
 		if c.Context.Err() != nil && ctx.Err() == nil && errors.Is(err, c.Context.Err()) {
 			return nil, &tool.StoppedError{Service: "mysql", Err: err}

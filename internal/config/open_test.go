@@ -220,3 +220,25 @@ func TestOpenStoppedWhileUpgradeWaits(t *testing.T) {
 		})
 	}
 }
+
+// TestOpenWaitsOutAReadOnlyUpgrade: a table that needs dl's columns, on a
+// server that refuses writes (a failover in progress), is waited out at
+// start as a server that is away is, up to --wait-for-services, rather than
+// failing the tool at once (and restarting it until systemd gives up).
+func TestOpenWaitsOutAReadOnlyUpgrade(t *testing.T) {
+	dsn, db := testenv.MySQL(t)
+	if _, err := db.Exec("CREATE TABLE files (id VARCHAR(255) PRIMARY KEY, url TEXT NOT NULL, status TINYINT NOT NULL DEFAULT 0)"); err != nil {
+		t.Fatal(err)
+	}
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	ro := dsn + sep + "tx_read_only=1" // MariaDB's name for the session's read-only flag
+	app := &cli.App{Name: "dl-x", Flags: []cli.Flag{MySQLFlag(), TableFlag(), WaitFlag()}, ExitErrHandler: noExit, Action: openStore}
+	began := time.Now()
+	err := app.Run([]string{"dl-x", "--mysql", ro, "--wait-for-services", "1s"})
+	if took := time.Since(began); err == nil || !strings.Contains(err.Error(), "(waited 1s for it)") || took < time.Second {
+		t.Fatalf("upgrade refused as read-only: %v after %v, want it waited out for 1s", err, took)
+	}
+}

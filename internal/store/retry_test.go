@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -39,7 +40,10 @@ func TestRetryTransient(t *testing.T) {
 		{"max_statement_time", repeat(mysqlErr(1969), 1), false, nil, 2, 1},
 		{"max_execution_time", repeat(mysqlErr(3024), 1), false, nil, 2, 1},
 		{"another error", []error{other}, false, other, 1, 0},
-		{"context ended", repeat(mysqlErr(1317), 5), true, mysqlErr(1317), 1, 1},
+		// The stop's error, so that a stop asked for is told from a
+		// failure, with the last try's for the log.
+		{"context ended", repeat(mysqlErr(1317), 5), true,
+			fmt.Errorf("%w (while retrying: %w)", context.Canceled, mysqlErr(1317)), 1, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
@@ -58,6 +62,9 @@ func TestRetryTransient(t *testing.T) {
 			})
 			if fmt.Sprint(err) != fmt.Sprint(tc.wantErr) {
 				t.Fatalf("after %d tries: %v, want %v", tries, err, tc.wantErr)
+			}
+			if tc.cancel && !errors.Is(err, context.Canceled) {
+				t.Errorf("%v is not the context's end: a stop would be taken for a failure", err)
 			}
 			if tries != tc.wantTries {
 				t.Errorf("%d tries, want %d", tries, tc.wantTries)

@@ -267,7 +267,11 @@ func (s *Store) retryTransient(ctx context.Context, job string, fn func() error)
 		}
 		select {
 		case <-ctx.Done():
-			return err
+			// The stop's error first: a caller tells a stop asked for
+			// (dl-fetch's second signal or --stop-timeout, which end a
+			// take's retries) from a failure by it, and the tries are
+			// unbounded, so a stop often comes in a wait between them.
+			return fmt.Errorf("%w (while retrying: %w)", ctx.Err(), err)
 		case <-time.After(wait):
 		}
 	}

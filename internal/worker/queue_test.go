@@ -107,8 +107,15 @@ func runQueue(f Fetcher, st *store.Store, q *queue.Queue, o QueueOptions) (out *
 // and a queue under its own Redis keys; all are closed and removed with t.
 func openQueue(ctx context.Context, t *testing.T) (*sql.DB, *store.Store, *queue.Queue) {
 	t.Helper()
+	return openQueueWith(ctx, t, "")
+}
+
+// openQueueWith is openQueue with params ("&name=value...") added to the
+// store's DSN, such as a session variable of its connections.
+func openQueueWith(ctx context.Context, t *testing.T, params string) (*sql.DB, *store.Store, *queue.Queue) {
+	t.Helper()
 	dsn, db := testenv.MySQL(t)
-	st, err := store.Open(ctx, dsn, "files")
+	st, err := store.Open(ctx, dsn+params, "files")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,4 +130,61 @@ func openQueue(ctx context.Context, t *testing.T) (*sql.DB, *store.Store, *queue
 	}
 	t.Cleanup(func() { q.Close() })
 	return db, st, q
+}
+
+// TestStopDuringATakeRetryIsNoFailure: a stop that abandons the work in
+// flight (a second signal, or --stop-timeout after the exit flag) while a
+// take waits between its tries is a stop asked for, and the run ends
+// without error, as on any other such stop. Here a statement time limit
+// ends every try of the take, the table being locked. The run used to end
+// with the take's last error (dl-fetch exiting 1 with it): the retry gave
+// that back, not the stop, and with tries now unbounded a stop most often
+// comes in a wait between them.
+func TestStopDuringATakeRetryIsNoFailure(t *testing.T) {
+	for _, how := range []string{"second signal", "exit flag"} {
+		t.Run(how, func(t *testing.T) {
+			ctx := context.Background()
+			db, st, q := openQueueWith(ctx, t, "&max_statement_time=0.2")
+			task := record.Task{ID: "a", URL: "http://127.0.0.1:1/a"}
+			if _, err := db.Exec("INSERT INTO files (id, url) VALUES (?, ?)", task.ID, task.URL); err != nil {
+				t.Fatal(err)
+			}
+			claimed, err := st.Claim(ctx, []record.Task{task}, store.ClaimOptions{QueueLease: time.Minute, Stale: time.Minute})
+			if err != nil || len(claimed) != 1 {
+				t.Fatalf("claimed %v: %v", claimed, err)
+			}
+			if err := q.Push(ctx, claimed); err != nil {
+				t.Fatal(err)
+			}
+			logs := testenv.CaptureLogs(t)
+			testenv.LockTable(t, db, "files")
+
+			hard, abort := context.WithCancel(ctx)
+			defer abort()
+			soft, stop := context.WithCancel(tool.WithHard(hard, hard))
+			defer stop()
+			done := make(chan error, 1)
+			go func() {
+				done <- RunQueue(soft, &countingFetcher{}, st, q, QueueOptions{Options: Options{Concurrency: 1, StopTimeout: time.Millisecond},
+					Mode: Forever, Lease: time.Minute, Worker: "w", Poll: 10 * time.Millisecond}, new(testenv.SyncBuffer))
+			}()
+			// The waits between tries double: from the seventh on they
+			// last 160 ms at least, and the stop comes in one.
+			testenv.Eventually(t, time.Minute, time.Millisecond, func() bool {
+				return strings.Count(logs.String(), `job="take 1 tasks"`) >= 7
+			}, "seven interrupted tries of the take")
+			switch how {
+			case "second signal":
+				stop()
+				abort()
+			case "exit flag":
+				if err := q.SetExitFlag(ctx, true); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := receive(t, done, "end of the run"); err != nil {
+				t.Errorf("run: %v; want nil, for a stop asked for", err)
+			}
+		})
+	}
 }

@@ -71,7 +71,7 @@ func TestTakeUsesThePrimaryKey(t *testing.T) {
 		stmt string
 		args []any
 	}{
-		{"take", st.qPaired(sqlTake, 2), []any{1000, "w", "5", "7", "5", "t", "7", "t"}},
+		{"take", st.qPaired(sqlTake, 2), []any{1000, "w", "5", "7", "5", "t", "7", "t", "w"}},
 		{"renew", st.qPaired(sqlRenew, 2), []any{1000, "5", "7", "5", "t", "7", "t"}},
 		{"renew queued", st.qPaired(sqlRenewQueued, 2), []any{1000, "5", "7", "5", "t", "7", "t"}},
 	} {

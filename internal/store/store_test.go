@@ -970,6 +970,32 @@ func TestTakeSeedAgainGetsItsRows(t *testing.T) {
 	}
 }
 
+// TestTakeIsOneWorkers: a second copy of a task in the queue (a push made
+// again after its answer was lost) must not be downloaded twice: popped by
+// another worker, it finds the row taken and is left out, the row still
+// the first worker's with one delivery; two copies in one batch give one
+// task.
+func TestTakeIsOneWorkers(t *testing.T) {
+	st, db := open(t)
+	ensure(t, st)
+	tasks := insert(t, db, 2)
+	claimed, err := st.Claim(context.Background(), tasks, store.ClaimOptions{QueueLease: time.Hour, Stale: time.Hour})
+	if err != nil || len(claimed) != 2 {
+		t.Fatalf("claim: %d, %v", len(claimed), err)
+	}
+	first, err := st.Take(context.Background(), []record.Task{claimed[0], claimed[0]}, time.Minute, "host:1", "")
+	if err != nil || len(first) != 1 || first[0].ID != claimed[0].ID {
+		t.Fatalf("take two copies of one task: %v, %v; want the task once", first, err)
+	}
+	other, err := st.Take(context.Background(), claimed, time.Minute, "host:2", "")
+	if err != nil || len(other) != 1 || other[0].ID != claimed[1].ID {
+		t.Fatalf("another worker's take: %v, %v; want only the task no worker had taken", other, err)
+	}
+	if got := dump(t, db, "id, worker, deliveries"); got != "1|host:1|1;2|host:2|1" {
+		t.Fatalf("rows: %s", got)
+	}
+}
+
 // TestMarkKeepsColumnsOfTheOperator: a seed table to which its operator added
 // a NOT NULL column without a default (filled by their own INSERTs) is
 // marked like any other, in every outcome, and the column keeps its values.

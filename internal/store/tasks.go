@@ -51,8 +51,11 @@ const (
 	// worker NULL): a take made again because its answer was lost must not
 	// count one more. MySQL assigns left to right, so deliveries comes
 	// before worker.
+	// A claim is one worker's: a second copy of a task in the queue (a push
+	// made again after its answer was lost), popped by another worker, finds
+	// the row taken and is left out, not downloaded twice.
 	sqlTake = `UPDATE %[1]s SET deliveries = deliveries + (worker IS NULL), lease_until = NOW(3) + INTERVAL ? MICROSECOND, worker = ?
-	WHERE id IN (%[2]s) AND status = 2 AND (id, claim_token) IN (%[3]s)`
+	WHERE id IN (%[2]s) AND status = 2 AND (id, claim_token) IN (%[3]s) AND (worker IS NULL OR worker = ?)`
 	// A task from the original distributor carries no token: take it over,
 	// unless a worker of ours holds the row. A token no worker took can be
 	// one an original worker left behind when it finished the row.
@@ -73,7 +76,7 @@ const (
 	// A row released is pending again and held by nobody.
 	setReleased = `status = 0, claim_token = NULL, lease_until = NULL, worker = NULL`
 
-	sqlHeld  = `SELECT id, claim_token, attempts, expected_sha256, target_name FROM %[1]s WHERE id IN (%[2]s) AND status = 2 AND claim_token IS NOT NULL`
+	sqlHeld  = `SELECT id, claim_token, COALESCE(worker, ''), attempts, expected_sha256, target_name FROM %[1]s WHERE id IN (%[2]s) AND status = 2 AND claim_token IS NOT NULL`
 	sqlRenew = `UPDATE %[1]s SET lease_until = NOW(3) + INTERVAL ? MICROSECOND
 	WHERE id IN (%[2]s) AND status = 2 AND (id, claim_token) IN (%[3]s)`
 	// Only rows no worker has taken: a taken row keeps its worker's lease.
@@ -384,7 +387,9 @@ func (s *Store) tokenRows(ctx context.Context, query string, args []any) (map[st
 // returns the tasks the worker should work on, with their attempt counts: a
 // task whose row has since been claimed again under another token (a stale
 // copy left in the queue after its lease ran out) or finished is left out,
-// since the row's current claim will bring it to an end.
+// since the row's current claim will bring it to an end; so is a task
+// another worker took under the same claim (a second copy in the queue),
+// and the second of two copies in tasks.
 //
 // seedToken is the token tasks without one are claimed under, made by
 // NewToken once for the batch and given again to a take of the same batch
@@ -407,7 +412,7 @@ func (s *Store) Take(ctx context.Context, tasks []record.Task, lease time.Durati
 	}
 	if len(tokened) > 0 {
 		ids, pairs := idsAndPairs(tokened)
-		args := append(append([]any{micros(lease), worker}, ids...), pairs...)
+		args := append(append(append([]any{micros(lease), worker}, ids...), pairs...), worker)
 		job := fmt.Sprintf("take %d tasks", len(ids))
 		n, err := s.execRetryCount(ctx, job, s.qPaired(sqlTake, len(ids)), args)
 		if err != nil {
@@ -450,9 +455,11 @@ func (s *Store) Take(ctx context.Context, tasks []record.Task, lease time.Durati
 			want = seedToken
 		}
 		h, ok := got[t.ID]
-		if !ok || h.token != want {
+		if !ok || h.token != want || h.worker != worker {
 			continue
 		}
+		// A batch may hold two copies of one task: one transfer is enough.
+		delete(got, t.ID)
 		if t.Token == "" {
 			// The original distributor's payload has only the id and the
 			// url: what else the row asks for comes from the row.
@@ -471,9 +478,9 @@ func (s *Store) Take(ctx context.Context, tasks []record.Task, lease time.Durati
 
 // heldRow is a row held under a claim, as Take reads it back.
 type heldRow struct {
-	token        string
-	attempts     int
-	sha256, name sql.NullString
+	token, worker string
+	attempts      int
+	sha256, name  sql.NullString
 }
 
 // heldRows reads the rows of ids that are held under a claim.
@@ -487,7 +494,7 @@ func (s *Store) heldRows(ctx context.Context, ids []any) (map[string]heldRow, er
 	for rows.Next() {
 		var id string
 		var h heldRow
-		if err := rows.Scan(&id, &h.token, &h.attempts, &h.sha256, &h.name); err != nil {
+		if err := rows.Scan(&id, &h.token, &h.worker, &h.attempts, &h.sha256, &h.name); err != nil {
 			return nil, err
 		}
 		got[id] = h

@@ -58,6 +58,19 @@ func readPid(path string) (int, error) {
 	return strconv.Atoi(strings.TrimSpace(string(b)))
 }
 
+// recordingMark is a fake dl-mark that keeps what it reads in
+// $MARKS/results, for wantRecorded.
+const recordingMark = `exec cat >"$MARKS/results"`
+
+// wantRecorded fails the test unless the fake dl-mark read want, all that
+// dl-fetch wrote, before the worker script r ended.
+func wantRecorded(t *testing.T, marks, want string, r testenv.Result) {
+	t.Helper()
+	if b, err := os.ReadFile(filepath.Join(marks, "results")); err != nil || string(b) != want {
+		t.Fatalf("dl-mark read %q (%v), want %q:\n%s", b, err, want, r)
+	}
+}
+
 // fetchUp waits until the fake dl-fetch has written its pid, and returns it.
 func fetchUp(t *testing.T, w *testenv.Running, marks string) int {
 	t.Helper()
@@ -161,17 +174,23 @@ func TestWorkerScriptExitStatus(t *testing.T) {
 // pid is known, or, before the pipeline starts, the end of the script. The
 // script exits 0, never killed with its pipeline left running nor 143. The
 // fake setpriv, which the script runs dl-fetch with, signals the script as
-// the pipeline starts. Bash takes functions from the environment, and one
-// named as a builtin is called for it: a command function signals the script
-// before the pipeline starts (command -v setpriv), a set function once it
-// has started (set +m), before dl-fetch's pid is known.
+// the pipeline starts; the script's try of its --pdeathsig (setpriv
+// --pdeathsig TERM setpriv --version) it lets through, unless PROBE_SIG asks it to signal
+// the script's whole group, itself included, as a Ctrl-C would. Bash takes
+// functions from the environment, and one named as a builtin is called for
+// it: a command function signals the script before the pipeline starts
+// (command -v setpriv), a set function once it has started (set +m), before
+// dl-fetch's pid is known.
 func TestWorkerScriptSignalAtStart(t *testing.T) {
 	t.Parallel()
 	hooks := map[string]string{
 		"before the pipeline starts": `BASH_FUNC_command%%%%=() { builtin kill -%[1]d $$; builtin command "$@"; }`,
+		"as setpriv is tried":        "PROBE_SIG=%[1]d",
 		"as the pipeline starts":     "",
 		"once the pipeline started":  `BASH_FUNC_set%%%%=() { builtin set "$@"; [ "$1" != +m ] || builtin kill -%[1]d $$; }`,
 	}
+	// Stopped before the pipeline starts, the script must start nothing.
+	early := map[string]bool{"before the pipeline starts": true, "as setpriv is tried": true}
 	for when, hook := range hooks {
 		for name, sig := range map[string]syscall.Signal{"TERM": syscall.SIGTERM, "HUP": syscall.SIGHUP, "INT": syscall.SIGINT} {
 			t.Run(when+"/"+name, func(t *testing.T) {
@@ -179,7 +198,11 @@ func TestWorkerScriptSignalAtStart(t *testing.T) {
 				tools := map[string]string{
 					"dl-fetch": fakeFetchUp + "\nexec sleep 600",
 					"dl-mark":  "exec cat >/dev/null",
-					"setpriv":  fmt.Sprintf(`kill -%d $PPID; shift 2; exec "$@"`, sig),
+					"setpriv": fmt.Sprintf(`if [ "$3" = setpriv ]; then
+  [ -z "$PROBE_SIG" ] || kill -$PROBE_SIG 0
+  exit 0
+fi
+kill -%d $PPID; shift 2; exec "$@"`, sig),
 				}
 				var extra []string
 				if hook != "" {
@@ -191,8 +214,11 @@ func TestWorkerScriptSignalAtStart(t *testing.T) {
 				if r.Procs[0].Code != 0 {
 					t.Fatalf("the worker script exited %d on SIG%s %s, want 0:\n%s", r.Procs[0].Code, name, when, r)
 				}
-				if _, err := os.Stat(filepath.Join(marks, "fetch.pid")); err == nil && when == "before the pipeline starts" {
+				if _, err := os.Stat(filepath.Join(marks, "fetch.pid")); err == nil && early[when] {
 					t.Errorf("dl-fetch started after a stop:\n%s", r)
+				}
+				if strings.Contains(r.Procs[0].Stderr, "--pdeathsig") {
+					t.Errorf("the worker script took the stop that ended its try of setpriv for a setpriv without --pdeathsig:\n%s", r)
 				}
 				noneLeft(t, marks)
 			})
@@ -302,4 +328,47 @@ while :; do sleep 0.05; done`
 		t.Fatalf("the worker script exited %d for dl-fetch killed by SIGKILL after a stop, want 137:\n%s", r.Procs[0].Code, r)
 	}
 	noneLeft(t, marks)
+}
+
+// A setpriv without --pdeathsig (util-linux before 2.33: Ubuntu 18.04,
+// RHEL 8) must not keep dl-fetch from starting: the worker script tries the
+// option once, runs dl-fetch without it when it fails, and says so in one
+// line on stderr. A setpriv that has it runs dl-fetch (marker file
+// setpriv.dl-fetch), and nothing is said.
+func TestWorkerScriptSetprivWithoutPdeathsig(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		setpriv string
+		lines   int // saying that setpriv has no --pdeathsig
+	}{
+		{"util-linux before 2.33", `echo "setpriv: unrecognized option '--pdeathsig'" >&2
+echo "Try 'setpriv --help' for more information." >&2
+exit 1`, 1},
+		{"util-linux 2.33 or later", `[ "$1" != --version ] || exit 0
+[ "$1" = --pdeathsig ] && [ "$2" = TERM ] || exit 1
+touch "$MARKS/setpriv.$3"; shift 2; exec "$@"`, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			p, marks := fakeWorker(t, map[string]string{
+				"dl-fetch": fakeFetchUp + "\necho result",
+				"dl-mark":  recordingMark,
+				"setpriv":  tc.setpriv,
+			})
+			r := testenv.Pipeline(t, workerCtx(t), nil, p)
+			if r.Procs[0].Code != 0 {
+				t.Fatalf("the worker script exited %d, want 0:\n%s", r.Procs[0].Code, r)
+			}
+			wantRecorded(t, marks, "result\n", r)
+			if n := strings.Count(r.Procs[0].Stderr, "setpriv has no --pdeathsig"); n != tc.lines {
+				t.Errorf("the worker script said %d times that setpriv has no --pdeathsig, want %d:\n%s", n, tc.lines, r)
+			}
+			_, err := os.Stat(filepath.Join(marks, "setpriv.dl-fetch"))
+			if through := err == nil; through != (tc.lines == 0) {
+				t.Errorf("dl-fetch run through setpriv: %v, want %v:\n%s", through, tc.lines == 0, r)
+			}
+			noneLeft(t, marks)
+		})
+	}
 }

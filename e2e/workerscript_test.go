@@ -47,7 +47,9 @@ func fakeWorker(t *testing.T, tools map[string]string, extra ...string) (testenv
 		t.Fatal(err)
 	}
 	env := append([]string{"DL_BIN=" + bin, "MARKS=" + marks}, extra...)
-	return testenv.Proc{Bin: script, Env: env}, marks
+	// A directory of its own, for the core files a fake killed by SIGQUIT
+	// may leave where core dumps are on.
+	return testenv.Proc{Bin: script, Env: env, Dir: t.TempDir()}, marks
 }
 
 func readPid(path string) (int, error) {
@@ -172,53 +174,94 @@ func TestWorkerScriptExitStatus(t *testing.T) {
 // A stop as the worker script starts (systemctl start, then stop at once)
 // must find its traps set, whenever it comes: passed on to dl-fetch once its
 // pid is known, or, before the pipeline starts, the end of the script. The
-// script exits 0, never killed with its pipeline left running nor 143. The
-// fake setpriv, which the script runs dl-fetch with, signals the script as
-// the pipeline starts; the script's try of its --pdeathsig (setpriv
-// --pdeathsig TERM setpriv --version) it lets through, unless PROBE_SIG asks it to signal
-// the script's whole group, itself included, as a Ctrl-C would. Bash takes
-// functions from the environment, and one named as a builtin is called for
-// it: a command function signals the script before the pipeline starts
-// (command -v setpriv), a set function once it has started (set +m), before
-// dl-fetch's pid is known.
+// script exits 0, never killed with its pipeline left running nor 143. A QUIT
+// alone at those moments exits 131, the failure of a QUIT that kills
+// dl-fetch; with a stop, before or after it, it is the stop alone.
+//
+// Bash takes functions from the environment, and one named as a builtin is
+// called for it: a command function signals the script before the pipeline
+// starts (command -v setpriv), a set function once it has started (set +m),
+// before dl-fetch's pid is known; each trap runs before the next signal is
+// sent. The fake setpriv signals the script as the pipeline starts
+// (SETPRIV_KILL), or during the script's try of its --pdeathsig (setpriv
+// --pdeathsig TERM setpriv --version, PROBE_KILL), the last signal to the
+// script's whole group, itself included, as a Ctrl-C would. It sends one
+// signal only as the pipeline starts: two from another process may find the
+// script in its wait, where bash 5.2 runs the trap of only one of two signals
+// that come together (the second's handler interrupts the first's), and the
+// first passed on may kill the fake before it sends the second.
 func TestWorkerScriptSignalAtStart(t *testing.T) {
 	t.Parallel()
-	hooks := map[string]string{
-		"before the pipeline starts": `BASH_FUNC_command%%%%=() { builtin kill -%[1]d $$; builtin command "$@"; }`,
-		"as setpriv is tried":        "PROBE_SIG=%[1]d",
-		"as the pipeline starts":     "",
-		"once the pipeline started":  `BASH_FUNC_set%%%%=() { builtin set "$@"; [ "$1" != +m ] || builtin kill -%[1]d $$; }`,
+	kills := func(format string, sigs []syscall.Signal) string {
+		var b strings.Builder
+		for _, sig := range sigs {
+			fmt.Fprintf(&b, format, sig)
+		}
+		return b.String()
 	}
-	// Stopped before the pipeline starts, the script must start nothing.
-	early := map[string]bool{"before the pipeline starts": true, "as setpriv is tried": true}
-	for when, hook := range hooks {
-		for name, sig := range map[string]syscall.Signal{"TERM": syscall.SIGTERM, "HUP": syscall.SIGHUP, "INT": syscall.SIGINT} {
-			t.Run(when+"/"+name, func(t *testing.T) {
+	for _, when := range []struct {
+		name  string
+		env   func(sigs []syscall.Signal) string
+		early bool // the script must start nothing
+		one   bool // sends one signal only
+	}{
+		{"before the pipeline starts", func(sigs []syscall.Signal) string {
+			return "BASH_FUNC_command%%=() { " + kills("builtin kill -%d $$; ", sigs) + `builtin command "$@"; }`
+		}, true, false},
+		{"as setpriv is tried", func(sigs []syscall.Signal) string {
+			last := len(sigs) - 1
+			return "PROBE_KILL=" + kills("kill -%d $PPID; ", sigs[:last]) + kills("kill -%d 0", sigs[last:])
+		}, true, false},
+		{"as the pipeline starts", func(sigs []syscall.Signal) string {
+			return "SETPRIV_KILL=" + kills("kill -%d $PPID; ", sigs)
+		}, false, true},
+		{"once the pipeline started", func(sigs []syscall.Signal) string {
+			up := ""
+			if len(sigs) == 1 && sigs[0] == syscall.SIGQUIT {
+				// A QUIT alone is passed on as it is, and bash loses one that
+				// reaches dl-fetch before its exec: the fake must be up.
+				up = `local i=0; while [ ! -e "$MARKS/fetch.pid" ] && [ $i -lt 3000 ]; do sleep 0.01; i=$((i+1)); done; `
+			}
+			return `BASH_FUNC_set%%=() { builtin set "$@"; [ "$1" != +m ] || { ` + up + kills("builtin kill -%d $$; ", sigs) + "}; }"
+		}, false, false},
+	} {
+		for _, tc := range []struct {
+			name string
+			sigs []syscall.Signal
+			want int
+		}{
+			{"TERM", []syscall.Signal{syscall.SIGTERM}, 0},
+			{"HUP", []syscall.Signal{syscall.SIGHUP}, 0},
+			{"INT", []syscall.Signal{syscall.SIGINT}, 0},
+			{"QUIT", []syscall.Signal{syscall.SIGQUIT}, 131},
+			{"TERM then QUIT", []syscall.Signal{syscall.SIGTERM, syscall.SIGQUIT}, 0},
+			{"QUIT then HUP", []syscall.Signal{syscall.SIGQUIT, syscall.SIGHUP}, 0},
+		} {
+			if when.one && len(tc.sigs) > 1 {
+				continue
+			}
+			t.Run(when.name+"/"+tc.name, func(t *testing.T) {
 				t.Parallel()
 				tools := map[string]string{
 					"dl-fetch": fakeFetchUp + "\nexec sleep 600",
 					"dl-mark":  "exec cat >/dev/null",
-					"setpriv": fmt.Sprintf(`if [ "$3" = setpriv ]; then
-  [ -z "$PROBE_SIG" ] || kill -$PROBE_SIG 0
+					"setpriv": `if [ "$3" = setpriv ]; then
+  eval "$PROBE_KILL"
   exit 0
 fi
-kill -%d $PPID; shift 2; exec "$@"`, sig),
+eval "$SETPRIV_KILL"; shift 2; exec "$@"`,
 				}
-				var extra []string
-				if hook != "" {
-					extra = []string{fmt.Sprintf(hook, sig)}
-				}
-				p, marks := fakeWorker(t, tools, extra...)
+				p, marks := fakeWorker(t, tools, when.env(tc.sigs))
 				w := testenv.Start(t, workerCtx(t), nil, p)
 				r := w.Wait()
-				if r.Procs[0].Code != 0 {
-					t.Fatalf("the worker script exited %d on SIG%s %s, want 0:\n%s", r.Procs[0].Code, name, when, r)
+				if r.Procs[0].Code != tc.want {
+					t.Fatalf("the worker script exited %d on %s %s, want %d:\n%s", r.Procs[0].Code, tc.name, when.name, tc.want, r)
 				}
-				if _, err := os.Stat(filepath.Join(marks, "fetch.pid")); err == nil && early[when] {
-					t.Errorf("dl-fetch started after a stop:\n%s", r)
+				if _, err := os.Stat(filepath.Join(marks, "fetch.pid")); err == nil && when.early {
+					t.Errorf("dl-fetch started after a signal before the pipeline started:\n%s", r)
 				}
 				if strings.Contains(r.Procs[0].Stderr, "--pdeathsig") {
-					t.Errorf("the worker script took the stop that ended its try of setpriv for a setpriv without --pdeathsig:\n%s", r)
+					t.Errorf("the worker script took the signal that ended its try of setpriv for a setpriv without --pdeathsig:\n%s", r)
 				}
 				noneLeft(t, marks)
 			})

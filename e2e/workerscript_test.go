@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -414,4 +416,63 @@ touch "$MARKS/setpriv.$3"; shift 2; exec "$@"`, 0},
 			noneLeft(t, marks)
 		})
 	}
+}
+
+// A signal to the worker script reaches dl-fetch alone, whether /proc can be
+// read or not (a container may have none, or hide it): dl-mark must read on
+// until dl-fetch has written its last result and closed the pipe. The fake
+// dl-fetch answers the TERM passed on with a last result and exits 0;
+// dl-mark, had it been signalled too, would die before it (cat killed by the
+// TERM), the result and the exit status lost. Without /proc, the script runs
+// in a mount namespace of its own with a tmpfs on /proc (unshare, as root or
+// in a user namespace of its own); the test watches from outside it.
+func TestWorkerScriptSignalsDlFetchAlone(t *testing.T) {
+	t.Parallel()
+	const fetch = `trap 'echo last; exit 0' TERM
+` + fakeFetchUp + `
+while :; do sleep 0.05; done`
+	for _, tc := range []struct {
+		name   string
+		noProc bool
+	}{
+		{"with /proc", false},
+		{"without /proc", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			p, marks := fakeWorker(t, map[string]string{"dl-fetch": fetch, "dl-mark": recordingMark})
+			if tc.noProc {
+				p = withoutProc(t, p)
+			}
+			w := testenv.Start(t, workerCtx(t), nil, p)
+			fetchUp(t, w, marks)
+			w.SignalProc(0, syscall.SIGTERM)
+			r := w.Wait()
+			if r.Procs[0].Code != 0 {
+				t.Fatalf("the worker script exited %d, want 0:\n%s", r.Procs[0].Code, r)
+			}
+			wantRecorded(t, marks, "last\n", r)
+			noneLeft(t, marks)
+		})
+	}
+}
+
+// withoutProc runs p in a mount namespace of its own whose /proc is an
+// empty tmpfs. unshare(1) needs root, or user namespaces to map the user to
+// root in one.
+func withoutProc(t *testing.T, p testenv.Proc) testenv.Proc {
+	t.Helper()
+	unshare := []string{"-m", "--propagation", "private"}
+	if os.Geteuid() != 0 {
+		unshare = append(unshare, "-r")
+	}
+	hide := func(argv ...string) []string {
+		return slices.Concat(unshare, []string{"sh", "-c", `mount -t tmpfs tmpfs /proc && exec "$@"`, "sh"}, argv)
+	}
+	if out, err := exec.Command("unshare", hide("test", "!", "-e", "/proc/self")...).CombinedOutput(); err != nil {
+		testenv.Missing(t, fmt.Sprintf("cannot hide /proc in a mount namespace (unshare %s): %v: %s", strings.Join(unshare, " "), err, out))
+	}
+	p.Args = hide(append([]string{p.Bin}, p.Args...)...)
+	p.Bin = "unshare"
+	return p
 }

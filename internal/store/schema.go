@@ -79,7 +79,17 @@ func (s *Store) Ensure(ctx context.Context) error { return s.EnsureWaiting(ctx, 
 // for as long as a backup's transaction lasts maybe, stops, instead of
 // waiting out its unit's TimeoutStopSec to be killed. The statements
 // themselves run under ctx; wait must be derived from it.
-func (s *Store) EnsureWaiting(ctx, wait context.Context) error {
+func (s *Store) EnsureWaiting(ctx, wait context.Context) (err error) {
+	// Run last, once conn is back in the pool: a refusal as read-only
+	// drops it with the other idle ones (see retryTransient), so that the
+	// try made again (OpenStore waits a failover out) reaches the new
+	// primary instead of the old one until the connection's lifetime runs
+	// out.
+	defer func() {
+		if isReadOnly(err) {
+			s.dropIdle()
+		}
+	}()
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("ensure schema: %w", err)

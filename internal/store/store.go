@@ -250,8 +250,7 @@ func (s *Store) retryTransient(ctx context.Context, job string, fn func() error)
 	for i := 0; ; i++ {
 		err := fn()
 		if isReadOnly(err) {
-			s.db.SetMaxIdleConns(0) // closes the idle ones
-			s.db.SetMaxIdleConns(maxConns)
+			s.dropIdle()
 		}
 		interrupted := isInterrupted(err)
 		if err == nil || !interrupted && !isConflict(err) {
@@ -275,6 +274,13 @@ func (s *Store) retryTransient(ctx context.Context, job string, fn func() error)
 		case <-time.After(wait):
 		}
 	}
+}
+
+// dropIdle closes the pool's idle connections: after a write refused as
+// read-only, they may lead to a failover's old primary.
+func (s *Store) dropIdle() {
+	s.db.SetMaxIdleConns(0) // closes the idle ones
+	s.db.SetMaxIdleConns(maxConns)
 }
 
 // quietConflicts is how many conflicts in a row are retried before one is

@@ -22,7 +22,7 @@ CREATE TABLE IF NOT EXISTS files (
     claim_token VARCHAR(32) NULL,           -- fences a worker whose claim was given away
     lease_until DATETIME(3) NULL,           -- a processing row is claimable again after this (UTC)
     next_attempt_at DATETIME(3) NULL,       -- a pending row waits for its retry backoff (UTC)
-    worker VARCHAR(255) NULL,               -- host:pid that holds (or last held) the row
+    worker VARCHAR(255) NULL,               -- host:pid-suffix of the worker that holds (or last held) the row
     bytes BIGINT NULL,                      -- size of the done file
     sha256 CHAR(64) NULL,                   -- checksum of the done file
     http_status SMALLINT NULL,              -- last HTTP status

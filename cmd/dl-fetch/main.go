@@ -78,7 +78,7 @@ func main() {
 			}
 			defer sv.Close()
 			return worker.RunQueue(c.Context, f, sv.Store, sv.Queue, worker.QueueOptions{Options: wo, Mode: mode,
-				Lease: c.Duration(config.FlagLease), Worker: config.Hostname(), Poll: c.Duration("poll")}, term.Stdout())
+				Lease: c.Duration(config.FlagLease), Worker: config.WorkerName(), Poll: c.Duration("poll")}, term.Stdout())
 		},
 	}))
 }

@@ -7,6 +7,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"strings"
 	"time"
@@ -113,12 +114,16 @@ func QueueLeaseFlag() cli.Flag {
 		Usage: "how long a claimed task may wait in the queue before it is claimable again (covers a lost Redis); each distributor round renews it for tasks still queued, so keep it well above DL_INTERVAL"})
 }
 
-// Hostname names this process in the rows it holds, for dl-stat and for
-// operators reading the table.
-func Hostname() string {
+// WorkerName names this process in the rows it holds, for dl-stat and for
+// operators reading the table: host:pid, and a random suffix. The name is
+// also what makes a claim one worker's (a second copy of a task, popped by
+// another worker, finds the row taken), and host and pid alone can be
+// shared: containers on the host's network keep its host name, each with
+// its own pids, often the same (1).
+func WorkerName() string {
 	h, err := os.Hostname()
 	if err != nil {
 		h = "unknown"
 	}
-	return fmt.Sprintf("%s:%d", h, os.Getpid())
+	return fmt.Sprintf("%s:%d-%08x", h, os.Getpid(), rand.Uint32())
 }

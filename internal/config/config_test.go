@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -52,5 +53,24 @@ func TestEmptyQueueNameRefused(t *testing.T) {
 		for k := range tt.env {
 			os.Unsetenv(k)
 		}
+	}
+}
+
+// TestWorkerNameTellsProcessesApart: a worker's name leads with host:pid
+// for operators, and its suffix differs between two processes that share
+// both (containers on the host's network), since it decides whose a claim
+// is.
+func TestWorkerNameTellsProcessesApart(t *testing.T) {
+	host, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := WorkerName(), WorkerName()
+	prefix := fmt.Sprintf("%s:%d-", host, os.Getpid())
+	if !strings.HasPrefix(a, prefix) || len(a) != len(prefix)+8 {
+		t.Fatalf("worker name %q, want %s and 8 hex digits", a, prefix)
+	}
+	if a == b {
+		t.Fatalf("two names alike (%q): host and pid alone can be shared", a)
 	}
 }

@@ -67,7 +67,7 @@ type InFlight struct {
 	Queued      int64 `json:"queued"`      // claimed, waiting in the queue for a worker
 }
 
-// Worker is one dl-fetch process (host:pid) and the rows it holds.
+// Worker is one dl-fetch process (its name, host:pid-suffix) and the rows it holds.
 type Worker struct {
 	Worker   string `json:"worker"`
 	InFlight int64  `json:"in_flight"`

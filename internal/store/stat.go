@@ -70,7 +70,7 @@ func (c Counts) Total() int64 {
 
 // WorkerLoad is the number of rows one worker holds under a live lease.
 type WorkerLoad struct {
-	Worker string // host:pid; empty for rows claimed and waiting in the queue
+	Worker string // host:pid-suffix; empty for rows claimed and waiting in the queue
 	Rows   int64
 }
 

@@ -230,11 +230,7 @@ func TestOpenWaitsOutAReadOnlyUpgrade(t *testing.T) {
 	if _, err := db.Exec("CREATE TABLE files (id VARCHAR(255) PRIMARY KEY, url TEXT NOT NULL, status TINYINT NOT NULL DEFAULT 0)"); err != nil {
 		t.Fatal(err)
 	}
-	sep := "?"
-	if strings.Contains(dsn, "?") {
-		sep = "&"
-	}
-	ro := dsn + sep + "tx_read_only=1" // MariaDB's name for the session's read-only flag
+	ro := testenv.WithSession(t, dsn, "tx_read_only", "1") // MariaDB's name for the session's read-only flag
 	app := &cli.App{Name: "dl-x", Flags: []cli.Flag{MySQLFlag(), TableFlag(), WaitFlag()}, ExitErrHandler: noExit, Action: openStore}
 	began := time.Now()
 	err := app.Run([]string{"dl-x", "--mysql", ro, "--wait-for-services", "1s"})

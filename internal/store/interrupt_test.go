@@ -90,7 +90,7 @@ func TestStatementsRideOutInterruptions(t *testing.T) {
 				if how == "max_statement_time" {
 					// The session's own limit, through the DSN: no other
 					// test's session is touched.
-					st = openAt(t, dsn+"&max_statement_time=0.2")
+					st = openAt(t, testenv.WithSession(t, dsn, "max_statement_time", "0.2"))
 				}
 				logs := testenv.CaptureLogs(t)
 				err := testenv.InterruptWhileLocked(t, db, "files", how == "kill query", logs, `job="`+tc.job+`"`,

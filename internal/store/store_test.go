@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-sql-driver/mysql"
-
 	"github.com/dlkit/dl/internal/record"
 	"github.com/dlkit/dl/internal/store"
 	"github.com/dlkit/dl/internal/testenv"
@@ -125,11 +123,7 @@ func TestEnsureUpgradesSeedTableInPlace(t *testing.T) {
 func TestEnsureOnAReadOnlyServer(t *testing.T) {
 	dsn, db := testenv.MySQL(t)
 	ensure(t, openAt(t, dsn))
-	sep := "?"
-	if strings.Contains(dsn, "?") {
-		sep = "&"
-	}
-	ro := openAt(t, dsn+sep+"tx_read_only=1") // MariaDB's name for the session's read-only flag
+	ro := openAt(t, testenv.WithSession(t, dsn, "tx_read_only", "1")) // MariaDB's name for the session's read-only flag
 	if err := ro.Ensure(context.Background()); err != nil {
 		t.Fatalf("ensure an up-to-date table on a read-only server: %v", err)
 	}
@@ -1088,15 +1082,7 @@ func TestMarkIsolatesAValueTheTableCannotHold(t *testing.T) {
 // the batch, and dl-mark with it, at every delivery.
 func TestMarkIsolatesAValueInTheServersLanguage(t *testing.T) {
 	dsn, db := testenv.MySQL(t)
-	cfg, err := mysql.ParseDSN(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cfg.Params == nil {
-		cfg.Params = map[string]string{}
-	}
-	cfg.Params["lc_messages"] = "'zh_CN'"
-	st := openAt(t, cfg.FormatDSN())
+	st := openAt(t, testenv.WithSession(t, dsn, "lc_messages", "'zh_CN'"))
 	exec(t, db, strings.Replace(seedSchema, "UTF8mb4", "latin1", 1))
 	tasks := insert(t, db, 2)
 	ensure(t, st)

@@ -83,3 +83,26 @@ func openPing(cfg *mysql.Config) (*sql.DB, error) {
 func where(cfg *mysql.Config) string {
 	return fmt.Sprintf("%s@%s(%s)", cfg.User, cfg.Net, cfg.Addr)
 }
+
+// WithSession returns dsn with session variables (name, value, name,
+// value...) set on each of its connections, as the driver does for a DSN's
+// parameters when it connects: a test's own statement limit, language or
+// read-only flag, which no other test's session sees. A value is written
+// as SQL (a string quoted: "'zh_CN'").
+func WithSession(t testing.TB, dsn string, vars ...string) string {
+	t.Helper()
+	if len(vars)%2 != 0 {
+		t.Fatalf("testenv: session variables %q: want name and value pairs", vars)
+	}
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		t.Fatalf("testenv: %q is not a MySQL DSN: %v", dsn, err)
+	}
+	if cfg.Params == nil {
+		cfg.Params = map[string]string{}
+	}
+	for i := 0; i < len(vars); i += 2 {
+		cfg.Params[vars[i]] = vars[i+1]
+	}
+	return cfg.FormatDSN()
+}

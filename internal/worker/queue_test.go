@@ -107,15 +107,15 @@ func runQueue(f Fetcher, st *store.Store, q *queue.Queue, o QueueOptions) (out *
 // and a queue under its own Redis keys; all are closed and removed with t.
 func openQueue(ctx context.Context, t *testing.T) (*sql.DB, *store.Store, *queue.Queue) {
 	t.Helper()
-	return openQueueWith(ctx, t, "")
+	return openQueueWith(ctx, t)
 }
 
-// openQueueWith is openQueue with params ("&name=value...") added to the
-// store's DSN, such as a session variable of its connections.
-func openQueueWith(ctx context.Context, t *testing.T, params string) (*sql.DB, *store.Store, *queue.Queue) {
+// openQueueWith is openQueue with session variables (name, value...) on
+// the store's connections (testenv.WithSession).
+func openQueueWith(ctx context.Context, t *testing.T, session ...string) (*sql.DB, *store.Store, *queue.Queue) {
 	t.Helper()
 	dsn, db := testenv.MySQL(t)
-	st, err := store.Open(ctx, dsn+params, "files")
+	st, err := store.Open(ctx, testenv.WithSession(t, dsn, session...), "files")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +144,7 @@ func TestStopDuringATakeRetryIsNoFailure(t *testing.T) {
 	for _, how := range []string{"second signal", "exit flag"} {
 		t.Run(how, func(t *testing.T) {
 			ctx := context.Background()
-			db, st, q := openQueueWith(ctx, t, "&max_statement_time=0.2")
+			db, st, q := openQueueWith(ctx, t, "max_statement_time", "0.2")
 			task := record.Task{ID: "a", URL: "http://127.0.0.1:1/a"}
 			if _, err := db.Exec("INSERT INTO files (id, url) VALUES (?, ?)", task.ID, task.URL); err != nil {
 				t.Fatal(err)

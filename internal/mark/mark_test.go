@@ -193,17 +193,7 @@ func TestRunRidesOutAReadOnlyServer(t *testing.T) {
 	st, q, db := open(t, redisURL, queue.NewKeys(prefix+"queue", prefix))
 	in := claimTwo(t, st, db)
 
-	pool := st.DB()
-	pool.SetMaxIdleConns(0) // the connection made below is the pool's only one
-	pool.SetMaxIdleConns(1)
-	conn, err := pool.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.ExecContext(ctx, "SET SESSION TRANSACTION READ ONLY"); err != nil {
-		t.Fatal(err)
-	}
-	conn.Close()
+	testenv.ReadOnlyPool(t, st.DB())
 
 	logs := testenv.CaptureLogs(t)
 	var out bytes.Buffer

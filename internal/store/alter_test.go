@@ -53,15 +53,7 @@ func TestEnsureAfterAReadOnlyRefusalReconnects(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { st.Close() })
-			// Open's ping left one connection in the pool: this one.
-			conn, err := st.db.Conn(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := conn.ExecContext(ctx, "SET SESSION tx_read_only = 1"); err != nil {
-				t.Fatal(err)
-			}
-			conn.Close()
+			testenv.ReadOnlyPool(t, st.db)
 			if err := st.Ensure(ctx); !IsUnavailable(err) {
 				t.Fatalf("ensure on the read-only connection: %v; want a read-only refusal", err)
 			}

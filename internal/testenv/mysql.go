@@ -106,3 +106,23 @@ func WithSession(t testing.TB, dsn string, vars ...string) string {
 	}
 	return cfg.FormatDSN()
 }
+
+// ReadOnlyPool leaves pool with one idle connection, whose session refuses
+// writes, as a failover's old primary does while a new connection reaches
+// the new one: the pool's next statement gets it, and only a connection
+// made afresh can write.
+func ReadOnlyPool(t testing.TB, pool *sql.DB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pool.SetMaxIdleConns(0) // closes the idle ones: the one made below is the pool's only one
+	pool.SetMaxIdleConns(1)
+	conn, err := pool.Conn(ctx)
+	if err != nil {
+		t.Fatalf("testenv: connect: %v", err)
+	}
+	defer conn.Close() // back to the pool, idle
+	if _, err := conn.ExecContext(ctx, "SET SESSION TRANSACTION READ ONLY"); err != nil {
+		t.Fatalf("testenv: make a session read-only: %v", err)
+	}
+}

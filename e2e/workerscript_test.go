@@ -110,6 +110,17 @@ func marked(marks string) []int {
 	return pids
 }
 
+// scriptWaits waits until the worker script is blocked in its wait for the
+// pipeline (its wchan in /proc), so that a signal sent next interrupts that
+// wait, not a step before it.
+func scriptWaits(t *testing.T, w *testenv.Running, what string) {
+	t.Helper()
+	testenv.Eventually(t, 30*time.Second, 10*time.Millisecond, func() bool {
+		b, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(w.Pid(0)), "wchan"))
+		return string(b) == "do_wait"
+	}, "%s", what)
+}
+
 // noneLeft fails the test unless every process the worker script started has
 // ended: the script, which has ended, waited for its pipeline. A process
 // killed just before may take a moment to go.
@@ -325,12 +336,7 @@ func TestWorkerScriptSignalAsPipelineEnds(t *testing.T) {
 			w := testenv.Start(t, workerCtx(t), nil, p)
 			if !tc.early {
 				fetchUp(t, w, marks)
-				// The script blocked in its wait for the pipeline, so that the
-				// signal interrupts that wait, not a step before it.
-				testenv.Eventually(t, 30*time.Second, 10*time.Millisecond, func() bool {
-					b, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(w.Pid(0)), "wchan"))
-					return string(b) == "do_wait"
-				}, "the worker script to wait for its pipeline")
+				scriptWaits(t, w, "the worker script to wait for its pipeline")
 				w.SignalProc(0, tc.sig)
 			}
 			if r := w.Wait(); r.Procs[0].Code != tc.want {
@@ -362,10 +368,7 @@ while :; do sleep 0.05; done`
 		_, err := os.Stat(filepath.Join(marks, "term"))
 		return err == nil
 	}, "the fake dl-fetch to get the TERM passed on:\n%s", w.Stderr(0))
-	testenv.Eventually(t, 30*time.Second, 10*time.Millisecond, func() bool {
-		b, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(w.Pid(0)), "wchan"))
-		return string(b) == "do_wait"
-	}, "the worker script to wait for its pipeline again")
+	scriptWaits(t, w, "the worker script to wait for its pipeline again")
 	if err := os.WriteFile(filepath.Join(marks, "die"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -78,19 +78,28 @@ func TestDurationsMustBePositive(t *testing.T) {
 		if tt.env != "" {
 			t.Setenv(tt.env, tt.val)
 		}
-		ran := false
-		app := &cli.App{Name: "dl-x", Flags: flags(), ExitErrHandler: noExit, Action: func(*cli.Context) error { ran = true; return nil }}
-		err := app.Run(append([]string{"dl-x"}, tt.args...))
-		var ec cli.ExitCoder
-		switch {
-		case tt.wantErr == "" && (err != nil || !ran):
-			t.Errorf("%s=%s %v: %v, want the action to run", tt.env, tt.val, tt.args, err)
-		case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr) || !errors.As(err, &ec) || ec.ExitCode() != 2 || ran):
-			t.Errorf("%s=%s %v: %v (action ran: %v), want exit code 2 and %q", tt.env, tt.val, tt.args, err, ran, tt.wantErr)
-		}
+		checkUsage(t, flags(), tt.env+"="+tt.val, tt.args, tt.wantErr)
 		if tt.env != "" {
 			os.Unsetenv(tt.env)
 		}
+	}
+}
+
+// checkUsage runs a tool with flags and args: with wantErr empty its action
+// must run; else the run must be refused before it, as a usage error (exit
+// 2) whose message holds wantErr. env says what the environment was, for
+// the failure's message.
+func checkUsage(t *testing.T, flags []cli.Flag, env string, args []string, wantErr string) {
+	t.Helper()
+	ran := false
+	app := &cli.App{Name: "dl-x", Flags: flags, ExitErrHandler: noExit, Action: func(*cli.Context) error { ran = true; return nil }}
+	err := app.Run(append([]string{"dl-x"}, args...))
+	var ec cli.ExitCoder
+	switch {
+	case wantErr == "" && (err != nil || !ran):
+		t.Errorf("%s %v: %v, want the action to run", env, args, err)
+	case wantErr != "" && (err == nil || !strings.Contains(err.Error(), wantErr) || !errors.As(err, &ec) || ec.ExitCode() != 2 || ran):
+		t.Errorf("%s %v: %v (action ran: %v), want exit code 2 and %q", env, args, err, ran, wantErr)
 	}
 }
 
@@ -121,16 +130,7 @@ func TestMetricsListenRefusedAsUsage(t *testing.T) {
 		if tt.env != "" {
 			t.Setenv("DL_METRICS_LISTEN", tt.env)
 		}
-		ran := false
-		app := &cli.App{Name: "dl-x", Flags: FetchFlags(), ExitErrHandler: noExit, Action: func(*cli.Context) error { ran = true; return nil }}
-		err := app.Run(append([]string{"dl-x"}, tt.args...))
-		var ec cli.ExitCoder
-		switch {
-		case tt.wantErr == "" && (err != nil || !ran):
-			t.Errorf("DL_METRICS_LISTEN=%s %v: %v, want the action to run", tt.env, tt.args, err)
-		case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr) || !errors.As(err, &ec) || ec.ExitCode() != 2 || ran):
-			t.Errorf("DL_METRICS_LISTEN=%s %v: %v (action ran: %v), want exit code 2 and %q", tt.env, tt.args, err, ran, tt.wantErr)
-		}
+		checkUsage(t, FetchFlags(), "DL_METRICS_LISTEN="+tt.env, tt.args, tt.wantErr)
 		os.Unsetenv("DL_METRICS_LISTEN")
 	}
 }

@@ -187,8 +187,9 @@ func RunQueue(ctx context.Context, f Fetcher, st *store.Store, q *queue.Queue, o
 				return err
 			}
 			if dropped := len(got) - len(taken); dropped > 0 {
-				// Stale copies (claimed again since) and finished rows are
-				// dropped; if all are, the queue may belong to another table.
+				// Stale copies (claimed again since), second copies another
+				// worker took and finished rows are dropped; if all are, the
+				// queue may belong to another table.
 				slog.Warn("dropping popped tasks whose rows are not held under their tokens in this table",
 					"dropped", dropped, "popped", len(got), "queue", q.Keys().Queue, "table", st.Table())
 			}

@@ -51,19 +51,21 @@ const (
 // --concurrency.
 //
 // A pipelined copy keeps two cores busy: it is chosen while the large
-// copies, itself included, are at most half the cores. sha256 costs most of
-// what the rest of a download does (0.6 s of the 1.2 s of CPU of a GiB
-// here), so hashing beside the copy is what lets one download keep up with
-// a tool that does not hash: one GiB from nginx on loopback, 2 cores, took
-// 1.00-1.14 s pipelined, 1.66-1.97 s serial, curl 0.83-1.05 (wall, 4
-// alternating rounds); with --fsync=true 1.16-1.22 s against 2.08-2.38 s.
-// The hasher costs some CPU (hand-overs, 0.1-0.3 s per GiB) that a machine
-// busy with other work pays, so past half the cores a copy is serial: with
-// a large buffer while the cores are not yet all taken (an odd core, or the
-// one core of a single-core machine), the small buffer beyond, since more
-// copies only wait for CPU and a larger buffer would only hold memory (32
-// transfers of 1 GiB on 2 cores: 29 MiB of RSS with one large buffer, 52
-// with a hasher each).
+// copies, itself included, are at most half the cores. sha256 costs more
+// than the rest of a download (a Go program copying a GiB from nginx with
+// no hash: 0.45-0.5 s of CPU; hashing it: 0.6 s more), so hashing beside
+// the copy is what lets one download keep up with a tool that does not
+// hash: one GiB from nginx on loopback, 2 cores, took 1.00-1.14 s
+// pipelined, 1.66-1.97 s serial, curl 0.83-1.05 (wall, 4 alternating
+// rounds); with --fsync=true 1.16-1.22 s against 2.08-2.38 s. The hasher
+// costs some CPU (the hand-overs: user time 0.76-0.89 s per GiB against
+// 0.57-0.68 serial, in the runs above) that a machine busy with other work
+// pays, so past half the cores a copy is serial: with a large buffer while
+// the cores are not yet all taken (an odd core, or the one core of a
+// single-core machine), the small buffer beyond, since more copies only
+// wait for CPU and a larger buffer would only hold memory (32 transfers of
+// 1 GiB on 2 cores: 29 MiB of RSS with one large buffer, 52 with a hasher
+// each).
 type largeCopies struct{ n atomic.Int64 }
 
 // start registers a copy of a body of expect bytes (-1: unknown) on a

@@ -59,7 +59,7 @@ const (
 // pipelined, 1.66-1.97 s serial, curl 0.83-1.05 (wall, 4 alternating
 // rounds); with --fsync=true 1.16-1.22 s against 2.08-2.38 s. The hasher
 // costs some CPU (the hand-overs: user time 0.76-0.89 s per GiB against
-// 0.57-0.68 serial, in the runs above) that a machine busy with other work
+// 0.57-0.80 serial, in the runs above) that a machine busy with other work
 // pays, so past half the cores a copy is serial: with a large buffer while
 // the cores are not yet all taken (an odd core, or the one core of a
 // single-core machine), the small buffer beyond, since more copies only

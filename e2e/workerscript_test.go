@@ -479,3 +479,34 @@ func withoutProc(t *testing.T, p testenv.Proc) testenv.Proc {
 	p.Bin = "unshare"
 	return p
 }
+
+// A signal that reaches the worker script after its pipeline has ended, and
+// bash has reaped it, must not be passed on to dl-fetch's pid: that number is
+// free then, and the kernel may have given it to any process, a thread of the
+// database included (a TERM to a thread's id stops its whole process: a
+// MariaDB on the host shut down so). The kill function (bash calls one
+// named kill for the builtin) records each target and whether it still
+// exists; after passing the first TERM on it waits until dl-mark, the
+// pipeline's last process, is reaped, and then sends the script a second
+// TERM, which must not reach a kill.
+func TestWorkerScriptSignalAfterThePipelineEndedKillsNothing(t *testing.T) {
+	t.Parallel()
+	const kill = `BASH_FUNC_kill%%=() { local t; for t; do :; done; ` +
+		`if [ -e "/proc/$t" ]; then echo "$t live" >>"$MARKS/kills"; else echo "$t gone" >>"$MARKS/kills"; fi; ` +
+		`builtin kill "$@"; [ -e "$MARKS/again" ] && return; : >"$MARKS/again"; local i=0; ` +
+		`while [ -e /proc/$!/stat ] && [ $i -lt 3000 ]; do sleep 0.01; i=$((i+1)); done; builtin kill -TERM $$; }`
+	fetch := fmt.Sprintf("trap 'exit 0' TERM\n%s\nwhile :; do sleep 0.05; done", fakeFetchUp)
+	p, marks := fakeWorker(t, map[string]string{"dl-fetch": fetch, "dl-mark": "exec cat >/dev/null"}, kill)
+	w := testenv.Start(t, workerCtx(t), nil, p)
+	fetchUp(t, w, marks)
+	scriptWaits(t, w, "the worker script to wait for its pipeline")
+	w.SignalProc(0, syscall.SIGTERM)
+	if r := w.Wait(); r.Procs[0].Code != 0 {
+		t.Fatalf("the worker script exited %d, want 0:\n%s", r.Procs[0].Code, r)
+	}
+	b, err := os.ReadFile(filepath.Join(marks, "kills"))
+	if err != nil || strings.Count(string(b), "\n") != 1 || !strings.HasSuffix(string(b), " live\n") {
+		t.Fatalf("signals passed on (target, then live or gone):\n%s(%v); want one, to a live dl-fetch", b, err)
+	}
+	noneLeft(t, marks)
+}

@@ -1,110 +1,110 @@
 $small_dl_1 << EOD
-1 593.59
-2 877.38
-4 1455.98
-8 2056.27
-16 2630.44
-32 3847.07
-64 3400.12
-128 3634.22
+1 630.61
+2 916.21
+4 1390.10
+8 2219.79
+16 2903.17
+32 3583.63
+64 3568.85
+128 3312.65
 EOD
 $small_dl_2 << EOD
-1 818.06
-2 851.29
-4 1375.31
-8 2107.73
-16 2823.36
-32 3485.70
-64 3835.52
-128 4110.51
+1 840.52
+2 1139.65
+4 1663.72
+8 2366.51
+16 2988.63
+32 3127.99
+64 4080.72
+128 4393.05
 EOD
 $small_dl_3 << EOD
-1 805.58
-2 1152.53
-4 1491.48
-8 2142.84
-16 2368.95
-32 3797.98
-64 3885.78
-128 3706.12
+1 800.93
+2 1097.86
+4 1628.28
+8 2093.82
+16 2583.19
+32 2954.49
+64 3554.86
+128 3529.13
 EOD
 $small_dl_4 << EOD
-1 813.47
-2 998.14
-4 1488.13
-8 2181.76
-16 2489.27
-32 2766.94
-64 2957.83
-128 3754.98
+1 813.16
+2 1061.91
+4 1538.49
+8 1998.96
+16 2503.38
+32 2920.13
+64 3380.60
+128 3374.10
 EOD
 $small_orig << EOD
-1 236.20
-2 388.03
-3 467.50
-4 438.35
+1 242.60
+2 458.00
+3 471.36
+4 485.66
 EOD
 $small_best << EOD
-1 3634.22
-2 4110.51
-3 3885.78
-4 3754.98
+1 3568.85
+2 4393.05
+3 3554.86
+4 3380.60
 EOD
 $latency_dl_1 << EOD
-1 9.78
-2 19.51
-4 38.29
-8 76.37
-16 150.91
-32 299.13
-64 590.31
-128 1151.25
+1 9.52
+2 19.02
+4 37.63
+8 74.87
+16 148.33
+32 297.09
+64 586.18
+128 1132.91
 EOD
 $latency_dl_2 << EOD
-1 19.24
-2 35.94
-4 72.31
-8 142.59
-16 282.74
-32 573.02
-64 1144.24
-128 2162.22
+1 18.90
+2 37.02
+4 70.38
+8 147.13
+16 294.97
+32 577.36
+64 1147.27
+128 2084.00
 EOD
 $latency_dl_3 << EOD
-1 27.13
-2 52.77
-4 103.74
-8 207.32
-16 412.36
-32 795.29
-64 1509.95
-128 2569.53
+1 27.70
+2 54.97
+4 104.50
+8 207.34
+16 412.99
+32 853.29
+64 1596.55
+128 2873.84
 EOD
 $latency_dl_4 << EOD
-1 35.70
-2 70.48
-4 138.94
-8 278.21
-16 529.93
-32 1077.08
-64 1823.66
-128 2525.32
+1 36.41
+2 68.73
+4 138.89
+8 273.36
+16 550.87
+32 1105.48
+64 2083.03
+128 2982.66
 EOD
 $latency_orig << EOD
-1 9.17
-2 17.67
-3 23.79
-4 29.53
+1 8.66
+2 17.16
+3 24.09
+4 29.41
 EOD
 $latency_best << EOD
-1 1151.25
-2 2162.22
-3 2569.53
-4 2525.32
+1 1132.91
+2 2084.00
+3 2873.84
+4 2982.66
 EOD
 set terminal svg size 1100,820 dynamic font "sans,11" background rgb "white"
-set output "/tmp/bfull2/scaling.svg"
-set multiplot layout 2,2 title "dl scaling on 2 cores (files/s, workers' phase; 2026-12-02)"
+set output "/tmp/bfull/scaling.svg"
+set multiplot layout 2,2 title "dl scaling on 2 cores (files/s, workers' phase; 2026-12-03)"
 set grid
 set key top left font ",9" spacing 0.9
 set logscale x 2
@@ -113,7 +113,7 @@ set xlabel "transfers per process (--concurrency)"
 set ylabel "files/s"
 set title "dl: 4 KiB files, fsync on, by concurrency"
 set key top left
-set yrange [*:61658]
+set yrange [*:65896]
 plot $small_dl_1 using 1:2 with linespoints lw 2 title 'dl, 1 worker(s)', \
   $small_dl_2 using 1:2 with linespoints lw 2 title 'dl, 2 worker(s)', \
   $small_dl_3 using 1:2 with linespoints lw 2 title 'dl, 3 worker(s)', \
@@ -132,7 +132,7 @@ set xtics autofreq
 set xlabel "transfers per process (--concurrency)"
 set title "dl: 4 KiB files delayed 100 ms, by concurrency"
 set key top left
-set yrange [*:38543]
+set yrange [*:44740]
 plot $latency_dl_1 using 1:2 with linespoints lw 2 title 'dl, 1 worker(s)', \
   $latency_dl_2 using 1:2 with linespoints lw 2 title 'dl, 2 worker(s)', \
   $latency_dl_3 using 1:2 with linespoints lw 2 title 'dl, 3 worker(s)', \

@@ -40,7 +40,7 @@ import (
 // UPDATE of its own instead (Store.Ensure finds them), setting the same
 // values.
 const (
-	sqlMarkLock = `SELECT id, status, COALESCE(claim_token, ''), COALESCE(lease_until < NOW(3), 1), deliveries FROM %[1]s WHERE id IN (%[2]s) FOR UPDATE`
+	sqlMarkLock = `SELECT id, status, COALESCE(claim_token, ''), COALESCE(lease_until < NOW(3), 1), deliveries FROM ` + byID + ` WHERE id IN (%[2]s) FOR UPDATE`
 	// %[1]s: the table; %[2]s: the columns written per row; %[3]s: the
 	// rows' values. One of the set* clauses below follows it, its %[1]s
 	// col = VALUES(col) for each of %[2]s.

@@ -202,6 +202,13 @@ func (s *Store) EnsureWaiting(ctx, wait context.Context) (err error) {
 	if room.Valid && room.Int64 > 0 {
 		s.errorRoom.Store(room.Int64)
 	}
+	var primary sql.NullString
+	err = conn.QueryRowContext(ctx, `SELECT GROUP_CONCAT(column_name ORDER BY seq_in_index) FROM information_schema.statistics
+		WHERE table_schema = DATABASE() AND table_name = ? AND index_name = 'PRIMARY'`, s.table).Scan(&primary)
+	if err != nil {
+		return fmt.Errorf("ensure schema: primary key: %w", err)
+	}
+	s.idPrimary.Store(strings.EqualFold(primary.String, "id"))
 	return nil
 }
 

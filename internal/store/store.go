@@ -53,6 +53,10 @@ type Store struct {
 	// errorRoom is how many characters error_message holds (65535 for the
 	// seed's TEXT); Ensure finds it.
 	errorRoom atomic.Int64
+	// idPrimary: the table's primary key is id alone, as the seed makes
+	// it, so statements on lists of ids may name it (see byID); Ensure
+	// finds it.
+	idPrimary atomic.Bool
 
 	// unsure is what marks whose commit got no answer wrote, by row id:
 	// see Store.mark.

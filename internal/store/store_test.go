@@ -1012,6 +1012,29 @@ func TestMarkKeepsColumnsOfTheOperator(t *testing.T) {
 	}
 }
 
+// TestTableKeyedOtherwise: statements on lists of ids name the primary key
+// to MariaDB, which is the seed's id; an operator's table with id UNIQUE
+// and no primary key (MariaDB refuses to be told of one it lacks) must
+// still be claimed, taken, renewed, given back and marked. (A table keyed
+// by another column would be scanned whole for every statement if told.)
+func TestTableKeyedOtherwise(t *testing.T) {
+	st, db := open(t)
+	exec(t, db, strings.Replace(seedSchema, "id VARCHAR(255) PRIMARY KEY,", "seq INT AUTO_INCREMENT UNIQUE, id VARCHAR(255) NOT NULL UNIQUE,", 1))
+	tasks := insert(t, db, 6)
+	ensure(t, st)
+	markEveryOutcome(t, st, tasks)
+	taken := claimAndTake(t, st, tasks[5:])
+	if err := st.Renew(context.Background(), taken, time.Minute); err != nil {
+		t.Fatalf("renew: %v", err)
+	}
+	if err := st.GiveBack(context.Background(), taken); err != nil {
+		t.Fatalf("give back: %v", err)
+	}
+	if got, want := dump(t, db, "id, status, seq"), "1|1|1;2|0|2;3|-1|3;4|0|4;5|0|5;6|0|6"; got != want {
+		t.Fatalf("rows:\n got %s\nwant %s", got, want)
+	}
+}
+
 // TestMarkTablesWithChecksAndTriggers: marking writes through an INSERT
 // that only updates, which a table's CHECK constraints and BEFORE INSERT
 // triggers take for an insert. A table whose operator checks its urls

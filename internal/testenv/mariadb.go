@@ -33,9 +33,15 @@ func StartMariaDB(t testing.TB) (dsn string, stop, start func()) {
 		t.Fatalf("testenv: create MariaDB dir: %v", err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	data := filepath.Join(dir, "data")
+	data, tmp := filepath.Join(dir, "data"), filepath.Join(dir, "tmp")
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		t.Fatalf("testenv: create MariaDB tmpdir: %v", err)
+	}
 	// Small InnoDB files: the defaults cost 100 MB and seconds per test.
-	common := []string{"--innodb-buffer-pool-size=16M", "--innodb-log-file-size=4M", "--skip-name-resolve"}
+	// A temporary directory of its own: a MariaDB that starts (and
+	// mariadb-install-db's) removes every "#sql" file in its tmpdir, which
+	// in /tmp would be the machine's MariaDB's tables in use.
+	common := []string{"--innodb-buffer-pool-size=16M", "--innodb-log-file-size=4M", "--skip-name-resolve", "--tmpdir=" + tmp}
 	if os.Geteuid() == 0 {
 		common = append(common, "--user=root") // mariadbd refuses to run as root otherwise
 	}

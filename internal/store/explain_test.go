@@ -85,3 +85,25 @@ func TestTakeUsesThePrimaryKey(t *testing.T) {
 		}
 	}
 }
+
+// TestStatementsByIDNameThePrimaryKey: on the seed's table (primary key
+// id) the statements on lists of ids carry the hint that spares MariaDB
+// weighing its other indexes (see byID); on a table keyed otherwise they
+// do not, and still run (TestTableKeyedOtherwise).
+func TestStatementsByIDNameThePrimaryKey(t *testing.T) {
+	st, _ := explainStore(t)
+	for name, q := range map[string]string{
+		"claim":     st.fit(sqlClaim),
+		"claimed":   st.q(sqlClaimed, 1),
+		"take":      st.qPaired(sqlTake, 1),
+		"held":      st.q(sqlHeld, 1),
+		"mark lock": st.q(sqlMarkLock, 1),
+	} {
+		if !strings.Contains(q, hintPrimary) {
+			t.Errorf("%s on the seed's table names no primary key: %s", name, q)
+		}
+	}
+	if q := st.q(sqlSelectDue); strings.Contains(q, hintPrimary) {
+		t.Errorf("the select of due rows, which needs the status index, names the primary key: %s", q)
+	}
+}

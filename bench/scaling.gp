@@ -1,109 +1,109 @@
 $small_dl_1 << EOD
-1 630.61
-2 916.21
-4 1390.10
-8 2219.79
-16 2903.17
-32 3583.63
-64 3568.85
-128 3312.65
+1 804.47
+2 1131.78
+4 1758.89
+8 2314.95
+16 3217.87
+32 4212.65
+64 4170.01
+128 4576.00
 EOD
 $small_dl_2 << EOD
-1 840.52
-2 1139.65
-4 1663.72
-8 2366.51
-16 2988.63
-32 3127.99
-64 4080.72
-128 4393.05
+1 990.47
+2 1319.38
+4 1810.61
+8 2609.47
+16 3308.31
+32 4083.71
+64 4651.60
+128 4750.24
 EOD
 $small_dl_3 << EOD
-1 800.93
-2 1097.86
-4 1628.28
-8 2093.82
-16 2583.19
-32 2954.49
-64 3554.86
-128 3529.13
+1 932.04
+2 1182.89
+4 1766.93
+8 2641.45
+16 3489.15
+32 4068.48
+64 4850.51
+128 4414.30
 EOD
 $small_dl_4 << EOD
-1 813.16
-2 1061.91
-4 1538.49
-8 1998.96
-16 2503.38
-32 2920.13
-64 3380.60
-128 3374.10
+1 940.28
+2 1157.81
+4 1801.29
+8 2533.16
+16 3266.20
+32 3667.85
+64 4210.38
+128 3906.54
 EOD
 $small_orig << EOD
-1 242.60
-2 458.00
-3 471.36
-4 485.66
+1 308.63
+2 496.10
+3 505.24
+4 526.82
 EOD
 $small_best << EOD
-1 3568.85
-2 4393.05
-3 3554.86
-4 3380.60
+1 4576.00
+2 4750.24
+3 4850.51
+4 4210.38
 EOD
 $latency_dl_1 << EOD
-1 9.52
-2 19.02
-4 37.63
-8 74.87
-16 148.33
-32 297.09
-64 586.18
-128 1132.91
+1 9.65
+2 19.09
+4 37.89
+8 75.29
+16 150.63
+32 298.73
+64 583.59
+128 1147.79
 EOD
 $latency_dl_2 << EOD
-1 18.90
-2 37.02
-4 70.38
-8 147.13
-16 294.97
-32 577.36
-64 1147.27
-128 2084.00
+1 18.89
+2 35.11
+4 70.00
+8 139.06
+16 280.93
+32 579.49
+64 1097.94
+128 2143.26
 EOD
 $latency_dl_3 << EOD
-1 27.70
-2 54.97
-4 104.50
-8 207.34
-16 412.99
-32 853.29
-64 1596.55
-128 2873.84
+1 28.13
+2 52.89
+4 111.02
+8 208.54
+16 417.31
+32 829.06
+64 1646.54
+128 2827.63
 EOD
 $latency_dl_4 << EOD
-1 36.41
-2 68.73
-4 138.89
-8 273.36
-16 550.87
-32 1105.48
-64 2083.03
-128 2982.66
+1 36.46
+2 70.26
+4 144.02
+8 275.96
+16 554.48
+32 1075.55
+64 2054.67
+128 3074.66
 EOD
 $latency_orig << EOD
-1 8.66
-2 17.16
-3 24.09
-4 29.41
+1 8.98
+2 17.39
+3 24.83
+4 30.81
 EOD
 $latency_best << EOD
-1 1132.91
-2 2084.00
-3 2873.84
-4 2982.66
+1 1147.79
+2 2143.26
+3 2827.63
+4 3074.66
 EOD
 set terminal svg size 1100,820 dynamic font "sans,11" background rgb "white"
-set output "/tmp/bfull/scaling.svg"
+set output "/tmp/bfull2/scaling.svg"
 set multiplot layout 2,2 title "dl scaling on 2 cores (files/s, workers' phase; 2026-12-03)"
 set grid
 set key top left font ",9" spacing 0.9
@@ -113,7 +113,7 @@ set xlabel "transfers per process (--concurrency)"
 set ylabel "files/s"
 set title "dl: 4 KiB files, fsync on, by concurrency"
 set key top left
-set yrange [*:65896]
+set yrange [*:72758]
 plot $small_dl_1 using 1:2 with linespoints lw 2 title 'dl, 1 worker(s)', \
   $small_dl_2 using 1:2 with linespoints lw 2 title 'dl, 2 worker(s)', \
   $small_dl_3 using 1:2 with linespoints lw 2 title 'dl, 3 worker(s)', \
@@ -132,7 +132,7 @@ set xtics autofreq
 set xlabel "transfers per process (--concurrency)"
 set title "dl: 4 KiB files delayed 100 ms, by concurrency"
 set key top left
-set yrange [*:44740]
+set yrange [*:46120]
 plot $latency_dl_1 using 1:2 with linespoints lw 2 title 'dl, 1 worker(s)', \
   $latency_dl_2 using 1:2 with linespoints lw 2 title 'dl, 2 worker(s)', \
   $latency_dl_3 using 1:2 with linespoints lw 2 title 'dl, 3 worker(s)', \

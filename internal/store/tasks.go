@@ -252,7 +252,7 @@ func (s *Store) failBadRows(ctx context.Context, bad []badRow, stale time.Durati
 	for _, b := range bad {
 		job := fmt.Sprintf("fail row %q that no task can carry", b.id)
 		if err := s.execRetry(ctx, job, s.q(sqlFailBadRow), []any{b.reason, b.id, b.url, b.sha256, micros(stale)}); err != nil {
-			return fmt.Errorf("%s: %w", job, err)
+			return err
 		}
 		slog.Warn("row failed: no task line can carry it", "id", b.id, "err", b.reason)
 	}
@@ -286,16 +286,15 @@ func (s *Store) Claim(ctx context.Context, tasks []record.Task, o ClaimOptions) 
 	if o.MaxDeliveries > 0 {
 		args := append(append([]any{}, ids...), micros(o.Stale), o.MaxDeliveries)
 		if err := s.execRetry(ctx, "fail poison rows", s.q(sqlFailPoison, len(ids)), args); err != nil {
-			return nil, fmt.Errorf("fail poison rows: %w", err)
+			return nil, err
 		}
 	}
 	token := NewToken()
 	set, setArgs := setKept(tasks)
 	args := append(append(append([]any{token, micros(o.QueueLease)}, setArgs...), ids...), micros(o.Stale))
 	claimSQL := fmt.Sprintf(s.fit(sqlClaim), s.quoted, placeholders(len(ids)), set)
-	job := fmt.Sprintf("claim %d rows", len(ids))
-	if err := s.execRetry(ctx, job, claimSQL, args); err != nil {
-		return nil, fmt.Errorf("%s: %w", job, err)
+	if err := s.execRetry(ctx, fmt.Sprintf("claim %d rows", len(ids)), claimSQL, args); err != nil {
+		return nil, err
 	}
 	var got map[string]record.Task
 	err := s.retryTransient(ctx, "read claimed rows", func() (err error) {
@@ -436,10 +435,9 @@ func (s *Store) Take(ctx context.Context, tasks []record.Task, lease time.Durati
 	if len(tokened) > 0 {
 		ids, pairs := idsAndPairs(tokened)
 		args := append(append(append([]any{micros(lease), worker}, ids...), pairs...), worker)
-		job := fmt.Sprintf("take %d tasks", len(ids))
-		n, err := s.execRetryCount(ctx, job, s.qPaired(sqlTake, len(ids)), args)
+		n, err := s.execRetryCount(ctx, fmt.Sprintf("take %d tasks", len(ids)), s.qPaired(sqlTake, len(ids)), args)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", job, err)
+			return nil, err
 		}
 		// Every task taken (each UPDATE changes its row: the first take
 		// sets its worker, any take moves its lease), and their attempt
@@ -459,7 +457,7 @@ func (s *Store) Take(ctx context.Context, tasks []record.Task, lease time.Durati
 		}
 		args := append([]any{seedToken, seedToken, micros(lease), worker}, ids...)
 		if err := s.execRetry(ctx, job, s.q(sqlTakeSeed, len(ids)), args); err != nil {
-			return nil, fmt.Errorf("%s: %w", job, err)
+			return nil, err
 		}
 	}
 	ids, _ := idsAndPairs(tasks)
@@ -540,9 +538,8 @@ func (s *Store) GiveBack(ctx context.Context, tasks []record.Task) error {
 		for len(ids) > 0 {
 			n := min(len(ids), 1000)
 			args := append(append([]any{}, ids[:n]...), token)
-			job := fmt.Sprintf("give back %d tasks", n)
-			if err := s.execRetry(ctx, job, s.q(sqlGiveBack, n), args); err != nil {
-				return fmt.Errorf("%s: %w", job, err)
+			if err := s.execRetry(ctx, fmt.Sprintf("give back %d tasks", n), s.q(sqlGiveBack, n), args); err != nil {
+				return err
 			}
 			ids = ids[n:]
 		}
@@ -559,9 +556,8 @@ func (s *Store) RenewQueued(ctx context.Context, tasks []record.Task, queueLease
 		ids, pairs := idsAndPairs(tasks[:n])
 		tasks = tasks[n:]
 		args := append(append([]any{micros(queueLease)}, ids...), pairs...)
-		job := fmt.Sprintf("renew %d queue leases", len(ids))
-		if err := s.execRetry(ctx, job, s.qPaired(sqlRenewQueued, len(ids)), args); err != nil {
-			return fmt.Errorf("%s: %w", job, err)
+		if err := s.execRetry(ctx, fmt.Sprintf("renew %d queue leases", len(ids)), s.qPaired(sqlRenewQueued, len(ids)), args); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -573,8 +569,8 @@ func (s *Store) execRetry(ctx context.Context, job, query string, args []any) er
 }
 
 // execRetryCount runs a statement, retrying conflicts and interruptions
-// (see retryTransient; job names it in the log), and returns the number
-// of rows it changed.
+// (see retryTransient), and returns the number of rows it changed. job
+// names it in the log and in the error it returns.
 func (s *Store) execRetryCount(ctx context.Context, job, query string, args []any) (int64, error) {
 	var n int64
 	err := s.retryTransient(ctx, job, func() error {
@@ -585,7 +581,10 @@ func (s *Store) execRetryCount(ctx context.Context, job, query string, args []an
 		n, err = res.RowsAffected()
 		return err
 	})
-	return n, err
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", job, err)
+	}
+	return n, nil
 }
 
 // Renew extends the leases of tasks a worker still holds. One statement for
@@ -602,11 +601,7 @@ func (s *Store) Renew(ctx context.Context, tasks []record.Task, lease time.Durat
 	}
 	ids, pairs := idsAndPairs(held)
 	args := append(append([]any{micros(lease)}, ids...), pairs...)
-	job := fmt.Sprintf("renew %d leases", len(ids))
-	if err := s.execRetry(ctx, job, s.qPaired(sqlRenew, len(ids)), args); err != nil {
-		return fmt.Errorf("%s: %w", job, err)
-	}
-	return nil
+	return s.execRetry(ctx, fmt.Sprintf("renew %d leases", len(ids)), s.qPaired(sqlRenew, len(ids)), args)
 }
 
 // idsAndPairs returns the ids of tasks and, flattened, their (id, token)

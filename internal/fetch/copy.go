@@ -24,16 +24,23 @@ const largeMin = 1 << 20
 const largeBufSize = 1 << 20
 
 // A pipelined copy hands pipelineDepth buffers of pipeBufSize round between
-// the reader and the hasher. Many small buffers, not a few large ones: the
-// reader must rarely wait for a free buffer, since while it waits the
-// socket fills and the sender stalls. One GiB from nginx on loopback (2
-// cores, Intel, page cache dropped each round, 4 alternating rounds, wall
-// seconds): 2 x 1 MiB 1.66-1.97 (the serial copy's time: no gain), 8 x 128
-// KiB 1.05-1.16, 16 x 128 KiB 1.00-1.14, 32 x 128 KiB 1.03-1.14, 16 x 256
-// KiB 1.03-1.22; curl 0.83-1.05 in the same rounds.
+// the reader and the hasher. Enough of them that the reader rarely waits
+// for a free one, since while it waits the socket fills and the sender
+// stalls: one GiB from nginx on loopback (2 cores, Intel, page cache
+// dropped each round, 4 alternating rounds, wall seconds) took 1.66-1.97
+// with 2 x 1 MiB (the serial copy's time: no gain), 1.00-1.14 with 16 x 128
+// KiB. And large ones, since every buffer is one read, one write and one
+// hand-over, which wakes the hasher (a futex) and the runtime's spinning
+// threads: strace -f -c of one GiB from dl-origin counted 8,211 reads,
+// 12,474 futex and 9,568 nanosleep calls with 16 x 128 KiB, 1,039, 2,459 and
+// 4,338 with 4 x 1 MiB (a read fills the buffer). dl-fetch's CPU for the GiB
+// (AMD, scripts/bench --only big,static, 8 runs each, alternating): from
+// dl-origin 1.25-1.53 s with 16 x 128 KiB, 1.14-1.33 with 4 x 1 MiB; from
+// nginx 1.76-1.97 against 1.38-1.61, and 760-964 MB/s against 936-1,089.
+// 8 x 512 KiB, 8 x 1 MiB and 4 x 2 MiB were no better than 4 x 1 MiB.
 const (
-	pipelineDepth = 16
-	pipeBufSize   = 128 << 10
+	pipelineDepth = 4
+	pipeBufSize   = 1 << 20
 )
 
 // copyWay is how one body is copied.

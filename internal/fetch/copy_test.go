@@ -71,7 +71,9 @@ func TestLargeCopiesWays(t *testing.T) {
 // also from a reader that returns short reads, and stops before the part
 // file passes the limit.
 func TestWriteEveryWay(t *testing.T) {
-	body := content(3<<20+777, 9)
+	// Longer than the pipelined copy's buffers together, so that each is
+	// handed round more than once.
+	body := content(2*pipelineDepth*pipeBufSize+777, 9)
 	for _, tc := range []struct {
 		name    string
 		way     copyWay

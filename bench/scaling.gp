@@ -1,109 +1,109 @@
 $small_dl_1 << EOD
-1 804.47
-2 1131.78
-4 1758.89
-8 2314.95
-16 3217.87
-32 4212.65
-64 4170.01
-128 4576.00
+1 648.29
+2 931.75
+4 1507.37
+8 2183.13
+16 2515.85
+32 3292.94
+64 3317.15
+128 3310.92
 EOD
 $small_dl_2 << EOD
-1 990.47
-2 1319.38
-4 1810.61
-8 2609.47
-16 3308.31
-32 4083.71
-64 4651.60
-128 4750.24
+1 740.25
+2 993.82
+4 1512.10
+8 2105.97
+16 2610.74
+32 2722.84
+64 2907.73
+128 2898.13
 EOD
 $small_dl_3 << EOD
-1 932.04
-2 1182.89
-4 1766.93
-8 2641.45
-16 3489.15
-32 4068.48
-64 4850.51
-128 4414.30
+1 580.05
+2 734.66
+4 1172.66
+8 1540.68
+16 1826.09
+32 2139.36
+64 2322.13
+128 2303.51
 EOD
 $small_dl_4 << EOD
-1 940.28
-2 1157.81
-4 1801.29
-8 2533.16
-16 3266.20
-32 3667.85
-64 4210.38
-128 3906.54
+1 517.78
+2 694.15
+4 1098.34
+8 1367.35
+16 1653.01
+32 1867.33
+64 1798.78
+128 1955.44
 EOD
 $small_orig << EOD
-1 308.63
-2 496.10
-3 505.24
-4 526.82
+1 374.50
+2 512.49
+3 379.06
+4 339.55
 EOD
 $small_best << EOD
-1 4576.00
-2 4750.24
-3 4850.51
-4 4210.38
+1 3317.15
+2 2907.73
+3 2322.13
+4 1955.44
 EOD
 $latency_dl_1 << EOD
-1 9.65
-2 19.09
-4 37.89
-8 75.29
-16 150.63
-32 298.73
-64 583.59
-128 1147.79
+1 9.64
+2 19.14
+4 37.22
+8 74.10
+16 145.26
+32 289.10
+64 567.19
+128 1060.06
 EOD
 $latency_dl_2 << EOD
-1 18.89
-2 35.11
-4 70.00
-8 139.06
-16 280.93
-32 579.49
-64 1097.94
-128 2143.26
+1 18.58
+2 34.19
+4 68.98
+8 141.25
+16 279.34
+32 548.38
+64 1040.13
+128 1902.78
 EOD
 $latency_dl_3 << EOD
-1 28.13
-2 52.89
-4 111.02
-8 208.54
-16 417.31
-32 829.06
-64 1646.54
-128 2827.63
+1 27.16
+2 51.26
+4 103.69
+8 194.78
+16 403.65
+32 771.92
+64 1408.90
+128 2022.86
 EOD
 $latency_dl_4 << EOD
-1 36.46
-2 70.26
-4 144.02
-8 275.96
-16 554.48
-32 1075.55
-64 2054.67
-128 3074.66
+1 33.37
+2 65.77
+4 131.36
+8 259.81
+16 508.50
+32 1012.88
+64 1688.68
+128 1945.71
 EOD
 $latency_orig << EOD
-1 8.98
-2 17.39
-3 24.83
-4 30.81
+1 9.11
+2 16.71
+3 23.46
+4 29.00
 EOD
 $latency_best << EOD
-1 1147.79
-2 2143.26
-3 2827.63
-4 3074.66
+1 1060.06
+2 1902.78
+3 2022.86
+4 1945.71
 EOD
 set terminal svg size 1100,820 dynamic font "sans,11" background rgb "white"
-set output "/tmp/bfull2/scaling.svg"
+set output "/tmp/bfull3/scaling.svg"
 set multiplot layout 2,2 title "dl scaling on 2 cores (files/s, workers' phase; 2026-12-03)"
 set grid
 set key top left font ",9" spacing 0.9
@@ -113,7 +113,7 @@ set xlabel "transfers per process (--concurrency)"
 set ylabel "files/s"
 set title "dl: 4 KiB files, fsync on, by concurrency"
 set key top left
-set yrange [*:72758]
+set yrange [*:49757]
 plot $small_dl_1 using 1:2 with linespoints lw 2 title 'dl, 1 worker(s)', \
   $small_dl_2 using 1:2 with linespoints lw 2 title 'dl, 2 worker(s)', \
   $small_dl_3 using 1:2 with linespoints lw 2 title 'dl, 3 worker(s)', \
@@ -132,7 +132,7 @@ set xtics autofreq
 set xlabel "transfers per process (--concurrency)"
 set title "dl: 4 KiB files delayed 100 ms, by concurrency"
 set key top left
-set yrange [*:46120]
+set yrange [*:30343]
 plot $latency_dl_1 using 1:2 with linespoints lw 2 title 'dl, 1 worker(s)', \
   $latency_dl_2 using 1:2 with linespoints lw 2 title 'dl, 2 worker(s)', \
   $latency_dl_3 using 1:2 with linespoints lw 2 title 'dl, 3 worker(s)', \

@@ -13,6 +13,7 @@ import (
 )
 
 func main() {
+	tool.OneProcessor()
 	flags := []cli.Flag{config.MySQLFlag(), config.TableFlag(), config.WaitFlag(),
 		tool.AtLeast(&cli.IntFlag{Name: "batch", EnvVars: []string{"DL_BATCH"}, Value: 1000, Usage: "most rows per claim and per push"}, 1),
 		tool.AtLeast(&cli.IntFlag{Name: "max-deliveries", EnvVars: []string{"DL_MAX_DELIVERIES"}, Value: 5,

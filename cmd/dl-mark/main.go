@@ -16,6 +16,7 @@ import (
 )
 
 func main() {
+	tool.OneProcessor()
 	flags := []cli.Flag{config.MySQLFlag(), config.TableFlag(), config.WaitFlag(),
 		tool.AtLeast(&cli.IntFlag{Name: "batch", EnvVars: []string{"DL_MARK_BATCH"}, Value: 500, Usage: "most rows per transaction"}, 1),
 		&cli.DurationFlag{Name: "linger", EnvVars: []string{"DL_MARK_LINGER"}, Value: mark.DefaultLinger, Usage: "how long a transaction that is not full waits for more results"},

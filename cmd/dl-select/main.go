@@ -13,6 +13,7 @@ import (
 )
 
 func main() {
+	tool.OneProcessor()
 	os.Exit(tool.Run(&cli.App{
 		Name:      "dl-select",
 		Usage:     "print rows due for download as task lines",

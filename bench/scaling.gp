@@ -1,109 +1,109 @@
 $small_dl_1 << EOD
-1 648.29
-2 931.75
-4 1507.37
-8 2183.13
-16 2515.85
-32 3292.94
-64 3317.15
-128 3310.92
+1 548.70
+2 732.55
+4 1381.36
+8 1956.34
+16 2507.31
+32 2915.02
+64 2921.00
+128 3431.71
 EOD
 $small_dl_2 << EOD
-1 740.25
-2 993.82
-4 1512.10
-8 2105.97
-16 2610.74
-32 2722.84
-64 2907.73
-128 2898.13
+1 839.64
+2 1094.83
+4 1671.40
+8 2530.43
+16 2924.64
+32 3215.56
+64 3573.91
+128 3723.98
 EOD
 $small_dl_3 << EOD
-1 580.05
-2 734.66
-4 1172.66
-8 1540.68
-16 1826.09
-32 2139.36
-64 2322.13
-128 2303.51
+1 819.06
+2 1144.86
+4 1690.84
+8 2131.70
+16 2602.96
+32 2862.58
+64 2918.32
+128 3132.22
 EOD
 $small_dl_4 << EOD
-1 517.78
-2 694.15
-4 1098.34
-8 1367.35
-16 1653.01
-32 1867.33
-64 1798.78
-128 1955.44
+1 760.96
+2 1003.28
+4 1467.69
+8 2018.62
+16 2497.23
+32 2800.32
+64 2788.54
+128 2782.40
 EOD
 $small_orig << EOD
-1 374.50
-2 512.49
-3 379.06
-4 339.55
+1 300.62
+2 544.80
+3 507.68
+4 451.17
 EOD
 $small_best << EOD
-1 3317.15
-2 2907.73
-3 2322.13
-4 1955.44
+1 3431.71
+2 3723.98
+3 3132.22
+4 2788.54
 EOD
 $latency_dl_1 << EOD
-1 9.64
-2 19.14
-4 37.22
-8 74.10
-16 145.26
-32 289.10
-64 567.19
-128 1060.06
+1 9.76
+2 19.28
+4 37.90
+8 75.63
+16 149.63
+32 300.25
+64 581.54
+128 1130.37
 EOD
 $latency_dl_2 << EOD
-1 18.58
-2 34.19
-4 68.98
-8 141.25
-16 279.34
-32 548.38
-64 1040.13
-128 1902.78
+1 19.06
+2 35.05
+4 70.66
+8 139.47
+16 290.13
+32 560.40
+64 1094.35
+128 2114.35
 EOD
 $latency_dl_3 << EOD
-1 27.16
-2 51.26
-4 103.69
-8 194.78
-16 403.65
-32 771.92
-64 1408.90
-128 2022.86
+1 27.67
+2 51.49
+4 103.86
+8 205.86
+16 418.31
+32 795.05
+64 1558.48
+128 2547.25
 EOD
 $latency_dl_4 << EOD
-1 33.37
-2 65.77
-4 131.36
-8 259.81
-16 508.50
-32 1012.88
-64 1688.68
-128 1945.71
+1 35.06
+2 68.26
+4 134.17
+8 261.28
+16 522.35
+32 988.13
+64 1766.57
+128 2177.49
 EOD
 $latency_orig << EOD
-1 9.11
-2 16.71
-3 23.46
-4 29.00
+1 9.15
+2 17.88
+3 24.73
+4 29.39
 EOD
 $latency_best << EOD
-1 1060.06
-2 1902.78
-3 2022.86
-4 1945.71
+1 1130.37
+2 2114.35
+3 2547.25
+4 2177.49
 EOD
 set terminal svg size 1100,820 dynamic font "sans,11" background rgb "white"
-set output "/tmp/bfull3/scaling.svg"
+set output "/tmp/bfull/scaling.svg"
 set multiplot layout 2,2 title "dl scaling on 2 cores (files/s, workers' phase; 2026-12-03)"
 set grid
 set key top left font ",9" spacing 0.9
@@ -113,7 +113,7 @@ set xlabel "transfers per process (--concurrency)"
 set ylabel "files/s"
 set title "dl: 4 KiB files, fsync on, by concurrency"
 set key top left
-set yrange [*:49757]
+set yrange [*:55860]
 plot $small_dl_1 using 1:2 with linespoints lw 2 title 'dl, 1 worker(s)', \
   $small_dl_2 using 1:2 with linespoints lw 2 title 'dl, 2 worker(s)', \
   $small_dl_3 using 1:2 with linespoints lw 2 title 'dl, 3 worker(s)', \
@@ -132,7 +132,7 @@ set xtics autofreq
 set xlabel "transfers per process (--concurrency)"
 set title "dl: 4 KiB files delayed 100 ms, by concurrency"
 set key top left
-set yrange [*:30343]
+set yrange [*:38209]
 plot $latency_dl_1 using 1:2 with linespoints lw 2 title 'dl, 1 worker(s)', \
   $latency_dl_2 using 1:2 with linespoints lw 2 title 'dl, 2 worker(s)', \
   $latency_dl_3 using 1:2 with linespoints lw 2 title 'dl, 3 worker(s)', \

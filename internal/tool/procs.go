@@ -14,8 +14,8 @@ import (
 // speed, while every wake-up of a goroutine woke an idle processor's thread
 // to look for work too, and put it back to sleep: thread switches and
 // spinning that cost them a quarter or more of their CPU, taken from
-// dl-fetch and the servers beside them. Measured on 2 cores (BENCHMARKS.md, "Since
-// then"): dl-mark 0.99–1.23 → 0.70–0.95 s of CPU for 20,000 results,
+// dl-fetch and the servers beside them. Measured on 2 cores (BENCHMARKS.md, "The
+// last change"): dl-mark 0.99–1.23 → 0.70–0.95 s of CPU for 20,000 results,
 // dl-enqueue 1.18–1.29 → 0.89–0.93 s for 100,000 rows.
 //
 // dl-fetch does not call it: it makes blocking file system calls, and with
